@@ -1,0 +1,48 @@
+"""Random search: ``budget`` architectures drawn uniformly, the best by reward is chosen."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+from catchjax.baselines.common import SearchTrace, uniform_rows
+from catchjax.benchmarks.tasks import TaskArrays
+
+
+@dataclasses.dataclass(frozen=True)
+class RandomSearchConfig:
+    budget: int = 50
+    # Without replacement (default) no architecture is evaluated twice, so the budget
+    # may not exceed the number of searchable architectures.
+    replace: bool = False
+
+
+def distinct_indices(key, n: int, k: int) -> jnp.ndarray:
+    """k distinct indices from range(n), uniformly, in random order.
+
+    Floyd's algorithm (Bentley & Floyd 1987) draws a uniform k-subset in k steps with an
+    O(k) membership test each, far cheaper than permuting all n when k << n; a random
+    permutation of the k picks then makes the order uniform too.
+    """
+    k_set, k_order = jax.random.split(key)
+    draws = jax.random.randint(k_set, (k,), 0, jnp.arange(n - k, n) + 1)
+
+    def step(chosen, j):
+        t = draws[j]
+        candidate = n - k + j
+        pick = jnp.where(jnp.any(chosen == t), candidate, t)
+        return chosen.at[j].set(pick), None
+
+    chosen, _ = jax.lax.scan(step, jnp.full((k,), -1, jnp.int32), jnp.arange(k))
+    return jax.random.permutation(k_order, chosen)
+
+
+def random_search(config: RandomSearchConfig, key, task: TaskArrays) -> SearchTrace:
+    if config.replace:
+        rows = uniform_rows(key, task.valid_rows, (config.budget,))
+    else:
+        idx = distinct_indices(key, task.valid_rows.shape[0], config.budget)
+        rows = task.valid_rows[idx]
+    return SearchTrace(rows=rows, rewards=task.reward[rows])

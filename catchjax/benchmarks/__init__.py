@@ -1,0 +1,1 @@
+"""Benchmark tables, search spaces, tasks, synthetic tables and data import (SPEC §1)."""

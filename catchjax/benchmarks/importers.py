@@ -1,0 +1,256 @@
+"""Import benchmark files into catchjax's compact table format (see :mod:`tables`).
+
+Accepted inputs (``kind`` in parentheses; ``auto`` tells them apart):
+
+* a compact ``.npz`` table such as those in ``shared/data`` (``npz``): checked, then copied;
+* the official NAS-Bench-201 ``.pth`` (``nb201-pth``), e.g. ``NAS-Bench-201-v1_1-096897.pth``;
+* NATS-Bench topology files (``nats-topology``): one ``.pickle.pbz2`` holding every
+  architecture, or a folder of per-architecture ``NNNNNN.pickle.pbz2`` files with an
+  optional ``meta.pickle.pbz2``;
+* the official TransNAS-Bench-101 ``.pth`` (``transnas-pth``): writes the micro and the
+  macro table.
+
+Official files are read with :mod:`safe_pickle`, which never runs code from them. Values
+follow ``shared/data/README.md``: NB201 metrics are the final-epoch value averaged over
+seeds; TransNAS metrics are the best over epochs (the API's ``mode='best'``), with plain
+losses dropped.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from catchjax.benchmarks import safe_pickle, spaces, tables
+from catchjax.errors import CatchjaxError
+
+# (column, hp, NB201 dataset name, evaluation set); see NB201's `get_more_info`.
+NB201_COLUMNS = [
+    ("cifar10_valid_train_acc_200", "200", "cifar10-valid", "train"),
+    ("cifar10_valid_valid_acc_200", "200", "cifar10-valid", "x-valid"),
+    ("cifar10_valid_test_acc_200", "200", "cifar10-valid", "ori-test"),
+    ("cifar10_test_acc_200", "200", "cifar10", "ori-test"),
+    ("cifar100_train_acc_200", "200", "cifar100", "train"),
+    ("cifar100_valid_acc_200", "200", "cifar100", "x-valid"),
+    ("cifar100_test_acc_200", "200", "cifar100", "x-test"),
+    ("imagenet16_train_acc_200", "200", "ImageNet16-120", "train"),
+    ("imagenet16_valid_acc_200", "200", "ImageNet16-120", "x-valid"),
+    ("imagenet16_test_acc_200", "200", "ImageNet16-120", "x-test"),
+    ("cifar10_valid_valid_acc_12", "12", "cifar10-valid", "x-valid"),
+    ("cifar10_test_acc_12", "12", "cifar10", "ori-test"),
+    ("cifar100_valid_acc_12", "12", "cifar100", "x-valid"),
+    ("cifar100_test_acc_12", "12", "cifar100", "x-test"),
+    ("imagenet16_valid_acc_12", "12", "ImageNet16-120", "x-valid"),
+    ("imagenet16_test_acc_12", "12", "ImageNet16-120", "x-test"),
+]
+# Cost info stored with each 200-epoch trial: (column prefix, field, scale).
+NB201_COSTS = [("params", "params", 1.0), ("flops", "flop", 1.0), ("latency", "latency", 1000.0)]
+NB201_COST_UNITS = {"params": "M", "flops": "M", "latency": "ms"}
+NB201_COST_DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16": "ImageNet16-120"}
+COMPACT_FILES = {
+    "nb201.npz": "nb201",
+    "nb201_hw.npz": "nb201",
+    "transnas101_micro.npz": "transnas-micro",
+    "transnas101_macro.npz": "transnas-macro",
+}
+
+
+def _final_metric(arch_res: dict, dataset: str, setname: str) -> float:
+    """Final-epoch accuracy of one ArchResults state dict, averaged over its seeds."""
+    seeds = arch_res.get("dataset_seed", {}).get(dataset)
+    if not seeds:
+        return np.nan
+    values = []
+    for seed in seeds:
+        rc = arch_res["all_results"][(dataset, seed)]
+        last = int(rc["epochs"]) - 1
+        if setname == "train":
+            v = rc["train_acc1es"].get(last) if rc.get("train_acc1es") else None
+        else:
+            v = (rc.get("eval_acc1es") or {}).get(f"{setname}@{last}")
+        if v is None:
+            return np.nan
+        values.append(float(v))
+    return float(np.mean(values))
+
+
+def _cost(arch_res: dict, dataset: str, field: str) -> float:
+    seeds = (arch_res.get("dataset_seed") or {}).get(dataset)
+    if not seeds:
+        return np.nan
+    values = []
+    for seed in seeds:
+        v = arch_res["all_results"][(dataset, seed)].get(field)
+        if isinstance(v, (list, tuple)):
+            v = float(np.mean(v)) if len(v) else None
+        if v is None or (isinstance(v, (int, float)) and v < 0):
+            return np.nan
+        values.append(float(v))
+    return float(np.mean(values))
+
+
+def nb201_columns(meta_archs: list, infos: dict) -> tuple[np.ndarray, dict]:
+    """``infos[index] = {'12': ArchResults-state, '200': ...}`` -> (ops, columns)."""
+    if not isinstance(meta_archs, (list, tuple)) or not meta_archs:
+        raise CatchjaxError("the file has no list of architectures ('meta_archs')")
+    ops = np.stack([spaces.NB201.from_str(a) for a in meta_archs])
+    n = len(meta_archs)
+    cols = {name: np.full(n, np.nan) for name, *_ in NB201_COLUMNS}
+    for prefix, _, _ in NB201_COSTS:
+        for d in NB201_COST_DATASETS:
+            cols[f"{prefix}_{d}_{NB201_COST_UNITS[prefix]}"] = np.full(n, np.nan)
+    for index, hp2res in infos.items():
+        i = int(index)
+        if not 0 <= i < n:
+            raise CatchjaxError(f"architecture index {i} is outside 0..{n - 1}")
+        for name, hp, dataset, setname in NB201_COLUMNS:
+            if hp in hp2res:
+                cols[name][i] = _final_metric(hp2res[hp], dataset, setname)
+        if "200" in hp2res:
+            for prefix, field, scale in NB201_COSTS:
+                for d, dataset in NB201_COST_DATASETS.items():
+                    value = _cost(hp2res["200"], dataset, field)
+                    cols[f"{prefix}_{d}_{NB201_COST_UNITS[prefix]}"][i] = value * scale
+    cols = {k: v for k, v in cols.items() if not np.isnan(v).all()}
+    return ops, cols
+
+
+def read_nb201_pth(path) -> tuple[np.ndarray, dict]:
+    data = safe_pickle.load_torch_file(path)
+    if not isinstance(data, dict) or "meta_archs" not in data or "arch2infos" not in data:
+        raise CatchjaxError(f"{path}: not a NAS-Bench-201 file (no 'meta_archs'/'arch2infos')")
+    infos = {}
+    for index, both in data["arch2infos"].items():
+        infos[index] = {"12": both["less"], "200": both["full"]} if "full" in both else both
+    return nb201_columns(data["meta_archs"], infos)
+
+
+def read_nats_topology(path) -> tuple[np.ndarray, dict]:
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.glob("*.pickle.pbz2") if p.name.split(".")[0].isdigit())
+        if not files:
+            raise CatchjaxError(f"{path}: no NNNNNN.pickle.pbz2 files in this folder")
+        infos = {int(p.name.split(".")[0]): safe_pickle.load_bz2_pickle(p) for p in files}
+        meta_path = path / "meta.pickle.pbz2"
+        if meta_path.exists():
+            meta_archs = safe_pickle.load_bz2_pickle(meta_path)["meta_archs"]
+        else:
+            n = max(infos) + 1
+            if set(infos) != set(range(n)):
+                raise CatchjaxError(
+                    f"{path}: without meta.pickle.pbz2 every index 0..{n - 1} must have a file"
+                )
+            meta_archs = [next(iter(infos[i].values()))["arch_str"] for i in range(n)]
+        return nb201_columns(meta_archs, infos)
+    data = safe_pickle.load_bz2_pickle(path)
+    if not isinstance(data, dict) or "meta_archs" not in data or "arch2infos" not in data:
+        raise CatchjaxError(f"{path}: not a NATS-Bench topology file (no 'meta_archs')")
+    return nb201_columns(data["meta_archs"], data["arch2infos"])
+
+
+def read_transnas_pth(path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
+    """-> {'transnas-micro': (ops, arch_str, columns), 'transnas-macro': ...}."""
+    db = safe_pickle.load_torch_file(path)
+    if not isinstance(db, dict) or "data" not in db or "metrics_dict" not in db:
+        raise CatchjaxError(f"{path}: not a TransNAS-Bench-101 file (no 'data'/'metrics_dict')")
+    out = {}
+    for ss, space in (("micro", spaces.TRANSNAS_MICRO), ("macro", spaces.TRANSNAS_MACRO)):
+        archs = db["data"].get(ss)
+        if not archs:
+            continue
+        ops = space.enumerate()
+        row = {int(c): i for i, c in enumerate(space.encode(ops))}
+        cols: dict[str, np.ndarray] = {}
+        for arch, per_task in archs.items():
+            i = row.get(int(space.encode(space.from_str(arch))))
+            if i is None:
+                raise CatchjaxError(f"{path}: {arch!r} is not in the {ss} space")
+            for task, result in per_task.items():
+                for metric, values in (result.get("metrics") or {}).items():
+                    if metric.endswith("loss") and not metric.endswith("neg_loss"):
+                        continue  # 'best' = max of a loss is its worst value
+                    name = f"{task}__{metric}"
+                    col = cols.setdefault(name, np.full(len(ops), np.nan))
+                    col[i] = float(np.max(np.asarray(values, dtype=np.float64)))
+                for info, value in (result.get("model_info") or {}).items():
+                    if isinstance(value, (int, float)):
+                        col = cols.setdefault(f"{task}__{info}", np.full(len(ops), np.nan))
+                        col[i] = float(value)
+        present = ~np.all([np.isnan(c) for c in cols.values()], axis=0)
+        out[f"transnas-{ss}"] = (ops[present], {k: v[present] for k, v in cols.items()})
+    if not out:
+        raise CatchjaxError(f"{path}: holds neither 'micro' nor 'macro' architectures")
+    return out
+
+
+def _write_table(benchmark: str, filename: str, ops, columns, dest: Path) -> Path:
+    space = tables.BENCHMARKS[benchmark].space
+    table = tables.make_table(benchmark, space, ops, columns, source=filename)
+    dest.mkdir(parents=True, exist_ok=True)
+    final = dest / filename
+    fd, tmp = tempfile.mkstemp(dir=dest, suffix=".npz.tmp")
+    os.close(fd)
+    with open(tmp, "wb") as f:  # write then rename, so a crash never leaves half a table
+        np.savez_compressed(f, ops=table.actions.astype(np.int8), arch_str=table.arch_str,
+                            **{k: v.astype(np.float32) for k, v in table.columns.items()})
+    os.replace(tmp, final)
+    return final
+
+
+def detect_kind(path: Path) -> str:
+    if path.is_dir():
+        return "nats-topology"
+    name = path.name
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".pbz2"):
+        return "nats-topology"
+    if name.endswith(".pth"):
+        return "nb201-pth" if "transnas" not in name.lower() else "transnas-pth"
+    raise CatchjaxError(
+        f"{path}: cannot tell its format from the name; pass kind= one of "
+        f"npz, nb201-pth, nats-topology, transnas-pth"
+    )
+
+
+def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = None) -> list[Path]:
+    """Import ``path`` into ``dest`` (default: the data folder). Returns the files written."""
+    path = Path(path)
+    if not path.exists():
+        raise CatchjaxError(f"{path}: no such file or folder")
+    dest = Path(dest) if dest is not None else tables.data_dir()
+    kind = detect_kind(path) if kind == "auto" else kind
+    if kind == "npz":
+        filename = name or path.name
+        if filename not in COMPACT_FILES:
+            raise CatchjaxError(
+                f"{path}: a compact table must be named one of {', '.join(COMPACT_FILES)} "
+                f"(pass name= / --as to say which it is)"
+            )
+        benchmark = COMPACT_FILES[filename]
+        tables.read_npz(path, benchmark, tables.BENCHMARKS[benchmark].space)  # validates
+        dest.mkdir(parents=True, exist_ok=True)
+        if path.resolve() != (dest / filename).resolve():
+            shutil.copyfile(path, dest / (filename + ".tmp"))
+            os.replace(dest / (filename + ".tmp"), dest / filename)
+        return [dest / filename]
+    if kind == "nb201-pth":
+        ops, cols = read_nb201_pth(path)
+        return [_write_table("nb201", "nb201.npz", ops, cols, dest)]
+    if kind == "nats-topology":
+        ops, cols = read_nats_topology(path)
+        return [_write_table("nb201", "nb201.npz", ops, cols, dest)]
+    if kind == "transnas-pth":
+        written = []
+        for benchmark, (ops, cols) in read_transnas_pth(path).items():
+            filename = tables.BENCHMARKS[benchmark].files[0]
+            written.append(_write_table(benchmark, filename, ops, cols, dest))
+        return written
+    raise CatchjaxError(
+        f"unknown import kind {kind!r}; kinds: auto, npz, nb201-pth, nats-topology, transnas-pth"
+    )

@@ -1,0 +1,182 @@
+"""Tasks: what a search optimizes on a benchmark, as arrays a jitted search can gather from.
+
+A task (SPEC §1) = benchmark + reward metric + report metrics + an optional reward
+transform: the gamma transform R' = R^gamma of a normalized metric (second paper, §3.2),
+and/or a latency-aware objective R = P(m) * (LAT(m) / T)^w (MnasNet-style, w = -0.05).
+When both are set, the gamma transform is applied to P first.
+
+On device a task is a :class:`TaskArrays` pytree; a query is one gather:
+``reward[code_to_row[code]]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from catchjax.benchmarks import spaces, tables
+from catchjax.errors import CatchjaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class CostObjective:
+    """Latency-aware reward R = P * (metric / target)^weight."""
+
+    metric: str
+    target: float
+    weight: float = -0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskSpec:
+    benchmark: str
+    task: str
+    reward_metric: str
+    report_metrics: tuple[str, ...]
+    gamma: float | None = None
+    # How the reward metric is mapped to [0, 1] before the gamma transform: "percent"
+    # divides by 100 (as the paper does for mIoU), "minmax" uses the table's range.
+    gamma_normalize: str = "minmax"
+    cost: CostObjective | None = None
+    mask_nan: bool = False  # search only the architectures whose reward is not NaN
+
+
+@struct.dataclass
+class TaskArrays:
+    """Everything a jitted search reads about a task. Rows outside the task are unreachable."""
+
+    reward: jnp.ndarray  # f32 [n_archs]
+    report: jnp.ndarray  # f32 [n_archs, n_report]
+    code_to_row: jnp.ndarray  # i32 [K**L], -1 = not a searchable architecture
+    row_actions: jnp.ndarray  # i32 [n_archs, L]
+    prefix_mask: jnp.ndarray  # bool [L, K**(L-1), K], see spaces.prefix_masks
+    neighbors: jnp.ndarray  # i32 [n_archs, L*(K-1)], -1 = none
+    valid_rows: jnp.ndarray  # i32 [n_valid], the searchable rows
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Task:
+    """A task built on the host: its spec, its table and its device arrays."""
+
+    spec: TaskSpec
+    table: tables.Table
+    arrays: TaskArrays
+    searchable: np.ndarray  # bool [n_archs]
+
+    @property
+    def space(self) -> spaces.SearchSpace:
+        return self.table.space
+
+    @property
+    def n_searchable(self) -> int:
+        return int(self.searchable.sum())
+
+    @property
+    def name(self) -> str:
+        return f"{self.spec.benchmark}/{self.spec.task}"
+
+
+def _resolve_task(info: tables.BenchmarkInfo, task: str | None):
+    if task is None:
+        return None
+    if task not in info.tasks:
+        raise CatchjaxError(
+            f"benchmark {info.name!r} has no task {task!r}; tasks: {', '.join(info.tasks)}"
+        )
+    return info.tasks[task]
+
+
+def make_task(
+    benchmark: str,
+    task: str | None = None,
+    *,
+    reward: str | None = None,
+    report: tuple[str, ...] | str | None = None,
+    gamma: float | None = None,
+    gamma_normalize: str = "minmax",
+    cost: CostObjective | None = None,
+    mask_nan: bool = False,
+    table: tables.Table | None = None,
+) -> Task:
+    """Build a task. ``task`` picks the defaults; ``reward``/``report`` override columns."""
+    info = tables.benchmark_info(benchmark)
+    defaults = _resolve_task(info, task)
+    if defaults is None and (reward is None or report is None):
+        raise CatchjaxError(
+            f"name a task of {benchmark!r} ({', '.join(info.tasks)}) or give both a reward "
+            f"and a report metric"
+        )
+    reward = reward or defaults.reward
+    if isinstance(report, str):
+        report = tuple(r for r in report.split(",") if r)
+    report = tuple(report) if report else defaults.report
+    spec = TaskSpec(
+        benchmark, task or "custom", reward, report, gamma, gamma_normalize, cost, mask_nan
+    )
+    return build_task(spec, table if table is not None else tables.load_table(benchmark))
+
+
+def _transformed_reward(spec: TaskSpec, table: tables.Table) -> np.ndarray:
+    p = table.column(spec.reward_metric).astype(np.float64)
+    if spec.gamma is not None:
+        if not spec.gamma > 0:
+            raise CatchjaxError(f"gamma must be > 0, got {spec.gamma}")
+        if spec.gamma_normalize == "percent":
+            u = p / 100.0
+        elif spec.gamma_normalize == "minmax":
+            lo, hi = np.nanmin(p), np.nanmax(p)
+            u = (p - lo) / (hi - lo) if hi > lo else np.zeros_like(p)
+        else:
+            raise CatchjaxError(
+                f"gamma_normalize must be 'percent' or 'minmax', got {spec.gamma_normalize!r}"
+            )
+        if np.nanmin(u) < 0 or np.nanmax(u) > 1:
+            raise CatchjaxError(
+                f"the gamma transform needs {spec.reward_metric} in [0, 1] after "
+                f"{spec.gamma_normalize!r} normalization; use gamma_normalize='minmax'"
+            )
+        p = u**spec.gamma
+    if spec.cost is not None:
+        lat = table.column(spec.cost.metric).astype(np.float64)
+        if not spec.cost.target > 0:
+            raise CatchjaxError(f"cost target must be > 0, got {spec.cost.target}")
+        if np.nanmin(lat) <= 0:
+            raise CatchjaxError(f"cost metric {spec.cost.metric} has values <= 0")
+        p = p * (lat / spec.cost.target) ** spec.cost.weight
+    return p
+
+
+def build_task(spec: TaskSpec, table: tables.Table) -> Task:
+    for name in spec.report_metrics:
+        table.column(name)
+    if not spec.report_metrics:
+        raise CatchjaxError("a task needs at least one report metric")
+    reward = _transformed_reward(spec, table)
+    nan = np.isnan(reward)
+    if nan.all():
+        raise CatchjaxError(f"reward metric {spec.reward_metric!r} is NaN for every architecture")
+    if nan.any() and not spec.mask_nan:
+        raise CatchjaxError(
+            f"reward metric {spec.reward_metric!r} of {spec.benchmark!r} is NaN for "
+            f"{int(nan.sum())} of {len(nan)} architectures. Pick another metric, or opt in "
+            f"to searching only the {int((~nan).sum())} that have it (mask_nan=True, "
+            f"--mask-nan on the command line)"
+        )
+    searchable = ~nan
+    space = table.space
+    code_to_row = table.code_to_row.copy()
+    code_to_row[space.encode(table.actions[nan])] = -1
+    report = np.stack([table.column(m) for m in spec.report_metrics], axis=1)
+    arrays = TaskArrays(
+        reward=jnp.asarray(np.where(searchable, reward, -np.inf), jnp.float32),
+        report=jnp.asarray(report, jnp.float32),
+        code_to_row=jnp.asarray(code_to_row),
+        row_actions=jnp.asarray(table.actions, jnp.int32),
+        prefix_mask=jnp.asarray(spaces.prefix_masks(space, table.actions[searchable])),
+        neighbors=jnp.asarray(spaces.neighbour_table(space, table.actions, code_to_row)),
+        valid_rows=jnp.asarray(np.flatnonzero(searchable).astype(np.int32)),
+    )
+    return Task(spec, table, arrays, searchable)

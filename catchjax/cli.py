@@ -1,0 +1,138 @@
+"""The ``catchjax`` command line.
+
+    catchjax sweep --method rea --benchmark nb201 --task cifar10 --trials 500 --budget 50 \
+        --seed 0 --out runs/rea-c10
+    catchjax data import PATH [--kind KIND] [--as FILENAME]
+    catchjax data list
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from catchjax.errors import CatchjaxError
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _setting(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    for cast in (int, float):
+        try:
+            return name, cast(value)
+        except ValueError:
+            pass
+    if value.lower() in ("true", "false"):
+        return name, value.lower() == "true"
+    return name, value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from catchjax import methods
+    from catchjax.benchmarks import tables
+
+    parser = argparse.ArgumentParser(
+        prog="catchjax", description="Reinforcement-learning architecture search on NAS benchmarks."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sw = sub.add_parser("sweep", help="run N seeded search trials in one compiled call")
+    sw.add_argument("--method", required=True, help=f"one of: {', '.join(methods.METHODS)}")
+    sw.add_argument("--benchmark", required=True, help=f"one of: {', '.join(tables.BENCHMARKS)}")
+    sw.add_argument("--task", help="task name (nb201: cifar10, cifar100, imagenet16-120)")
+    sw.add_argument("--trials", type=_positive_int, default=500)
+    sw.add_argument("--budget", type=_positive_int, default=50, help="evaluations per trial")
+    sw.add_argument("--seed", type=int, default=0)
+    sw.add_argument("--out", required=True, help="output folder (must be new or empty)")
+    sw.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    sw.add_argument("--reward", help="reward column (default: the task's)")
+    sw.add_argument("--report", help="report columns, comma-separated, first = primary")
+    sw.add_argument("--gamma", type=float, help="gamma-transform the reward: R' = R^gamma")
+    sw.add_argument("--gamma-normalize", choices=("minmax", "percent"), default="minmax")
+    sw.add_argument("--cost-metric", help="latency column for R = P * (LAT/T)^w")
+    sw.add_argument("--cost-target", type=float, help="the target T of the cost objective")
+    sw.add_argument("--cost-weight", type=float, default=-0.05, help="the exponent w")
+    sw.add_argument("--mask-nan", action="store_true",
+                    help="search only architectures whose reward is not NaN")
+    sw.add_argument("--chunk-size", type=_positive_int, help="trials per compiled call")
+    sw.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME=VALUE",
+                    help="override a method setting, e.g. --set population=20")
+    sw.add_argument("--no-progress", action="store_true")
+
+    data = sub.add_parser("data", help="import and list benchmark tables")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    imp = dsub.add_parser("import", help="import a benchmark file into catchjax's format")
+    imp.add_argument("path")
+    imp.add_argument("--kind", default="auto",
+                     choices=("auto", "npz", "nb201-pth", "nats-topology", "transnas-pth"))
+    imp.add_argument("--as", dest="name", help="for a compact .npz: which file it is")
+    imp.add_argument("--to", dest="dest", help="folder to write to (default: the data folder)")
+    dsub.add_parser("list", help="show which benchmarks are available and their tasks")
+    return parser
+
+
+def cmd_sweep(args) -> int:
+    from pathlib import Path
+
+    from catchjax import reporting, sweeps
+    from catchjax.benchmarks import tasks
+
+    reporting.check_out_dir(Path(args.out), args.overwrite)  # before any compile
+    cost = None
+    if args.cost_metric or args.cost_target:
+        if not (args.cost_metric and args.cost_target):
+            raise CatchjaxError("--cost-metric and --cost-target go together")
+        cost = tasks.CostObjective(args.cost_metric, args.cost_target, args.cost_weight)
+    task = tasks.make_task(
+        args.benchmark, args.task, reward=args.reward, report=args.report, gamma=args.gamma,
+        gamma_normalize=args.gamma_normalize, cost=cost, mask_nan=args.mask_nan,
+    )
+    result = sweeps.sweep(
+        args.method, task, trials=args.trials, budget=args.budget, seed=args.seed,
+        chunk_size=args.chunk_size, progress=not args.no_progress, **dict(args.set),
+    )
+    out = reporting.write_results(result, args.out, overwrite=args.overwrite)
+    print(reporting.format_summary(result.summary()))
+    print(f"  wrote {out}/results.csv and {out}/summary.json")
+    return 0
+
+
+def cmd_data(args) -> int:
+    from catchjax.benchmarks import importers, tables
+
+    if args.data_command == "import":
+        for path in importers.import_benchmark(args.path, args.kind, args.dest, args.name):
+            print(f"wrote {path}")
+        return 0
+    print(f"data folder: {tables.data_dir()} (set {tables.DATA_ENV} to change it)")
+    for name, where in tables.available().items():
+        info = tables.BENCHMARKS[name]
+        print(f"{name:26s} {where}")
+        print(f"{'':26s} tasks: {', '.join(info.tasks)}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sweep":
+            return cmd_sweep(args)
+        return cmd_data(args)
+    except CatchjaxError as exc:
+        print(f"catchjax: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

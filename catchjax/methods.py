@@ -1,0 +1,72 @@
+"""Registry of search methods: a name -> (config dataclass, pure search function)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from catchjax import baselines
+from catchjax.benchmarks.tasks import Task
+from catchjax.errors import CatchjaxError
+
+METHODS = {
+    "random": (baselines.RandomSearchConfig, baselines.random_search),
+    "rea": (baselines.EvolutionConfig, baselines.regularized_evolution),
+    "reinforce": (baselines.ReinforceConfig, baselines.reinforce),
+}
+ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea"}
+
+
+def canonical_name(name: str) -> str:
+    name = ALIASES.get(name, name)
+    if name not in METHODS:
+        raise CatchjaxError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
+    return name
+
+
+def make_config(name: str, budget: int = 50, **overrides):
+    """The frozen config of method ``name`` with its defaults, ``budget`` and overrides."""
+    cls, _ = METHODS[canonical_name(name)]
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise CatchjaxError(
+            f"method {name!r} has no setting {', '.join(sorted(unknown))}; settings: "
+            f"{', '.join(sorted(fields))}"
+        )
+    return cls(budget=budget, **overrides)
+
+
+def method_name(config) -> str:
+    for name, (cls, _) in METHODS.items():
+        if type(config) is cls:
+            return name
+    raise CatchjaxError(f"{type(config).__name__} is not the config of a known method")
+
+
+def search_function(config):
+    return METHODS[method_name(config)][1]
+
+
+def validate(config, task: Task) -> None:
+    """Reject a config that cannot run on ``task``, before anything is compiled."""
+    if not isinstance(config.budget, int) or config.budget <= 0:
+        raise CatchjaxError(f"budget must be a positive integer, got {config.budget!r}")
+    if isinstance(config, baselines.RandomSearchConfig) and not config.replace:
+        if config.budget > task.n_searchable:
+            raise CatchjaxError(
+                f"random search without replacement cannot evaluate {config.budget} distinct "
+                f"architectures: {task.name} has only {task.n_searchable}; lower the budget "
+                f"or sample with replacement (replace=True)"
+            )
+    if isinstance(config, baselines.EvolutionConfig):
+        if config.population < 1 or config.sample_size < 1:
+            raise CatchjaxError(
+                f"evolution needs population >= 1 and sample_size >= 1, got "
+                f"{config.population} and {config.sample_size}"
+            )
+    if isinstance(config, baselines.ReinforceConfig):
+        if not config.learning_rate > 0 or not 0 <= config.baseline_momentum < 1:
+            raise CatchjaxError(
+                f"REINFORCE needs learning_rate > 0 and 0 <= baseline_momentum < 1, got "
+                f"{config.learning_rate} and {config.baseline_momentum}"
+            )

@@ -1,0 +1,109 @@
+"""Writing what a sweep produced: a tidy results table, summary.json, a one-screen summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from catchjax.errors import CatchjaxError
+
+
+def check_out_dir(out: Path, overwrite: bool) -> None:
+    """Refuse an existing, non-empty output folder unless ``overwrite`` (checked first)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CatchjaxError(f"--out {out} exists and is not a folder")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise CatchjaxError(
+            f"--out {out} already holds results; choose another folder or pass --overwrite"
+        )
+
+
+def results_rows(result):
+    """One dict per (trial, step): the query made and the best-by-reward so far."""
+    spec = result.task.spec
+    arch = result.task.table.arch_str
+    best_report = result.best_report
+    best_row, best_reward = result.best_row, result.best_reward
+    for i in range(result.trials):
+        for t in range(result.budget):
+            row = {
+                "method": result.method,
+                "benchmark": spec.benchmark,
+                "task": spec.task,
+                "trial": i,
+                "step": t + 1,
+                "row": int(result.rows[i, t]),
+                "arch": arch[result.rows[i, t]],
+                "reward": float(result.rewards[i, t]),
+                "best_reward": float(best_reward[i, t]),
+                "best_row": int(best_row[i, t]),
+                "best_arch": arch[best_row[i, t]],
+            }
+            for j, m in enumerate(spec.report_metrics):
+                row[f"best_{m}"] = float(best_report[i, t, j])
+            yield row
+
+
+def write_results(result, out, overwrite: bool = False) -> Path:
+    """Write ``results.csv`` and ``summary.json`` into ``out`` (atomically: a temp folder
+    is filled first, then moved into place, so a failure never leaves half a result)."""
+    out = Path(out)
+    check_out_dir(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        with open(tmp / "results.csv", "w", newline="") as f:
+            rows = results_rows(result)
+            first = next(rows)
+            writer = csv.DictWriter(f, fieldnames=list(first))
+            writer.writeheader()
+            writer.writerow(first)
+            writer.writerows(rows)
+        summary = result.summary()
+        with open(tmp / "summary.json", "w") as f:
+            json.dump(summary, f, indent=2, default=_json_default)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _json_default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, tuple):
+        return list(x)
+    return str(x)
+
+
+def format_summary(s: dict) -> str:
+    lo, hi = s["ci95"]
+    lines = [
+        f"{s['method']} on {s['benchmark']}/{s['task']}: {s['trials']} trials x {s['budget']} "
+        f"evaluations, seed {s['seed']}",
+        f"  reward: {s['reward_metric']}   report: {s['report_metric']}",
+        f"  final {s['report_metric']}: {s['mean']:.3f} +- {s['std']:.3f} "
+        f"(95% CI {lo:.3f} .. {hi:.3f})",
+        f"  found the table's best ({s['table_best']:.3f}) in {s['best_hits']} of {s['trials']} "
+        f"trials",
+    ]
+    for m, v in s["report_means"].items():
+        if m != s["report_metric"]:
+            lines.append(f"  mean {m}: {v:.3f}")
+    tps = s["trials_per_second"]
+    lines.append(
+        f"  compile {s['compile_seconds']:.2f} s, run {s['wall_seconds']:.3f} s"
+        + (f" ({tps:,.0f} trials/s)" if tps else "")
+        + f" on {s['device']}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Shared fixtures. Compiled sweeps are session-scoped so each compiles once."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from catchjax.benchmarks import tables, tasks
+
+HERE = Path(__file__).resolve().parent
+# CI sets CATCHJAX_DATA=../shared/data; a developer checkout has ../shared beside it too.
+_CANDIDATES = [os.environ.get("CATCHJAX_DATA"), str(HERE.parent.parent / "shared" / "data")]
+
+
+def real_data_dir() -> Path | None:
+    for c in _CANDIDATES:
+        if c and (Path(c) / "nb201.npz").exists():
+            return Path(c)
+    return None
+
+
+requires_real_data = pytest.mark.skipif(
+    real_data_dir() is None,
+    reason="real tables not found: set CATCHJAX_DATA to a folder with nb201.npz, "
+    "transnas101_micro.npz and transnas101_macro.npz (e.g. ../shared/data)",
+)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    d = real_data_dir()
+    if d is None:
+        pytest.skip("real tables not found (set CATCHJAX_DATA)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def syn_nb201():
+    return tasks.make_task("synthetic-nb201", "cifar10")
+
+
+@pytest.fixture(scope="session")
+def syn_macro():
+    return tasks.make_task("synthetic-transnas-macro", "class_scene")
+
+
+@pytest.fixture(scope="session")
+def real_nb201(data_dir):
+    return tasks.make_task("nb201", "cifar10", table=tables.load_table("nb201", data_dir))
