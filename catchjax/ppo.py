@@ -1,0 +1,38 @@
+"""PPO's clipped surrogate objective (Schulman et al. 2017, Eq. 7) for the CATCH controller.
+
+The controller's "episode" is one architecture: its log-probability under the current
+policy is compared with the log-probability stored when it was sampled, and the
+advantage is the network's normalized reward (CATCH §3.2, §3.4).
+"""
+
+from __future__ import annotations
+
+import chex
+import jax.numpy as jnp
+
+
+def clipped_surrogate_loss(log_prob, old_log_prob, advantage, mask=None, clip_eps: float = 0.2):
+    """L_c = -mean_i min(rho_i A_i, clip(rho_i, 1-eps, 1+eps) A_i), rho_i = pi/pi_old.
+
+    All inputs are ``[B]``; ``mask`` (bool ``[B]``) excludes padded entries of a
+    fixed-size batch from the mean.
+    """
+    chex.assert_rank([log_prob, old_log_prob, advantage], 1)
+    chex.assert_equal_shape([log_prob, old_log_prob, advantage])
+    ratio = jnp.exp(log_prob - old_log_prob)
+    unclipped = ratio * advantage
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage
+    objective = jnp.minimum(unclipped, clipped)
+    if mask is None:
+        return -jnp.mean(objective)
+    w = mask.astype(objective.dtype)
+    return -jnp.sum(objective * w) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def normalize(x, mask=None, eps: float = 1e-8):
+    """(x - mean) / std over the masked-in entries; all-equal values give zeros, not NaN."""
+    w = jnp.ones_like(x) if mask is None else mask.astype(x.dtype)
+    n = jnp.maximum(jnp.sum(w), 1.0)
+    mean = jnp.sum(x * w) / n
+    var = jnp.sum(w * (x - mean) ** 2) / n
+    return jnp.where(w > 0, (x - mean) / jnp.sqrt(var + eps), 0.0)
