@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from catchjax import baselines
+from catchjax import baselines, catch
 from catchjax.benchmarks.tasks import Task
 from catchjax.errors import CatchjaxError
 
@@ -12,7 +12,12 @@ METHODS = {
     "random": (baselines.RandomSearchConfig, baselines.random_search),
     "rea": (baselines.EvolutionConfig, baselines.regularized_evolution),
     "reinforce": (baselines.ReinforceConfig, baselines.reinforce),
+    # CATCH from scratch (no meta-training yet) and its context ablations, paper §4.2
+    "catch-sfs": (catch.CatchConfig, catch.catch_search),
+    "catch-zero": (catch.CatchConfig, catch.catch_search),
+    "catch-random": (catch.CatchConfig, catch.catch_search),
 }
+CATCH_CONTEXT = {"catch-sfs": "learned", "catch-zero": "zero", "catch-random": "random"}
 ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea"}
 
 
@@ -33,10 +38,14 @@ def make_config(name: str, budget: int = 50, **overrides):
             f"method {name!r} has no setting {', '.join(sorted(unknown))}; settings: "
             f"{', '.join(sorted(fields))}"
         )
+    if name in CATCH_CONTEXT:
+        overrides.setdefault("context", CATCH_CONTEXT[name])
     return cls(budget=budget, **overrides)
 
 
 def method_name(config) -> str:
+    if isinstance(config, catch.CatchConfig):
+        return {v: k for k, v in CATCH_CONTEXT.items()}[config.context]
     for name, (cls, _) in METHODS.items():
         if type(config) is cls:
             return name
@@ -64,6 +73,18 @@ def validate(config, task: Task) -> None:
                 f"evolution needs population >= 1 and sample_size >= 1, got "
                 f"{config.population} and {config.sample_size}"
             )
+    if isinstance(config, catch.CatchConfig):
+        if config.candidates < 1 or config.z_dim < 1 or config.hidden < 1:
+            raise CatchjaxError(
+                f"CATCH needs candidates (M) >= 1, z_dim >= 1 and hidden >= 1, got "
+                f"{config.candidates}, {config.z_dim}, {config.hidden}"
+            )
+        if config.context not in CATCH_CONTEXT.values():
+            raise CatchjaxError(
+                f"context must be one of {sorted(CATCH_CONTEXT.values())}, got {config.context!r}"
+            )
+        if not 1 <= config.n_initial <= config.budget:
+            raise CatchjaxError(f"n_initial must be in 1..budget, got {config.n_initial}")
     if isinstance(config, baselines.ReinforceConfig):
         if not config.learning_rate > 0 or not 0 <= config.baseline_momentum < 1:
             raise CatchjaxError(

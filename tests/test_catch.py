@@ -1,0 +1,49 @@
+"""CATCH search loop (from scratch and the z ablations) as sweeps, on small configs."""
+
+import numpy as np
+import pytest
+
+from catchjax import sweeps
+from catchjax.errors import CatchjaxError
+
+SMALL = dict(candidates=24, hidden=32, updates_per_epoch=2)
+TRIALS, BUDGET = 200, 30
+
+
+@pytest.fixture(scope="module")
+def catch_sweep(syn_nb201):
+    return sweeps.sweep("catch-sfs", syn_nb201, trials=TRIALS, budget=BUDGET, seed=1, **SMALL)
+
+
+def test_trial_i_of_a_catch_sweep_equals_trial_i_alone(catch_sweep, syn_nb201):
+    for i in (0, TRIALS - 1):
+        alone = sweeps.run_trial("catch-sfs", syn_nb201, seed=1, trial=i, budget=BUDGET, **SMALL)
+        np.testing.assert_array_equal(catch_sweep.rows[i], alone.rows)
+        np.testing.assert_allclose(catch_sweep.rewards[i], alone.rewards)
+
+
+def test_catch_seeds_and_trials_differ(catch_sweep, syn_nb201):
+    other = sweeps.sweep("catch-sfs", syn_nb201, trials=8, budget=BUDGET, seed=2, **SMALL)
+    assert not np.array_equal(other.rows, catch_sweep.rows[:8])
+    assert len({tuple(r) for r in catch_sweep.rows.tolist()}) == TRIALS
+
+
+def test_catch_improves_over_random_search(catch_sweep, syn_nb201):
+    rs = sweeps.sweep("random", syn_nb201, trials=TRIALS, budget=BUDGET, seed=1).final_report
+    ours = catch_sweep.final_report
+    se = np.sqrt(ours.var(ddof=1) / TRIALS + rs.var(ddof=1) / TRIALS)
+    assert ours.mean() - rs.mean() > 2 * se, (ours.mean(), rs.mean(), se)
+
+
+def test_catch_variants_run_on_the_macro_space(syn_macro):
+    for method in ("catch-zero", "catch-random"):
+        r = sweeps.sweep(method, syn_macro, trials=4, budget=12, seed=0, **SMALL)
+        assert (r.rows >= 0).all() and np.isfinite(r.rewards).all()
+        assert r.summary()["config"]["context"] in ("zero", "random")
+
+
+def test_bad_catch_configs_are_refused(syn_nb201):
+    with pytest.raises(CatchjaxError, match="candidates"):
+        sweeps.sweep("catch-sfs", syn_nb201, trials=2, budget=5, candidates=0)
+    with pytest.raises(CatchjaxError, match="z_dim"):
+        sweeps.sweep("catch-sfs", syn_nb201, trials=2, budget=5, z_dim=0)
