@@ -9,6 +9,7 @@ size (one compilation), and sharded over the local devices along a ``trials`` me
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 
@@ -229,6 +230,13 @@ def sweep(
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _single_trial_fn(config):
+    """One jitted single-trial function per config, so repeated calls do not recompile."""
+    search = methods.search_function(config)
+    return jax.jit(lambda s, i, t: search(config, trial_key(s, i), t))
+
+
 def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int = 50,
               **settings) -> SearchTrace:
     """One trial alone, without vmap: the reference a sweep's trial ``trial`` must equal."""
@@ -237,7 +245,6 @@ def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int = 5
     else:
         config = method
     methods.validate(config, task)
-    search = methods.search_function(config)
-    fn = jax.jit(lambda s, i, t: search(config, trial_key(s, i), t))
+    fn = _single_trial_fn(config)
     out = fn(jnp.asarray(seed, jnp.int32), jnp.asarray(trial, jnp.int32), task.arrays)
     return jax.tree.map(np.asarray, out)
