@@ -100,15 +100,16 @@ def catch_search(config: CatchConfig, key, task: TaskArrays, params=None) -> Sea
     batch = max(1, int(config.per_fraction * H))
 
     def encode(params, history, key):
+        # The ablations never run the encoder (and give it no gradient).
+        if config.context == "zero":
+            return jnp.zeros(config.z_dim), jnp.zeros(())
+        if config.context == "random":
+            return jax.random.normal(key, (config.z_dim,)), jnp.zeros(())
         mask = jnp.arange(H) < history.count
         r = ppo.normalize(history.rewards, mask)
         onehot = jax.nn.one_hot(history.actions, K).reshape(H, L * K)
         ctx = jnp.concatenate([onehot, r[:, None]], axis=1)
         mu, var = enc.apply(params["encoder"], ctx, mask)
-        if config.context == "zero":
-            return jnp.zeros(config.z_dim), jnp.zeros(())
-        if config.context == "random":
-            return jax.random.normal(key, (config.z_dim,)), jnp.zeros(())
         return networks.sample_z(key, mu, var), networks.kl_to_prior(mu, var)
 
     def loss_fn(params, history, memory, key, beta):
@@ -125,8 +126,7 @@ def catch_search(config: CatchConfig, key, task: TaskArrays, params=None) -> Sea
         l_c = ppo.clipped_surrogate_loss(logp, history.log_probs, adv, from_policy,
                                          config.ppo_clip)
         # L_e: Huber loss of the evaluator on a PER batch, targets = normalized rewards
-        mean = jnp.sum(history.rewards * filled) / history.count
-        std = jnp.sqrt(jnp.sum(filled * (history.rewards - mean) ** 2) / history.count + 1e-8)
+        mean, std = ppo.masked_mean_std(history.rewards, filled)
         idx, (acts, rewards), weights = replay.sample(memory, k_per, batch,
                                                       config.per_alpha, beta)
         pred = jax.vmap(lambda a: ev.apply(params["evaluator"], jax.nn.one_hot(a, K), z))(acts)

@@ -29,10 +29,17 @@ def clipped_surrogate_loss(log_prob, old_log_prob, advantage, mask=None, clip_ep
     return -jnp.sum(objective * w) / jnp.maximum(jnp.sum(w), 1.0)
 
 
-def normalize(x, mask=None, eps: float = 1e-8):
-    """(x - mean) / std over the masked-in entries; all-equal values give zeros, not NaN."""
+def masked_mean_std(x, mask=None, eps: float = 1e-8):
+    """Mean and std (with ``eps`` added to the variance) over the masked-in entries."""
     w = jnp.ones_like(x) if mask is None else mask.astype(x.dtype)
     n = jnp.maximum(jnp.sum(w), 1.0)
     mean = jnp.sum(x * w) / n
     var = jnp.sum(w * (x - mean) ** 2) / n
-    return jnp.where(w > 0, (x - mean) / jnp.sqrt(var + eps), 0.0)
+    return mean, jnp.sqrt(var + eps)
+
+
+def normalize(x, mask=None, eps: float = 1e-8):
+    """(x - mean) / std over the masked-in entries; all-equal values give zeros, not NaN."""
+    mean, std = masked_mean_std(x, mask, eps)
+    inside = jnp.ones_like(x, bool) if mask is None else mask
+    return jnp.where(inside, (x - mean) / std, 0.0)
