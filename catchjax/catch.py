@@ -10,7 +10,8 @@ encoder gets the gradient of the whole sum through z.
 
 Variants (paper §4.2): ``sfs`` searches from scratch (random initial parameters, the
 default here), ``zero`` fixes z = 0, ``random`` draws z ~ N(0, I) ignoring the history.
-Meta-training (``meta``) is not built yet.
+``meta`` adapts from an agent meta-trained by :func:`meta_train` on a pool of other tasks
+(SPEC §2: leave the target out), see :mod:`catchjax.agent`.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class CatchConfig:
     epsilon_start: float = 0.5  # epsilon-greedy over the candidates, reset per task
     epsilon_end: float = 0.05
     context: str = "learned"  # "learned" | "zero" | "random"
+    meta_trained: bool = False  # True for catch-meta: the search starts from a meta-trained agent
+    meta_epochs: int = 25  # N_meta
+    meta_budget: int = 20  # N_search: networks per meta-training search
 
 
 @struct.dataclass
@@ -74,16 +78,37 @@ def init_params(config: CatchConfig, key, L: int, K: int):
     }
 
 
-def catch_search(config: CatchConfig, key, task: TaskArrays, params=None) -> SearchTrace:
-    """One CATCH search on ``task``; ``params`` = meta-trained start (None: from scratch)."""
+@struct.dataclass
+class AgentState:
+    """What carries over between searches: the three networks and their Adam state."""
+
+    params: dict
+    opt_state: object
+
+
+def init_agent(config: CatchConfig, key, L: int, K: int) -> AgentState:
+    params = init_params(config, key, L, K)
+    return AgentState(params, optax.adam(config.learning_rate).init(params))
+
+
+def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
+    """One CATCH search on ``task``; ``agent`` = meta-trained start (None: from scratch)."""
+    if config.meta_trained and agent is None:
+        raise ValueError("catch-meta needs a meta-trained agent (init_params / --init)")
+    trace, _ = search_and_learn(config, key, task, agent)
+    return trace
+
+
+def search_and_learn(config: CatchConfig, key, task: TaskArrays, agent=None):
+    """Algorithm 1 lines 3-12 on one task: returns (SearchTrace, the updated AgentState)."""
     L, _, K = task.prefix_mask.shape
     H = config.budget
     enc, ctrl, ev = _networks(config, L, K)
     k_init, k_first, k_loop = jax.random.split(key, 3)
-    if params is None:
-        params = init_params(config, k_init, L, K)
+    if agent is None:
+        agent = init_agent(config, k_init, L, K)
+    params, opt_state = agent.params, agent.opt_state
     optimizer = optax.adam(config.learning_rate)
-    opt_state = optimizer.init(params)
     n_init = min(config.n_initial, H)
     n_epochs = H - n_init
 
@@ -175,10 +200,35 @@ def catch_search(config: CatchConfig, key, task: TaskArrays, params=None) -> Sea
         )
         return (params, opt_state, history, memory), (row, reward)
 
-    (_, _, _, _), (rows, rewards) = jax.lax.scan(
+    (params, opt_state, _, _), (rows, rewards) = jax.lax.scan(
         epoch, (params, opt_state, history, memory), jnp.arange(n_epochs)
     )
-    return SearchTrace(
+    trace = SearchTrace(
         rows=jnp.concatenate([first_rows, rows]),
         rewards=jnp.concatenate([task.reward[first_rows], rewards]),
     )
+    return trace, AgentState(params, opt_state)
+
+
+def meta_train(config: CatchConfig, key, task: TaskArrays, pool_rewards):
+    """Algorithm 1 lines 1-13: ``meta_epochs`` fresh searches of ``meta_budget`` networks,
+    each on a task drawn uniformly from the pool, carrying the agent from one to the next.
+
+    ``pool_rewards`` [P, n_archs]: the reward of every architecture on each pool task (same
+    table and masks as ``task``). Returns (AgentState, rows [meta_epochs, meta_budget],
+    pool task index per meta-epoch).
+    """
+    L, _, K = task.prefix_mask.shape
+    search_config = dataclasses.replace(config, budget=config.meta_budget)
+    k_init, k_loop = jax.random.split(key)
+    agent = init_agent(config, k_init, L, K)
+
+    def meta_epoch(agent, m):
+        k_task, k_search = jax.random.split(jax.random.fold_in(k_loop, m))
+        p = jax.random.randint(k_task, (), 0, pool_rewards.shape[0])
+        trace, agent = search_and_learn(search_config, k_search,
+                                        task.replace(reward=pool_rewards[p]), agent)
+        return agent, (trace.rows, p)
+
+    agent, (rows, picks) = jax.lax.scan(meta_epoch, agent, jnp.arange(config.meta_epochs))
+    return agent, rows, picks

@@ -9,7 +9,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
+from pathlib import Path
 
 from catchjax.errors import CatchjaxError
 
@@ -68,7 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--chunk-size", type=_positive_int, help="trials per compiled call")
     sw.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME=VALUE",
                     help="override a method setting, e.g. --set population=20")
+    sw.add_argument("--init", help="catch-meta: adapt this meta-trained agent checkpoint")
     sw.add_argument("--no-progress", action="store_true")
+
+    mt = sub.add_parser("meta-train", help="meta-train a CATCH agent on the leave-target-out pool")
+    mt.add_argument("--benchmark", required=True)
+    mt.add_argument("--task", required=True, help="the target task, left out of the pool")
+    mt.add_argument("--seed", type=int, default=0)
+    mt.add_argument("--out", required=True, help="checkpoint folder to write")
+    mt.add_argument("--overwrite", action="store_true")
+    mt.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME=VALUE",
+                    help="CATCH setting, e.g. --set meta_epochs=25 --set meta_budget=20")
 
     data = sub.add_parser("data", help="import and list benchmark tables")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -83,8 +96,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sweep(args) -> int:
-    from pathlib import Path
-
     from catchjax import reporting, sweeps
     from catchjax.benchmarks import tasks
 
@@ -98,13 +109,61 @@ def cmd_sweep(args) -> int:
         args.benchmark, args.task, reward=args.reward, report=args.report, gamma=args.gamma,
         gamma_normalize=args.gamma_normalize, cost=cost, mask_nan=args.mask_nan,
     )
+    out = Path(args.out)
+    method, settings, agent, info, new_agent = args.method, dict(args.set), None, {}, None
+    if args.init and args.method != "catch-meta":
+        raise CatchjaxError("--init goes with --method catch-meta")
+    if args.method == "catch-meta":
+        from catchjax import agent as agents
+        from catchjax import methods
+
+        if args.init:
+            trained = agents.load_agent(args.init, task, **settings)
+            info["init"] = str(Path(args.init).absolute())
+        else:
+            # One command reproduces a CATCH-meta result: meta-train on the pool first.
+            config = methods.make_config("catch-meta", budget=args.budget, **settings)
+            print(f"meta-training on the pool without {args.task}: "
+                  f"{', '.join(agents.meta_pool(task))}")
+            trained = agents.meta_train(task, config, seed=args.seed)
+            new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
+                                          overwrite=True)
+            info["meta_train_seconds"] = trained.seconds
+        method, settings, agent = trained.config, {}, trained.agent
+        info.update(meta_pool=trained.pool, meta_seed=trained.seed)
+        if trained.target_task != task.spec.task or trained.benchmark != task.spec.benchmark:
+            info["meta_trained_for"] = f"{trained.benchmark}/{trained.target_task}"
+    partial = out.parent / f".{out.name}.partial"
     result = sweeps.sweep(
-        args.method, task, trials=args.trials, budget=args.budget, seed=args.seed,
-        chunk_size=args.chunk_size, progress=not args.no_progress, **dict(args.set),
+        method, task, trials=args.trials, budget=args.budget, seed=args.seed,
+        chunk_size=args.chunk_size, progress=not args.no_progress, agent=agent,
+        progress_dir=partial, **settings,
     )
-    out = reporting.write_results(result, args.out, overwrite=args.overwrite)
+    result.info.update(info)
+    out = reporting.write_results(result, out, overwrite=args.overwrite)
+    if new_agent is not None:
+        os.replace(new_agent, out / "meta-agent")
+        print(f"  meta-trained agent saved in {out / 'meta-agent'} (reuse it with --init)")
+    shutil.rmtree(partial, ignore_errors=True)
     print(reporting.format_summary(result.summary()))
     print(f"  wrote {out}/results.csv and {out}/summary.json")
+    return 0
+
+
+def cmd_meta_train(args) -> int:
+    from catchjax import agent as agents
+    from catchjax import methods
+    from catchjax.benchmarks import tasks
+
+    if Path(args.out).exists() and not args.overwrite:
+        raise CatchjaxError(f"--out {args.out} already exists; pass --overwrite to replace it")
+    task = tasks.make_task(args.benchmark, args.task)
+    config = methods.make_config("catch-meta", **dict(args.set))
+    trained = agents.meta_train(task, config, seed=args.seed)
+    path = agents.save_agent(args.out, trained, overwrite=args.overwrite)
+    print(f"meta-trained on {', '.join(trained.pool)} ({config.meta_epochs} searches of "
+          f"{config.meta_budget} networks) in {trained.seconds:.1f} s after a "
+          f"{trained.compile_seconds:.1f} s compile; saved {path}")
     return 0
 
 
@@ -128,6 +187,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "sweep":
             return cmd_sweep(args)
+        if args.command == "meta-train":
+            return cmd_meta_train(args)
         return cmd_data(args)
     except CatchjaxError as exc:
         print(f"catchjax: error: {exc}", file=sys.stderr)

@@ -16,6 +16,7 @@ METHODS = {
     "catch-sfs": (catch.CatchConfig, catch.catch_search),
     "catch-zero": (catch.CatchConfig, catch.catch_search),
     "catch-random": (catch.CatchConfig, catch.catch_search),
+    "catch-meta": (catch.CatchConfig, catch.catch_search),  # adapts a meta-trained agent
 }
 CATCH_CONTEXT = {"catch-sfs": "learned", "catch-zero": "zero", "catch-random": "random"}
 ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea"}
@@ -40,11 +41,15 @@ def make_config(name: str, budget: int = 50, **overrides):
         )
     if name in CATCH_CONTEXT:
         overrides.setdefault("context", CATCH_CONTEXT[name])
+    if name == "catch-meta":
+        overrides["meta_trained"] = True
     return cls(budget=budget, **overrides)
 
 
 def method_name(config) -> str:
     if isinstance(config, catch.CatchConfig):
+        if config.meta_trained:
+            return "catch-meta"
         return {v: k for k, v in CATCH_CONTEXT.items()}[config.context]
     for name, (cls, _) in METHODS.items():
         if type(config) is cls:
@@ -56,8 +61,29 @@ def search_function(config):
     return METHODS[method_name(config)][1]
 
 
-def validate(config, task: Task) -> None:
+def validate(config, task: Task, agent=None) -> None:
     """Reject a config that cannot run on ``task``, before anything is compiled."""
+    if isinstance(config, catch.CatchConfig) and config.meta_trained and agent is None:
+        raise CatchjaxError(
+            "catch-meta adapts a meta-trained agent: pass agent= (catchjax.agent.meta_train / "
+            "load_agent), or on the command line --init CHECKPOINT (without --init, "
+            "`catchjax sweep --method catch-meta` meta-trains one first)"
+        )
+    if agent is not None and not (isinstance(config, catch.CatchConfig) and config.meta_trained):
+        raise CatchjaxError(f"method {method_name(config)!r} does not start from an agent")
+    if agent is not None:
+        import jax
+
+        L, _, K = task.arrays.prefix_mask.shape
+        expected = jax.eval_shape(lambda: catch.init_agent(config, jax.random.key(0), L, K))
+        shape = [(x.shape, x.dtype) for x in jax.tree.leaves(expected)]
+        got = [(x.shape, x.dtype) for x in jax.tree.leaves(agent)]
+        if jax.tree.structure(expected) != jax.tree.structure(agent) or shape != got:
+            raise CatchjaxError(
+                f"the agent's networks do not fit this config (z_dim={config.z_dim}, "
+                f"hidden={config.hidden}) and the {L} x {K} space of {task.name}: an "
+                f"incompatible config"
+            )
     if not isinstance(config.budget, int) or config.budget <= 0:
         raise CatchjaxError(f"budget must be a positive integer, got {config.budget!r}")
     if isinstance(config, baselines.RandomSearchConfig) and not config.replace:
@@ -83,8 +109,15 @@ def validate(config, task: Task) -> None:
             raise CatchjaxError(
                 f"context must be one of {sorted(CATCH_CONTEXT.values())}, got {config.context!r}"
             )
-        if not 1 <= config.n_initial <= config.budget:
-            raise CatchjaxError(f"n_initial must be in 1..budget, got {config.n_initial}")
+        if not 1 <= config.n_initial <= min(config.budget, config.meta_budget):
+            raise CatchjaxError(
+                f"n_initial must be in 1..budget (and <= meta_budget), got {config.n_initial}"
+            )
+        if config.meta_epochs < 1 or config.meta_budget < 1:
+            raise CatchjaxError(
+                f"meta_epochs and meta_budget must be >= 1, got {config.meta_epochs}, "
+                f"{config.meta_budget}"
+            )
     if isinstance(config, baselines.ReinforceConfig):
         if not config.learning_rate > 0 or not 0 <= config.baseline_momentum < 1:
             raise CatchjaxError(

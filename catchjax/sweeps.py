@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -31,11 +33,19 @@ def trial_key(seed, trial):
     return jax.random.fold_in(jax.random.key(seed), trial)
 
 
+def _search_with(config, search, key, task, agent):
+    if agent is None:
+        return search(config, key, task)
+    return search(config, key, task, agent)  # a method that starts from a trained agent
+
+
 def _trials_fn(config):
     search = methods.search_function(config)
 
-    def run(seed, trial_ids, task: TaskArrays) -> SearchTrace:
-        return jax.vmap(lambda i: search(config, trial_key(seed, i), task))(trial_ids)
+    def run(seed, trial_ids, task: TaskArrays, agent) -> SearchTrace:
+        return jax.vmap(
+            lambda i: _search_with(config, search, trial_key(seed, i), task, agent)
+        )(trial_ids)
 
     return run
 
@@ -43,10 +53,10 @@ def _trials_fn(config):
 _COMPILED: dict = {}
 
 
-def _compiled(config, chunk: int, task: TaskArrays, devices):
+def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
     """AOT-compile (and cache) the vmapped search for one config, chunk size and task shape."""
-    shapes = tuple((x.shape, x.dtype) for x in jax.tree.leaves(task))
-    cache_key = (config, chunk, shapes, tuple(devices))
+    shapes = tuple((x.shape, x.dtype) for x in jax.tree.leaves((task, agent)))
+    cache_key = (config, chunk, shapes, jax.tree.structure(agent), tuple(devices))
     if cache_key in _COMPILED:
         return _COMPILED[cache_key], 0.0
     fn = _trials_fn(config)
@@ -54,12 +64,12 @@ def _compiled(config, chunk: int, task: TaskArrays, devices):
         mesh = Mesh(np.asarray(devices), ("trials",))
         split = NamedSharding(mesh, PartitionSpec("trials"))
         repl = NamedSharding(mesh, PartitionSpec())
-        jitted = jax.jit(fn, in_shardings=(repl, split, repl), out_shardings=split)
+        jitted = jax.jit(fn, in_shardings=(repl, split, repl, repl), out_shardings=split)
     else:
         jitted = jax.jit(fn)
     t0 = time.perf_counter()
     compiled = jitted.lower(
-        jnp.zeros((), jnp.int32), jnp.zeros((chunk,), jnp.int32), task
+        jnp.zeros((), jnp.int32), jnp.zeros((chunk,), jnp.int32), task, agent
     ).compile()
     seconds = time.perf_counter() - t0
     _COMPILED[cache_key] = compiled
@@ -79,6 +89,7 @@ class SweepResult:
     compile_seconds: float
     wall_seconds: float
     device: str
+    info: dict = dataclasses.field(default_factory=dict)  # extra fields for summary.json
 
     @property
     def trials(self) -> int:
@@ -145,6 +156,7 @@ class SweepResult:
             "config": {"method": self.method, **dataclasses.asdict(self.config)},
             "task_spec": dataclasses.asdict(spec),
             "versions": versions(),
+            **self.info,
         }
 
 
@@ -177,46 +189,62 @@ def sweep(
     chunk_size: int | None = None,
     progress: bool = False,
     devices=None,
+    agent=None,
+    progress_dir=None,
     **settings,
 ) -> SweepResult:
     """Run ``trials`` seeded trials of ``method`` (a name or a config) on ``task``.
 
-    ``settings`` override the method's config fields (e.g. ``population=20``).
+    ``settings`` override the method's config fields (e.g. ``population=20``); ``agent``
+    is the trained starting point of methods that adapt one (``catch-meta``). With
+    ``progress_dir``, finished chunks are checkpointed there (Orbax) and a rerun of the
+    same sweep resumes after the last one, giving the same result as an uninterrupted run.
     """
     _check_counts(trials, budget)
     if isinstance(method, str):
         config = methods.make_config(method, budget=budget, **settings)
     else:
         config = dataclasses.replace(method, budget=budget, **settings)
-    methods.validate(config, task)
+    methods.validate(config, task, agent)
     devices = list(devices) if devices is not None else jax.local_devices()
     n_dev = len(devices)
     chunk = min(trials, chunk_size or DEFAULT_MAX_CHUNK)
     if chunk <= 0:
         raise CatchjaxError(f"chunk_size must be positive, got {chunk_size}")
     chunk = math.ceil(chunk / n_dev) * n_dev
-    compiled, compile_seconds = _compiled(config, chunk, task.arrays, devices)
+    compiled, compile_seconds = _compiled(config, chunk, task.arrays, agent, devices)
 
     n_chunks = math.ceil(trials / chunk)
     rows, rewards = [], []
+    store = None
+    if progress_dir is not None:
+        fingerprint = _fingerprint(config, task, seed, trials, chunk, agent)
+        store = SweepProgress(progress_dir, fingerprint)
+        rows, rewards = store.restore()
+    done = len(rows)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=trials, unit="trial", desc=f"{methods.method_name(config)} sweep")
+        bar = tqdm(total=trials, unit="trial", desc=f"{methods.method_name(config)} sweep",
+                   initial=min(done * chunk, trials))
     t0 = time.perf_counter()
-    for c in range(n_chunks):
+    for c in range(done, n_chunks):
         ids = np.arange(c * chunk, (c + 1) * chunk, dtype=np.int32)
         ids = np.minimum(ids, trials - 1)  # pad the last chunk; padded trials are dropped
-        out = compiled(jnp.asarray(seed, jnp.int32), jnp.asarray(ids), task.arrays)
+        out = compiled(jnp.asarray(seed, jnp.int32), jnp.asarray(ids), task.arrays, agent)
         n_real = min(chunk, trials - c * chunk)
         rows.append(np.asarray(out.rows)[:n_real])
         rewards.append(np.asarray(out.rewards)[:n_real])
+        if store is not None:
+            store.save(rows, rewards)
         if bar is not None:
             bar.update(n_real)
     wall = time.perf_counter() - t0
     if bar is not None:
         bar.close()
+    if store is not None:
+        store.close()
     return SweepResult(
         method=methods.method_name(config),
         config=config,
@@ -230,21 +258,99 @@ def sweep(
     )
 
 
+def _fingerprint(config, task: Task, seed, trials, chunk, agent) -> dict:
+    """What must match for saved progress to belong to this sweep."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for leaf in jax.tree.leaves(agent):
+        digest.update(np.asarray(leaf).tobytes())
+    return {
+        "method": methods.method_name(config),
+        "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
+        "task": json.loads(json.dumps(dataclasses.asdict(task.spec), default=str)),
+        "table": task.table.source,
+        "seed": int(seed),
+        "trials": int(trials),
+        "chunk": int(chunk),
+        "agent_sha256": digest.hexdigest() if agent is not None else None,
+    }
+
+
+class SweepProgress:
+    """Finished chunks of one sweep, checkpointed with an Orbax CheckpointManager.
+
+    Step k holds the rows and rewards of the first k chunks; only the latest is kept.
+    ``sweep.json`` records the sweep's fingerprint, so progress of another sweep is never
+    mixed in.
+    """
+
+    def __init__(self, directory, fingerprint: dict):
+        import orbax.checkpoint as ocp
+
+        self.directory = Path(directory).absolute()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        meta = self.directory / "sweep.json"
+        if meta.exists():
+            saved = json.loads(meta.read_text())
+            if saved != fingerprint:
+                diff = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
+                raise CatchjaxError(
+                    f"{self.directory} holds progress of a different sweep (differs in "
+                    f"{', '.join(diff)}); remove that folder or choose another output"
+                )
+        else:
+            meta.write_text(json.dumps(fingerprint, indent=2))
+        self._ocp = ocp
+        self.manager = ocp.CheckpointManager(
+            self.directory / "chunks", options=ocp.CheckpointManagerOptions(max_to_keep=1)
+        )
+
+    def restore(self):
+        step = self.manager.latest_step()
+        if step is None:
+            return [], []
+        try:
+            state = self.manager.restore(step, args=self._ocp.args.StandardRestore())
+        except Exception as exc:  # a damaged step: start over rather than guess
+            raise CatchjaxError(
+                f"cannot read sweep progress in {self.directory} ({type(exc).__name__}); "
+                f"remove the folder to start the sweep over"
+            ) from None
+        sizes = np.asarray(state["sizes"])
+        bounds = np.cumsum(sizes)[:-1]
+        rows = np.split(np.asarray(state["rows"]), bounds)
+        rewards = np.split(np.asarray(state["rewards"]), bounds)
+        return list(rows), list(rewards)
+
+    def save(self, rows, rewards):
+        state = {
+            "rows": np.concatenate(rows),
+            "rewards": np.concatenate(rewards),
+            "sizes": np.asarray([len(r) for r in rows], np.int32),
+        }
+        self.manager.save(len(rows), args=self._ocp.args.StandardSave(state))
+        self.manager.wait_until_finished()
+
+    def close(self):
+        self.manager.close()
+
+
 @functools.lru_cache(maxsize=64)
 def _single_trial_fn(config):
     """One jitted single-trial function per config, so repeated calls do not recompile."""
     search = methods.search_function(config)
-    return jax.jit(lambda s, i, t: search(config, trial_key(s, i), t))
+    return jax.jit(lambda s, i, t, a: _search_with(config, search, trial_key(s, i), t, a))
 
 
 def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int = 50,
-              **settings) -> SearchTrace:
+              agent=None, **settings) -> SearchTrace:
     """One trial alone, without vmap: the reference a sweep's trial ``trial`` must equal."""
     if isinstance(method, str):
         config = methods.make_config(method, budget=budget, **settings)
     else:
         config = method
-    methods.validate(config, task)
+    methods.validate(config, task, agent)
     fn = _single_trial_fn(config)
-    out = fn(jnp.asarray(seed, jnp.int32), jnp.asarray(trial, jnp.int32), task.arrays)
+    out = fn(jnp.asarray(seed, jnp.int32), jnp.asarray(trial, jnp.int32), task.arrays, agent)
     return jax.tree.map(np.asarray, out)

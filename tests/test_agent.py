@@ -1,0 +1,144 @@
+"""Meta-training, Orbax checkpoints of agents, and resumable sweeps."""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+
+from catchjax import agent as agents
+from catchjax import catch, cli, sweeps
+from catchjax.benchmarks import tasks
+from catchjax.errors import CatchjaxError
+
+TINY = catch.CatchConfig(budget=12, candidates=12, hidden=16, updates_per_epoch=2,
+                         meta_epochs=4, meta_budget=8, meta_trained=True)
+
+
+@pytest.fixture(scope="module")
+def trained(syn_nb201):
+    return agents.meta_train(syn_nb201, TINY, seed=0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(trained, tmp_path_factory):
+    return agents.save_agent(tmp_path_factory.mktemp("ck") / "agent", trained)
+
+
+def test_meta_pool_leaves_the_target_out(syn_nb201):
+    assert agents.meta_pool(syn_nb201) == [
+        "cifar100_valid_acc_12", "cifar100_valid_acc_200",
+        "imagenet16_valid_acc_12", "imagenet16_valid_acc_200",
+    ]
+    micro = tasks.make_task("synthetic-transnas-micro", "segmentsemantic")
+    pool = agents.meta_pool(micro)
+    assert len(pool) == 6 and not any(p.startswith("segmentsemantic") for p in pool)
+
+
+def test_meta_training_changes_the_agent_and_depends_on_the_seed(trained, syn_nb201):
+    fresh = catch.init_agent(TINY, jax.random.split(jax.random.key(0))[0], 6, 5)
+    moved = [not np.allclose(a, b) for a, b in
+             zip(jax.tree.leaves(fresh.params), jax.tree.leaves(trained.agent.params))]
+    assert any(moved)
+    other = agents.meta_train(syn_nb201, TINY, seed=1)
+    assert not all(np.array_equal(a, b) for a, b in
+                   zip(jax.tree.leaves(other.agent), jax.tree.leaves(trained.agent)))
+
+
+def test_checkpoint_round_trip_continues_identically(trained, checkpoint, syn_nb201):
+    restored = agents.load_agent(checkpoint, syn_nb201)
+    for a, b in zip(jax.tree.leaves(trained.agent), jax.tree.leaves(restored.agent)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert restored.config == TINY and restored.pool == trained.pool
+    one = sweeps.sweep(TINY, syn_nb201, trials=6, budget=12, seed=3, agent=trained.agent)
+    two = sweeps.sweep(restored.config, syn_nb201, trials=6, budget=12, seed=3,
+                       agent=restored.agent)
+    np.testing.assert_array_equal(one.rows, two.rows)
+    assert one.method == "catch-meta"
+
+
+def test_bad_checkpoints_give_clear_errors(checkpoint, syn_nb201, tmp_path):
+    with pytest.raises(CatchjaxError, match="does not exist"):
+        agents.load_agent(tmp_path / "nope")
+    with pytest.raises(CatchjaxError, match="incompatible config"):
+        agents.load_agent(checkpoint, syn_nb201, hidden=64)
+    micro = tasks.make_task("synthetic-transnas-micro", "jigsaw")
+    with pytest.raises(CatchjaxError, match="6 x 5 search space.*incompatible"):
+        agents.load_agent(checkpoint, micro)
+    half = tmp_path / "half"
+    shutil.copytree(checkpoint, half)
+    (half / "catchjax.json").unlink()  # writing stopped before the last file
+    with pytest.raises(CatchjaxError, match="not a complete catchjax agent checkpoint"):
+        agents.load_agent(half)
+    broken = tmp_path / "broken"
+    shutil.copytree(checkpoint, broken)
+    for f in (broken / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0 and "metadata" not in f.name:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 3])
+    with pytest.raises(CatchjaxError, match="damaged or incompatible"):
+        agents.load_agent(broken)
+
+
+def test_catch_meta_needs_an_agent_of_the_right_shape(trained, syn_nb201):
+    with pytest.raises(CatchjaxError, match="adapts a meta-trained agent"):
+        sweeps.sweep("catch-meta", syn_nb201, trials=2, budget=12)
+    with pytest.raises(CatchjaxError, match="incompatible config"):
+        sweeps.sweep(TINY, syn_nb201, trials=2, budget=12, agent=trained.agent, hidden=32)
+    with pytest.raises(CatchjaxError, match="does not start from an agent"):
+        sweeps.sweep("rea", syn_nb201, trials=2, budget=12, agent=trained.agent)
+
+
+def test_killed_sweep_resumes_to_the_same_result(syn_nb201, tmp_path, monkeypatch):
+    full = sweeps.sweep("reinforce", syn_nb201, trials=10, budget=15, seed=4, chunk_size=3)
+    real = sweeps._compiled
+    calls = {"n": 0}
+
+    def dying(*args, **kw):
+        compiled, seconds = real(*args, **kw)
+
+        def run(*a):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt  # killed during the third chunk
+            return compiled(*a)
+
+        return run, seconds
+
+    monkeypatch.setattr(sweeps, "_compiled", dying)
+    progress = tmp_path / "progress"
+    with pytest.raises(KeyboardInterrupt):
+        sweeps.sweep("reinforce", syn_nb201, trials=10, budget=15, seed=4, chunk_size=3,
+                     progress_dir=progress)
+    monkeypatch.setattr(sweeps, "_compiled", real)
+    calls["n"] = 0
+    resumed = sweeps.sweep("reinforce", syn_nb201, trials=10, budget=15, seed=4, chunk_size=3,
+                           progress_dir=progress)
+    np.testing.assert_array_equal(resumed.rows, full.rows)
+    np.testing.assert_array_equal(resumed.rewards, full.rewards)
+    with pytest.raises(CatchjaxError, match="different sweep.*seed"):
+        sweeps.sweep("reinforce", syn_nb201, trials=10, budget=15, seed=5, chunk_size=3,
+                     progress_dir=progress)
+
+
+def test_cli_meta_train_then_adapt(tmp_path, capsys):
+    sets = ["--set", "candidates=12", "--set", "hidden=16", "--set", "meta_epochs=3",
+            "--set", "meta_budget=8"]
+    ck = tmp_path / "agent"
+    assert cli.main(["meta-train", "--benchmark", "synthetic-nb201", "--task", "cifar100",
+                     "--out", str(ck), *sets]) == 0
+    out = tmp_path / "adapt"
+    assert cli.main(["sweep", "--method", "catch-meta", "--benchmark", "synthetic-nb201",
+                     "--task", "cifar100", "--trials", "4", "--budget", "10", "--init", str(ck),
+                     "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "catch-meta" and summary["init"] == str(ck.absolute())
+    assert "cifar10_valid_valid_acc_12" in summary["meta_pool"]
+    assert not (tmp_path / ".adapt.partial").exists()
+    # without --init: meta-trains first and keeps the agent under --out
+    out2 = tmp_path / "oneshot"
+    assert cli.main(["sweep", "--method", "catch-meta", "--benchmark", "synthetic-nb201",
+                     "--task", "cifar10", "--trials", "4", "--budget", "10", "--out", str(out2),
+                     "--no-progress", *sets]) == 0
+    assert (out2 / "meta-agent" / "catchjax.json").exists()
+    assert agents.load_agent(out2 / "meta-agent").target_task == "cifar10"
