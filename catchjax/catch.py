@@ -31,12 +31,12 @@ from catchjax.benchmarks.tasks import TaskArrays
 @dataclasses.dataclass(frozen=True)
 class CatchConfig:
     budget: int = 50  # networks evaluated (search epochs + initial random ones)
-    n_initial: int = 1  # random networks that seed the history (paper Fig. 2)
+    n_initial: int = 5  # random networks that seed the history (paper Fig. 2)
     candidates: int = 100  # M
     z_dim: int = 10
     hidden: int = 64
     beta_kl: float = 0.1
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-3
     updates_per_epoch: int = 4
     ppo_clip: float = 0.2
     per_alpha: float = 0.6
