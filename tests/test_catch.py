@@ -47,3 +47,24 @@ def test_bad_catch_configs_are_refused(syn_nb201):
         sweeps.sweep("catch-sfs", syn_nb201, trials=2, budget=5, candidates=0)
     with pytest.raises(CatchjaxError, match="z_dim"):
         sweeps.sweep("catch-sfs", syn_nb201, trials=2, budget=5, z_dim=0)
+
+
+def test_constant_rewards_do_not_produce_nan(syn_nb201):
+    """Normalizing constant rewards must not divide by zero (paper: r normalized)."""
+    import dataclasses
+
+    import jax
+
+    from catchjax import catch
+    from catchjax.benchmarks import tables, tasks
+
+    table = syn_nb201.table
+    flat = tables.Table(table.benchmark, table.space, table.actions, table.arch_str,
+                        {**table.columns, "flat": np.full(table.n_archs, 50.0, np.float32)},
+                        table.source)
+    task = tasks.make_task("synthetic-nb201", "cifar10", reward="flat", table=flat)
+    config = dataclasses.replace(catch.CatchConfig(), budget=10, **SMALL)
+    trace, agent = jax.jit(lambda k: catch.search_and_learn(config, k, task.arrays))(
+        jax.random.key(0))
+    assert np.all(np.asarray(trace.rewards) == 50.0)
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(agent))
