@@ -166,6 +166,9 @@ def load_agent(path, task: Task | None = None, **overrides) -> MetaTrainedAgent:
         raise CatchjaxError(f"{meta_file} is damaged or from another version: {exc}") from None
     if meta.get("format") != FORMAT:
         raise CatchjaxError(f"{path}: checkpoint format {meta.get('format')}, expected {FORMAT}")
+    unknown = set(overrides) - {f.name for f in dataclasses.fields(catch.CatchConfig)}
+    if unknown:
+        raise CatchjaxError(f"CATCH has no setting {', '.join(sorted(unknown))}")
     clash = {k: (getattr(saved, k), v) for k, v in overrides.items()
              if k in SHAPE_FIELDS and v != getattr(saved, k)}
     if clash:

@@ -26,6 +26,7 @@ from flax import struct
 from catchjax import networks, ppo, replay, sampling
 from catchjax.baselines.common import SearchTrace, uniform_rows
 from catchjax.benchmarks.tasks import TaskArrays
+from catchjax.errors import CatchjaxError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,7 +95,7 @@ def init_agent(config: CatchConfig, key, L: int, K: int) -> AgentState:
 def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
     """One CATCH search on ``task``; ``agent`` = meta-trained start (None: from scratch)."""
     if config.meta_trained and agent is None:
-        raise ValueError("catch-meta needs a meta-trained agent (init_params / --init)")
+        raise CatchjaxError("catch-meta needs a meta-trained agent (agent= / --init)")
     trace, _ = search_and_learn(config, key, task, agent)
     return trace
 

@@ -63,6 +63,8 @@ def test_bad_checkpoints_give_clear_errors(checkpoint, syn_nb201, tmp_path):
         agents.load_agent(tmp_path / "nope")
     with pytest.raises(CatchjaxError, match="incompatible config"):
         agents.load_agent(checkpoint, syn_nb201, hidden=64)
+    with pytest.raises(CatchjaxError, match="no setting hiden"):
+        agents.load_agent(checkpoint, syn_nb201, hiden=64)
     micro = tasks.make_task("synthetic-transnas-micro", "jigsaw")
     with pytest.raises(CatchjaxError, match="6 x 5 search space.*incompatible"):
         agents.load_agent(checkpoint, micro)
