@@ -1,22 +1,25 @@
 """The CATCH search loop on one task (paper Algorithm 1, lines 3-13), as one pure function.
 
-Each search epoch: encode the whole search history into z (Eq. 1, reparameterized),
-sample M candidates from the controller, let the evaluator pick one (epsilon-greedy),
-query its reward, add it to the history, then take ``updates_per_epoch`` gradient steps
-on L_c + L_e + beta * KL (Eq. 2): PPO's clipped surrogate on the evaluated networks
-(stored log-probs, rewards normalized over the history) and the evaluator's Huber loss
-on a PER batch of 80% of the memory. One Adam optimizer updates all three networks; the
-encoder gets the gradient of the whole sum through z.
+Each search epoch (:func:`search_epoch`): encode the whole search history into z (Eq. 1,
+reparameterized, :func:`encode_context`), sample M candidates from the controller, let
+the evaluator pick one (epsilon-greedy, :func:`select_candidate`), query its reward, add
+it to the history, then take ``updates_per_epoch`` gradient steps (:func:`update_step`) on
+L_c + L_e + beta * KL (Eq. 2, :func:`catch_loss`): PPO's clipped surrogate on the
+evaluated networks (stored log-probs, rewards normalized over the history) and the
+evaluator's Huber loss on a PER batch of 80% of the memory. One Adam optimizer updates all
+three networks; the encoder gets the gradient of the whole sum through z.
 
 Variants (paper §4.2): ``sfs`` searches from scratch (random initial parameters, the
 default here), ``zero`` fixes z = 0, ``random`` draws z ~ N(0, I) ignoring the history.
-``meta`` adapts from an agent meta-trained by :func:`meta_train` on a pool of other tasks
+``meta`` adapts from an agent meta-trained by :func:`train` on a pool of other tasks
 (SPEC §2: leave the target out), see :mod:`catchjax.agent`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,9 +27,11 @@ import optax
 from flax import struct
 
 from catchjax import networks, ppo, replay, sampling
-from catchjax.baselines.common import SearchTrace, uniform_rows
 from catchjax.benchmarks.tasks import TaskArrays
+from catchjax.core import SearchTrace, uniform_rows
 from catchjax.errors import CatchjaxError
+
+CONTEXTS = ("learned", "zero", "random")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +46,7 @@ class CatchConfig:
     updates_per_epoch: int = 4
     ppo_clip: float = 0.2
     per_alpha: float = 0.6
-    per_beta0: float = 0.4  # annealed to 1 over the search
+    per_beta0: float = 0.4  # annealed towards 1 over the search
     per_fraction: float = 0.8  # PER batch = 80% of the memory
     epsilon_start: float = 0.5  # epsilon-greedy over the candidates, reset per task
     epsilon_end: float = 0.05
@@ -50,18 +55,65 @@ class CatchConfig:
     meta_epochs: int = 25  # N_meta
     meta_budget: int = 20  # N_search: networks per meta-training search
 
+    def validate(self, task) -> None:
+        """Refuse settings that cannot run (or would run to a meaningless result)."""
+        if self.candidates < 1 or self.z_dim < 1 or self.hidden < 1:
+            raise CatchjaxError(
+                f"CATCH needs candidates (M) >= 1, z_dim >= 1 and hidden >= 1, got "
+                f"{self.candidates}, {self.z_dim}, {self.hidden}"
+            )
+        if self.context not in CONTEXTS:
+            raise CatchjaxError(f"context must be one of {sorted(CONTEXTS)}, got {self.context!r}")
+        if not 1 <= self.n_initial <= min(self.budget, self.meta_budget):
+            raise CatchjaxError(
+                f"n_initial must be in 1..budget (and <= meta_budget), got {self.n_initial}"
+            )
+        if self.meta_epochs < 1 or self.meta_budget < 1:
+            raise CatchjaxError(
+                f"meta_epochs and meta_budget must be >= 1, got {self.meta_epochs}, "
+                f"{self.meta_budget}"
+            )
+        if self.updates_per_epoch < 1:
+            raise CatchjaxError(f"updates_per_epoch must be >= 1, got {self.updates_per_epoch}")
+        checks = {
+            "learning_rate": (self.learning_rate, 0.0, math.inf, "a finite number > 0", False),
+            "per_fraction": (self.per_fraction, 0.0, 1.0, "in (0, 1]", False),
+            "per_alpha": (self.per_alpha, 0.0, math.inf, "finite and >= 0", True),
+            "per_beta0": (self.per_beta0, 0.0, 1.0, "in [0, 1]", True),
+            "epsilon_start": (self.epsilon_start, 0.0, 1.0, "in [0, 1]", True),
+            "epsilon_end": (self.epsilon_end, 0.0, 1.0, "in [0, 1]", True),
+            "ppo_clip": (self.ppo_clip, 0.0, math.inf, "finite and >= 0", True),
+            "beta_kl": (self.beta_kl, 0.0, math.inf, "finite and >= 0", True),
+        }
+        for name, (value, lo, hi, words, closed_low) in checks.items():
+            low_ok = value >= lo if closed_low else value > lo
+            if not (low_ok and value <= hi and math.isfinite(value)):
+                raise CatchjaxError(f"CATCH setting {name} must be {words}, got {value}")
+
 
 @struct.dataclass
 class History:
+    """The search history: every evaluated network, its reward and its sampling log-prob.
+
+    The PER memory stores only priorities over these slots (slot i of the memory is
+    history entry i: its capacity is the budget, so it never wraps).
+    """
+
     actions: jnp.ndarray  # i32 [H, L]
     rewards: jnp.ndarray  # f32 [H]
     log_probs: jnp.ndarray  # f32 [H], under the policy that sampled them
     count: jnp.ndarray  # i32
 
 
-def _networks(config: CatchConfig, L: int, K: int):
+class CatchNetworks(NamedTuple):
+    encoder: networks.ContextEncoder
+    controller: networks.Controller
+    evaluator: networks.Evaluator
+
+
+def make_networks(config: CatchConfig, L: int, K: int) -> CatchNetworks:
     hidden = (config.hidden, config.hidden)
-    return (
+    return CatchNetworks(
         networks.ContextEncoder(config.z_dim, hidden),
         networks.Controller(L, K, hidden),
         networks.Evaluator(hidden),
@@ -69,7 +121,7 @@ def _networks(config: CatchConfig, L: int, K: int):
 
 
 def init_params(config: CatchConfig, key, L: int, K: int):
-    enc, ctrl, ev = _networks(config, L, K)
+    enc, ctrl, ev = make_networks(config, L, K)
     k1, k2, k3 = jax.random.split(key, 3)
     z = jnp.zeros(config.z_dim)
     return {
@@ -92,24 +144,153 @@ def init_agent(config: CatchConfig, key, L: int, K: int) -> AgentState:
     return AgentState(params, optax.adam(config.learning_rate).init(params))
 
 
-def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
-    """One CATCH search on ``task``; ``agent`` = meta-trained start (None: from scratch)."""
-    if config.meta_trained and agent is None:
-        raise CatchjaxError("catch-meta needs a meta-trained agent (agent= / --init)")
-    trace, _ = search_and_learn(config, key, task, agent)
-    return trace
+# -- the parts of one search epoch ---------------------------------------------------------
+
+
+def encode_context(config: CatchConfig, nets: CatchNetworks, params, history: History, key):
+    """z and KL(q(z|c) || N(0, I)) from the history (Eq. 1); the ablations skip the encoder.
+
+    Each context is (one-hot architecture, reward normalized over the history); the
+    encoder's Gaussians are multiplied over the filled slots.
+    """
+    if config.context == "zero":
+        return jnp.zeros(config.z_dim), jnp.zeros(())
+    if config.context == "random":
+        return jax.random.normal(key, (config.z_dim,)), jnp.zeros(())
+    H, L = history.actions.shape
+    K = nets.controller.n_choices
+    mask = jnp.arange(H) < history.count
+    r = ppo.normalize(history.rewards, mask)
+    onehot = jax.nn.one_hot(history.actions, K).reshape(H, L * K)
+    ctx = jnp.concatenate([onehot, r[:, None]], axis=1)
+    mu, var = nets.encoder.apply(params["encoder"], ctx, mask)
+    return networks.sample_z(key, mu, var), networks.kl_to_prior(mu, var)
+
+
+def select_candidate(k_explore, k_pick, scores, epsilon):
+    """Epsilon-greedy over the candidates: a uniform one with probability epsilon, else the
+    evaluator's best (CATCH §3.3)."""
+    return jnp.where(
+        jax.random.uniform(k_explore) < epsilon,
+        jax.random.randint(k_pick, (), 0, scores.shape[0]),
+        jnp.argmax(scores),
+    )
+
+
+def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: History,
+               memory: replay.ReplayBuffer, key, beta, n_init: int, prefix_mask):
+    """Eq. (2): L_c + L_e + beta_kl * KL. Returns (loss, (PER indices, TD errors, parts)).
+
+    L_c is PPO's clipped surrogate on the networks the controller sampled (the ``n_init``
+    random seeds have no policy log-prob), advantage = reward normalized over the history.
+    L_e is the evaluator's Huber loss on a PER batch, weighted by the IS weights, with
+    targets normalized like the advantages.
+    """
+    H = history.rewards.shape[0]
+    K = nets.controller.n_choices
+    k_z, k_per = jax.random.split(key)
+    z, kl = encode_context(config, nets, params, history, k_z)
+    filled = jnp.arange(H) < history.count
+    from_policy = filled & (jnp.arange(H) >= n_init)
+    adv = ppo.normalize(history.rewards, filled)
+    logp = jax.vmap(
+        lambda a: networks.controller_log_prob(nets.controller, params["controller"], z, a,
+                                               prefix_mask)
+    )(history.actions)
+    l_c = ppo.clipped_surrogate_loss(logp, history.log_probs, adv, from_policy, config.ppo_clip)
+    mean, std = ppo.masked_mean_std(history.rewards, filled)
+    batch = max(1, int(config.per_fraction * H))
+    idx, _, weights = replay.sample(memory, k_per, batch, config.per_alpha, beta)
+    acts, rewards = history.actions[idx], history.rewards[idx]
+    pred = jax.vmap(
+        lambda a: nets.evaluator.apply(params["evaluator"], jax.nn.one_hot(a, K), z)
+    )(acts)
+    delta = pred - (rewards - mean) / std
+    l_e = jnp.mean(weights * optax.huber_loss(delta))
+    parts = {"loss_controller": l_c, "loss_evaluator": l_e, "kl": kl}
+    return l_c + l_e + config.beta_kl * kl, (idx, delta, parts)
+
+
+def update_step(config: CatchConfig, nets: CatchNetworks, carry, key, history, beta,
+                n_init: int, prefix_mask):
+    """One Adam step on :func:`catch_loss`; the sampled items get |TD error| priorities."""
+    params, opt_state, memory = carry
+    grads, (idx, delta, parts) = jax.grad(catch_loss, argnums=2, has_aux=True)(
+        config, nets, params, history, memory, key, beta, n_init, prefix_mask
+    )
+    updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state)
+    memory = replay.update_priorities(memory, idx, delta)
+    return (optax.apply_updates(params, updates), opt_state, memory), parts
+
+
+def epsilon_at(config: CatchConfig, epoch, n_epochs: int):
+    """Epsilon of search epoch ``epoch``: linear from start to end over the epochs."""
+    frac = epoch / jnp.maximum(n_epochs - 1, 1)
+    return config.epsilon_start + (config.epsilon_end - config.epsilon_start) * frac
+
+
+def distinct_count(codes):
+    """Number of distinct values in a 1-D array, with static shapes (sort, count changes)."""
+    s = jnp.sort(codes)
+    return 1 + jnp.sum(s[1:] != s[:-1])
+
+
+def search_epoch(config: CatchConfig, nets: CatchNetworks, task: TaskArrays, k_loop,
+                 n_init: int, n_epochs: int, carry, n):
+    """One search epoch (Algorithm 1 lines 5-11); returns the carry, the query and metrics."""
+    params, opt_state, history, memory = carry
+    K = nets.controller.n_choices
+    k_z, k_cand, k_eps, k_pick, k_upd = jax.random.split(jax.random.fold_in(k_loop, n), 5)
+    z, _ = encode_context(config, nets, params, history, k_z)
+    cands, logps = jax.vmap(
+        lambda k: networks.controller_sample(nets.controller, params["controller"], k, z,
+                                             task.prefix_mask)
+    )(jax.random.split(k_cand, config.candidates))
+    scores = jax.vmap(
+        lambda a: nets.evaluator.apply(params["evaluator"], jax.nn.one_hot(a, K), z)
+    )(cands)
+    eps = epsilon_at(config, n, n_epochs)
+    pick = select_candidate(k_eps, k_pick, scores, eps)
+    actions = cands[pick]
+    row = task.code_to_row[sampling.sequence_code(actions, K)]
+    reward = task.reward[row]
+    i = history.count
+    history = History(
+        actions=history.actions.at[i].set(actions),
+        rewards=history.rewards.at[i].set(reward),
+        log_probs=history.log_probs.at[i].set(logps[pick]),
+        count=i + 1,
+    )
+    memory = replay.add(memory, None)
+    beta = replay.beta_schedule(config.per_beta0, n, n_epochs)
+
+    def update(c, u):
+        return update_step(config, nets, c, jax.random.fold_in(k_upd, u), history, beta,
+                           n_init, task.prefix_mask)
+
+    (params, opt_state, memory), parts = jax.lax.scan(
+        update, (params, opt_state, memory), jnp.arange(config.updates_per_epoch)
+    )
+    metrics = {k: jnp.mean(v) for k, v in parts.items()}
+    metrics.update(
+        epsilon=jnp.asarray(eps, jnp.float32),
+        per_beta=jnp.asarray(beta, jnp.float32),
+        # -mean log pi over the M samples: a Monte-Carlo estimate of the controller's
+        # entropy over whole architectures (nats)
+        controller_entropy=-jnp.mean(logps),
+        distinct_candidates=distinct_count(sampling.sequence_code(cands, K)),
+    )
+    return (params, opt_state, history, memory), (row, reward, metrics)
 
 
 def search_and_learn(config: CatchConfig, key, task: TaskArrays, agent=None):
     """Algorithm 1 lines 3-12 on one task: returns (SearchTrace, the updated AgentState)."""
     L, _, K = task.prefix_mask.shape
     H = config.budget
-    enc, ctrl, ev = _networks(config, L, K)
+    nets = make_networks(config, L, K)
     k_init, k_first, k_loop = jax.random.split(key, 3)
     if agent is None:
         agent = init_agent(config, k_init, L, K)
-    params, opt_state = agent.params, agent.opt_state
-    optimizer = optax.adam(config.learning_rate)
     n_init = min(config.n_initial, H)
     n_epochs = H - n_init
 
@@ -120,104 +301,40 @@ def search_and_learn(config: CatchConfig, key, task: TaskArrays, agent=None):
         log_probs=jnp.zeros(H),  # random seeds have no policy log-prob; excluded from PPO
         count=jnp.asarray(n_init, jnp.int32),
     )
-    memory = replay.init((jnp.zeros((L,), jnp.int32), jnp.zeros(())), H)
-    for i in range(n_init):
-        memory = replay.add(memory, (task.row_actions[first_rows[i]], task.reward[first_rows[i]]))
-    batch = max(1, int(config.per_fraction * H))
-
-    def encode(params, history, key):
-        # The ablations never run the encoder (and give it no gradient).
-        if config.context == "zero":
-            return jnp.zeros(config.z_dim), jnp.zeros(())
-        if config.context == "random":
-            return jax.random.normal(key, (config.z_dim,)), jnp.zeros(())
-        mask = jnp.arange(H) < history.count
-        r = ppo.normalize(history.rewards, mask)
-        onehot = jax.nn.one_hot(history.actions, K).reshape(H, L * K)
-        ctx = jnp.concatenate([onehot, r[:, None]], axis=1)
-        mu, var = enc.apply(params["encoder"], ctx, mask)
-        return networks.sample_z(key, mu, var), networks.kl_to_prior(mu, var)
-
-    def loss_fn(params, history, memory, key, beta):
-        k_z, k_per = jax.random.split(key)
-        z, kl = encode(params, history, k_z)
-        # L_c: PPO on the evaluated (policy-sampled) networks, advantage = normalized reward
-        filled = jnp.arange(H) < history.count
-        from_policy = filled & (jnp.arange(H) >= n_init)
-        adv = ppo.normalize(history.rewards, filled)
-        logp = jax.vmap(
-            lambda a: networks.controller_log_prob(ctrl, params["controller"], z, a,
-                                                   task.prefix_mask)
-        )(history.actions)
-        l_c = ppo.clipped_surrogate_loss(logp, history.log_probs, adv, from_policy,
-                                         config.ppo_clip)
-        # L_e: Huber loss of the evaluator on a PER batch, targets = normalized rewards
-        mean, std = ppo.masked_mean_std(history.rewards, filled)
-        idx, (acts, rewards), weights = replay.sample(memory, k_per, batch,
-                                                      config.per_alpha, beta)
-        pred = jax.vmap(lambda a: ev.apply(params["evaluator"], jax.nn.one_hot(a, K), z))(acts)
-        delta = pred - (rewards - mean) / std
-        l_e = jnp.mean(weights * optax.huber_loss(delta))
-        return l_c + l_e + config.beta_kl * kl, (idx, delta)
+    memory = replay.init(None, H)
+    for _ in range(n_init):
+        memory = replay.add(memory, None)
 
     def epoch(carry, n):
-        params, opt_state, history, memory = carry
-        k_z, k_cand, k_eps, k_pick, k_upd = jax.random.split(jax.random.fold_in(k_loop, n), 5)
-        z, _ = encode(params, history, k_z)
-        cands, logps = jax.vmap(
-            lambda k: networks.controller_sample(ctrl, params["controller"], k, z,
-                                                 task.prefix_mask)
-        )(jax.random.split(k_cand, config.candidates))
-        scores = jax.vmap(lambda a: ev.apply(params["evaluator"], jax.nn.one_hot(a, K), z))(cands)
-        frac = n / jnp.maximum(n_epochs - 1, 1)
-        eps = config.epsilon_start + (config.epsilon_end - config.epsilon_start) * frac
-        pick = jnp.where(jax.random.uniform(k_eps) < eps,
-                         jax.random.randint(k_pick, (), 0, config.candidates),
-                         jnp.argmax(scores))
-        actions = cands[pick]
-        row = task.code_to_row[sampling.sequence_code(actions, K)]
-        reward = task.reward[row]
-        i = history.count
-        history = History(
-            actions=history.actions.at[i].set(actions),
-            rewards=history.rewards.at[i].set(reward),
-            log_probs=history.log_probs.at[i].set(logps[pick]),
-            count=i + 1,
-        )
-        memory = replay.add(memory, (actions, reward))
-        beta = replay.beta_schedule(config.per_beta0, n, n_epochs)
+        return search_epoch(config, nets, task, k_loop, n_init, n_epochs, carry, n)
 
-        def update(c, u):
-            params, opt_state, memory = c
-            grads, (idx, delta) = jax.grad(loss_fn, has_aux=True)(
-                params, history, memory, jax.random.fold_in(k_upd, u), beta
-            )
-            updates, opt_state = optimizer.update(grads, opt_state)
-            memory = replay.update_priorities(memory, idx, delta)
-            return (optax.apply_updates(params, updates), opt_state, memory), None
-
-        (params, opt_state, memory), _ = jax.lax.scan(
-            update, (params, opt_state, memory), jnp.arange(config.updates_per_epoch)
-        )
-        return (params, opt_state, history, memory), (row, reward)
-
-    (params, opt_state, _, _), (rows, rewards) = jax.lax.scan(
-        epoch, (params, opt_state, history, memory), jnp.arange(n_epochs)
+    (params, opt_state, _, _), (rows, rewards, metrics) = jax.lax.scan(
+        epoch, (agent.params, agent.opt_state, history, memory), jnp.arange(n_epochs)
     )
     trace = SearchTrace(
         rows=jnp.concatenate([first_rows, rows]),
         rewards=jnp.concatenate([task.reward[first_rows], rewards]),
+        metrics=metrics,
     )
     return trace, AgentState(params, opt_state)
 
 
-def meta_train(config: CatchConfig, key, task: TaskArrays, pool_rewards):
-    """Algorithm 1 lines 1-13: ``meta_epochs`` fresh searches of ``meta_budget`` networks,
-    each on a task drawn uniformly from the pool, carrying the agent from one to the next.
+def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
+    """One CATCH search on ``task``; ``agent`` = meta-trained start (None: from scratch)."""
+    if config.meta_trained and agent is None:
+        raise CatchjaxError("catch-meta needs a meta-trained agent (agent= / --init)")
+    trace, _ = search_and_learn(config, key, task, agent)
+    return trace
+
+
+def train(config: CatchConfig, key, task: TaskArrays, pool_rewards):
+    """Meta-training, Algorithm 1 lines 1-13: ``meta_epochs`` fresh searches of
+    ``meta_budget`` networks, each on a task drawn uniformly from the pool, carrying the
+    agent from one to the next.
 
     ``pool_rewards`` [P, n_archs]: the reward of every architecture on each pool task (same
-    table and masks as ``task``). Returns (AgentState, rows [meta_epochs, meta_budget],
-    pool task index per meta-epoch).
+    table and masks as ``task``). Returns (AgentState, {"rows": [meta_epochs, meta_budget],
+    "pool_task": pool task index per meta-epoch}).
     """
     L, _, K = task.prefix_mask.shape
     search_config = dataclasses.replace(config, budget=config.meta_budget)
@@ -232,4 +349,4 @@ def meta_train(config: CatchConfig, key, task: TaskArrays, pool_rewards):
         return agent, (trace.rows, p)
 
     agent, (rows, picks) = jax.lax.scan(meta_epoch, agent, jnp.arange(config.meta_epochs))
-    return agent, rows, picks
+    return agent, {"rows": rows, "pool_task": picks}

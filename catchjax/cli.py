@@ -2,8 +2,11 @@
 
     catchjax sweep --method rea --benchmark nb201 --task cifar10 --trials 500 --budget 50 \
         --seed 0 --out runs/rea-c10
+    catchjax train --method catch-meta --benchmark nb201 --task cifar10 --out agents/c10
     catchjax data import PATH [--kind KIND] [--as FILENAME]
     catchjax data list
+
+Every command is generic over the method registry (:mod:`catchjax.methods`).
 """
 
 from __future__ import annotations
@@ -27,18 +30,15 @@ def _positive_int(text):
     return value
 
 
-def _setting(text):
+def parse_setting(text):
+    """``--set NAME=VALUE`` -> (NAME, VALUE as typed); the method's config parses VALUE by
+    the field's declared type (:func:`catchjax.methods.parse_value`)."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     name, value = text.split("=", 1)
-    for cast in (int, float):
-        try:
-            return name, cast(value)
-        except ValueError:
-            pass
-    if value.lower() in ("true", "false"):
-        return name, value.lower() == "true"
-    return name, value
+    if not name.strip():
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    return name.strip(), value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     sw = sub.add_parser("sweep", help="run N seeded search trials in one compiled call")
-    sw.add_argument("--method", required=True, help=f"one of: {', '.join(methods.METHODS)}")
+    sw.add_argument("--method", required=True, help=f"one of: {', '.join(methods.names())}")
     sw.add_argument("--benchmark", required=True, help=f"one of: {', '.join(tables.BENCHMARKS)}")
     sw.add_argument("--task", help="task name (nb201: cifar10, cifar100, imagenet16-120)")
     sw.add_argument("--trials", type=_positive_int, default=500)
@@ -69,19 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--mask-nan", action="store_true",
                     help="search only architectures whose reward is not NaN")
     sw.add_argument("--chunk-size", type=_positive_int, help="trials per compiled call")
-    sw.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME=VALUE",
+    sw.add_argument("--set", type=parse_setting, action="append", default=[], metavar="NAME=VALUE",
                     help="override a method setting, e.g. --set population=20")
-    sw.add_argument("--init", help="catch-meta: adapt this meta-trained agent checkpoint")
+    sw.add_argument("--init", help="methods that adapt a trained agent (catch-meta): this "
+                    "checkpoint (without it, they train one first)")
     sw.add_argument("--no-progress", action="store_true")
 
-    mt = sub.add_parser("meta-train", help="meta-train a CATCH agent on the leave-target-out pool")
-    mt.add_argument("--benchmark", required=True)
-    mt.add_argument("--task", required=True, help="the target task, left out of the pool")
-    mt.add_argument("--seed", type=int, default=0)
-    mt.add_argument("--out", required=True, help="checkpoint folder to write")
-    mt.add_argument("--overwrite", action="store_true")
-    mt.add_argument("--set", type=_setting, action="append", default=[], metavar="NAME=VALUE",
-                    help="CATCH setting, e.g. --set meta_epochs=25 --set meta_budget=20")
+    trainers = [m.name for m in methods.REGISTRY.values() if m.learner is not None]
+    for command, text in (("train", "train the agent of a method on the leave-target-out pool"),
+                          ("meta-train", "the same as `train --method catch-meta`")):
+        mt = sub.add_parser(command, help=text)
+        if command == "train":
+            mt.add_argument("--method", required=True, help=f"one of: {', '.join(trainers)}")
+        mt.add_argument("--benchmark", required=True)
+        mt.add_argument("--task", required=True, help="the target task, left out of the pool")
+        mt.add_argument("--pool", help="reward columns to train on, comma-separated "
+                        "(default: what the benchmark's other tasks lend)")
+        mt.add_argument("--seed", type=int, default=0)
+        mt.add_argument("--out", required=True, help="checkpoint folder to write")
+        mt.add_argument("--overwrite", action="store_true")
+        mt.add_argument("--set", type=parse_setting, action="append", default=[],
+                        metavar="NAME=VALUE",
+                        help="method setting, e.g. --set meta_epochs=25 --set meta_budget=20")
 
     data = sub.add_parser("data", help="import and list benchmark tables")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -96,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_sweep(args) -> int:
-    from catchjax import reporting, sweeps
+    from catchjax import agent as agents
+    from catchjax import methods, reporting, sweeps
     from catchjax.benchmarks import tasks
 
     reporting.check_out_dir(Path(args.out), args.overwrite)  # before any compile
@@ -110,34 +120,37 @@ def cmd_sweep(args) -> int:
         gamma_normalize=args.gamma_normalize, cost=cost, mask_nan=args.mask_nan,
     )
     out = Path(args.out)
-    method, settings, agent, info, new_agent = args.method, dict(args.set), None, {}, None
-    if args.init and args.method != "catch-meta":
-        raise CatchjaxError("--init goes with --method catch-meta")
-    if args.method == "catch-meta":
-        from catchjax import agent as agents
-        from catchjax import methods
-
+    method = methods.get(args.method)
+    settings, agent, info, new_agent = dict(args.set), None, {}, None
+    config = None
+    if args.init and method.learner is None:
+        trainers = [m.name for m in methods.REGISTRY.values() if m.learner is not None]
+        raise CatchjaxError(f"--init goes with a method that adapts an agent: "
+                            f"{', '.join(trainers)}")
+    if method.learner is not None and (args.init or method.learner.requires_agent):
         if args.init:
-            trained = agents.load_agent(args.init, task, **settings)
+            trained = agents.load_agent(args.init, task, method=method.name, **settings)
             info["init"] = str(Path(args.init).absolute())
         else:
-            # One command reproduces a CATCH-meta result: meta-train on the pool first.
-            config = methods.make_config("catch-meta", budget=args.budget, **settings)
-            print(f"meta-training on the pool without {args.task}: "
+            # One command reproduces a CATCH-meta result: train on the pool first.
+            config = methods.make_config(method.name, budget=args.budget, **settings)
+            print(f"training {method.name} on the pool without {args.task}: "
                   f"{', '.join(agents.meta_pool(task))}")
-            trained = agents.meta_train(task, config, seed=args.seed)
+            trained = agents.train(method.name, task, config, seed=args.seed)
             new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
                                           overwrite=True)
             info["meta_train_seconds"] = trained.seconds
-        method, settings, agent = trained.config, {}, trained.agent
+        config, agent = trained.config, trained.agent
         info.update(meta_pool=trained.pool, meta_seed=trained.seed)
         if trained.target_task != task.spec.task or trained.benchmark != task.spec.benchmark:
             info["meta_trained_for"] = f"{trained.benchmark}/{trained.target_task}"
+    else:
+        config = methods.make_config(method.name, budget=args.budget, **settings)
     partial = out.parent / f".{out.name}.partial"
     result = sweeps.sweep(
-        method, task, trials=args.trials, budget=args.budget, seed=args.seed,
+        config, task, trials=args.trials, budget=args.budget, seed=args.seed,
         chunk_size=args.chunk_size, progress=not args.no_progress, agent=agent,
-        progress_dir=partial, **settings,
+        progress_dir=partial,
     )
     result.info.update(info)
     out = reporting.write_results(result, out, overwrite=args.overwrite)
@@ -150,20 +163,24 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def cmd_meta_train(args) -> int:
+def cmd_train(args) -> int:
     from catchjax import agent as agents
     from catchjax import methods
     from catchjax.benchmarks import tasks
 
+    name = getattr(args, "method", None) or "catch-meta"
+    method = methods.get(name)
+    if method.learner is None:
+        raise CatchjaxError(f"method {method.name!r} has no agent to train")
     if Path(args.out).exists() and not args.overwrite:
         raise CatchjaxError(f"--out {args.out} already exists; pass --overwrite to replace it")
     task = tasks.make_task(args.benchmark, args.task)
-    config = methods.make_config("catch-meta", **dict(args.set))
-    trained = agents.meta_train(task, config, seed=args.seed)
+    config = methods.make_config(method.name, **dict(args.set))
+    pool = [c for c in args.pool.split(",") if c] if args.pool else None
+    trained = agents.train(method.name, task, config, seed=args.seed, pool=pool)
     path = agents.save_agent(args.out, trained, overwrite=args.overwrite)
-    print(f"meta-trained on {', '.join(trained.pool)} ({config.meta_epochs} searches of "
-          f"{config.meta_budget} networks) in {trained.seconds:.1f} s after a "
-          f"{trained.compile_seconds:.1f} s compile; saved {path}")
+    print(f"trained {method.name} on {', '.join(trained.pool)} in {trained.seconds:.1f} s "
+          f"after a {trained.compile_seconds:.1f} s compile; saved {path}")
     return 0
 
 
@@ -187,8 +204,8 @@ def main(argv=None) -> int:
     try:
         if args.command == "sweep":
             return cmd_sweep(args)
-        if args.command == "meta-train":
-            return cmd_meta_train(args)
+        if args.command in ("train", "meta-train"):
+            return cmd_train(args)
         return cmd_data(args)
     except CatchjaxError as exc:
         print(f"catchjax: error: {exc}", file=sys.stderr)

@@ -1,126 +1,209 @@
-"""Registry of search methods: a name -> (config dataclass, pure search function)."""
+"""The registry of search methods: name -> :class:`~catchjax.core.Method`.
+
+Everything that takes a method by name (``catchjax.sweep``, the CLI, checkpoints,
+experiments, reports) goes through this module, so adding a method is one module (its
+config class and pure search function) plus one :func:`register` call.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import typing
 
 from catchjax import baselines, catch
-from catchjax.benchmarks.tasks import Task
+from catchjax.core import Learner, Method
 from catchjax.errors import CatchjaxError
 
-METHODS = {
-    "random": (baselines.RandomSearchConfig, baselines.random_search),
-    "rea": (baselines.EvolutionConfig, baselines.regularized_evolution),
-    "reinforce": (baselines.ReinforceConfig, baselines.reinforce),
-    # CATCH from scratch (no meta-training yet) and its context ablations, paper §4.2
-    "catch-sfs": (catch.CatchConfig, catch.catch_search),
-    "catch-zero": (catch.CatchConfig, catch.catch_search),
-    "catch-random": (catch.CatchConfig, catch.catch_search),
-    "catch-meta": (catch.CatchConfig, catch.catch_search),  # adapts a meta-trained agent
-}
-CATCH_CONTEXT = {"catch-sfs": "learned", "catch-zero": "zero", "catch-random": "random"}
+REGISTRY: dict[str, Method] = {}
 ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea"}
+
+
+def register(method: Method, *, replace: bool = False) -> Method:
+    """Add ``method`` to the registry (a name may be registered once unless ``replace``)."""
+    if method.name in REGISTRY and not replace:
+        raise CatchjaxError(f"a method named {method.name!r} is already registered")
+    fields = {f.name for f in dataclasses.fields(method.config)}
+    if "budget" not in fields or not hasattr(method.config, "validate"):
+        raise CatchjaxError(
+            f"method {method.name!r}: its config must be a dataclass with a budget field and "
+            f"a validate(task) method"
+        )
+    unknown = set(method.preset) - fields
+    if unknown:
+        raise CatchjaxError(f"method {method.name!r}: preset fields {sorted(unknown)} unknown")
+    for other in REGISTRY.values():
+        apart = any(k in other.preset and other.preset[k] != v for k, v in method.preset.items())
+        if other.config is method.config and other.name != method.name and not apart:
+            raise CatchjaxError(
+                f"method {method.name!r} and {other.name!r} share the config class "
+                f"{method.config.__name__} and no preset tells their configs apart; give "
+                f"{method.name!r} its own config class or a distinguishing preset"
+            )
+    REGISTRY[method.name] = method
+    return method
+
+
+def unregister(name: str) -> None:
+    REGISTRY.pop(name, None)
+
+
+CATCH_LEARNER = Learner(init=catch.init_agent, train=catch.train,
+                        shape_fields=("z_dim", "hidden"))
+
+register(Method("random", baselines.RandomSearchConfig, baselines.random_search,
+                family="baseline", help="random search without replacement"))
+register(Method("rea", baselines.EvolutionConfig, baselines.regularized_evolution,
+                family="baseline", help="regularized evolution"))
+register(Method("reinforce", baselines.ReinforceConfig, baselines.reinforce,
+                family="baseline", help="REINFORCE with an EMA baseline"))
+# CATCH (paper §4.2): adapting a meta-trained agent, from scratch, and its context ablations
+register(Method("catch-meta", catch.CatchConfig, catch.catch_search,
+                preset={"meta_trained": True}, learner=CATCH_LEARNER, family="catch",
+                help="CATCH adapting a meta-trained agent (--init, or meta-trains first)"))
+register(Method("catch-sfs", catch.CatchConfig, catch.catch_search,
+                preset={"context": "learned", "meta_trained": False}, family="catch",
+                help="CATCH searching from scratch"))
+register(Method("catch-zero", catch.CatchConfig, catch.catch_search,
+                preset={"context": "zero", "meta_trained": False}, family="catch",
+                help="CATCH from scratch with z = 0"))
+register(Method("catch-random", catch.CatchConfig, catch.catch_search,
+                preset={"context": "random", "meta_trained": False}, family="catch",
+                help="CATCH from scratch with z ~ N(0, I)"))
+
+
+def names() -> list[str]:
+    return list(REGISTRY)
 
 
 def canonical_name(name: str) -> str:
     name = ALIASES.get(name, name)
-    if name not in METHODS:
-        raise CatchjaxError(f"unknown method {name!r}; methods: {', '.join(METHODS)}")
+    if name not in REGISTRY:
+        raise CatchjaxError(f"unknown method {name!r}; methods: {', '.join(REGISTRY)}")
     return name
 
 
+def get(name: str) -> Method:
+    return REGISTRY[canonical_name(name)]
+
+
+def setting_names(name: str) -> list[str]:
+    return [f.name for f in dataclasses.fields(get(name).config)]
+
+
 def make_config(name: str, budget: int = 50, **overrides):
-    """The frozen config of method ``name`` with its defaults, ``budget`` and overrides."""
-    cls, _ = METHODS[canonical_name(name)]
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(overrides) - fields
+    """The frozen config of method ``name`` with its defaults, ``budget`` and overrides.
+
+    ``overrides`` may be typed values or the strings a user typed (``--set k=v``): strings
+    are parsed by the field's declared type (:func:`parse_value`).
+    """
+    method = get(name)
+    fields = {f.name: f for f in dataclasses.fields(method.config)}
+    unknown = set(overrides) - set(fields)
     if unknown:
         raise CatchjaxError(
             f"method {name!r} has no setting {', '.join(sorted(unknown))}; settings: "
             f"{', '.join(sorted(fields))}"
         )
-    if name in CATCH_CONTEXT:
-        overrides.setdefault("context", CATCH_CONTEXT[name])
-    if name == "catch-meta":
-        overrides["meta_trained"] = True
-    return cls(budget=budget, **overrides)
+    hints = typing.get_type_hints(method.config)
+    values = {k: parse_value(name, k, hints[k], v) for k, v in overrides.items()}
+    for k, v in method.preset.items():
+        if k in values and values[k] != v:
+            raise CatchjaxError(
+                f"method {name!r} fixes {k}={v!r}; {k}={values[k]!r} is another method "
+                f"({', '.join(m.name for m in REGISTRY.values() if m.config is method.config)})"
+            )
+        values[k] = v
+    return method.config(budget=budget, **values)
 
 
-def method_name(config) -> str:
-    if isinstance(config, catch.CatchConfig):
-        if config.meta_trained:
-            return "catch-meta"
-        return {v: k for k, v in CATCH_CONTEXT.items()}[config.context]
-    for name, (cls, _) in METHODS.items():
-        if type(config) is cls:
-            return name
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+def parse_value(method: str, field: str, kind, value):
+    """A setting's value as its declared type; strings are parsed, bad values refused."""
+    where = f"setting {field} of {method}"
+    if kind is bool:
+        if isinstance(value, str):
+            if value.strip().lower() in _TRUE:
+                return True
+            if value.strip().lower() in _FALSE:
+                return False
+        elif isinstance(value, (bool, int)) and value in (0, 1):
+            return bool(value)
+        raise CatchjaxError(f"{where} is true or false (yes/no, 1/0), got {value!r}")
+    if kind is int:
+        if isinstance(value, bool):
+            raise CatchjaxError(f"{where} is an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise CatchjaxError(f"{where} is an integer, got {value!r}") from None
+    if kind is float:
+        if isinstance(value, bool):
+            raise CatchjaxError(f"{where} is a number, got {value!r}")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise CatchjaxError(f"{where} is a number, got {value!r}") from None
+        if not math.isfinite(number):
+            raise CatchjaxError(f"{where} must be a finite number, got {value!r}")
+        return number
+    if kind is str:
+        return str(value)
+    return value
+
+
+def method_of(config) -> Method:
+    """The registered method whose config class and preset ``config`` has."""
+    for method in REGISTRY.values():
+        if method.matches(config):
+            return method
     raise CatchjaxError(f"{type(config).__name__} is not the config of a known method")
 
 
+def method_name(config) -> str:
+    return method_of(config).name
+
+
 def search_function(config):
-    return METHODS[method_name(config)][1]
+    return method_of(config).search
 
 
-def validate(config, task: Task, agent=None) -> None:
-    """Reject a config that cannot run on ``task``, before anything is compiled."""
-    if isinstance(config, catch.CatchConfig) and config.meta_trained and agent is None:
+def validate(config, task, agent=None) -> None:
+    """Reject a config (and agent) that cannot run on ``task``, before anything compiles."""
+    method = method_of(config)
+    learner = method.learner
+    if agent is None and learner is not None and learner.requires_agent:
         raise CatchjaxError(
-            "catch-meta adapts a meta-trained agent: pass agent= (catchjax.agent.meta_train / "
-            "load_agent), or on the command line --init CHECKPOINT (without --init, "
-            "`catchjax sweep --method catch-meta` meta-trains one first)"
+            f"{method.name} adapts a meta-trained agent: pass agent= (catchjax.agent.train / "
+            f"load_agent), or on the command line --init CHECKPOINT (without --init, "
+            f"`catchjax sweep --method {method.name}` meta-trains one first)"
         )
-    if agent is not None and not (isinstance(config, catch.CatchConfig) and config.meta_trained):
-        raise CatchjaxError(f"method {method_name(config)!r} does not start from an agent")
-    if agent is not None:
-        import jax
-
-        L, _, K = task.arrays.prefix_mask.shape
-        expected = jax.eval_shape(lambda: catch.init_agent(config, jax.random.key(0), L, K))
-        shape = [(x.shape, x.dtype) for x in jax.tree.leaves(expected)]
-        got = [(x.shape, x.dtype) for x in jax.tree.leaves(agent)]
-        if jax.tree.structure(expected) != jax.tree.structure(agent) or shape != got:
-            raise CatchjaxError(
-                f"the agent's networks do not fit this config (z_dim={config.z_dim}, "
-                f"hidden={config.hidden}) and the {L} x {K} space of {task.name}: an "
-                f"incompatible config"
-            )
-    if not isinstance(config.budget, int) or config.budget <= 0:
+    if agent is not None and learner is None:
+        raise CatchjaxError(f"method {method.name!r} does not start from an agent")
+    if isinstance(config.budget, bool) or not isinstance(config.budget, int) or config.budget <= 0:
         raise CatchjaxError(f"budget must be a positive integer, got {config.budget!r}")
-    if isinstance(config, baselines.RandomSearchConfig) and not config.replace:
-        if config.budget > task.n_searchable:
-            raise CatchjaxError(
-                f"random search without replacement cannot evaluate {config.budget} distinct "
-                f"architectures: {task.name} has only {task.n_searchable}; lower the budget "
-                f"or sample with replacement (replace=True)"
-            )
-    if isinstance(config, baselines.EvolutionConfig):
-        if config.population < 1 or config.sample_size < 1:
-            raise CatchjaxError(
-                f"evolution needs population >= 1 and sample_size >= 1, got "
-                f"{config.population} and {config.sample_size}"
-            )
-    if isinstance(config, catch.CatchConfig):
-        if config.candidates < 1 or config.z_dim < 1 or config.hidden < 1:
-            raise CatchjaxError(
-                f"CATCH needs candidates (M) >= 1, z_dim >= 1 and hidden >= 1, got "
-                f"{config.candidates}, {config.z_dim}, {config.hidden}"
-            )
-        if config.context not in CATCH_CONTEXT.values():
-            raise CatchjaxError(
-                f"context must be one of {sorted(CATCH_CONTEXT.values())}, got {config.context!r}"
-            )
-        if not 1 <= config.n_initial <= min(config.budget, config.meta_budget):
-            raise CatchjaxError(
-                f"n_initial must be in 1..budget (and <= meta_budget), got {config.n_initial}"
-            )
-        if config.meta_epochs < 1 or config.meta_budget < 1:
-            raise CatchjaxError(
-                f"meta_epochs and meta_budget must be >= 1, got {config.meta_epochs}, "
-                f"{config.meta_budget}"
-            )
-    if isinstance(config, baselines.ReinforceConfig):
-        if not config.learning_rate > 0 or not 0 <= config.baseline_momentum < 1:
-            raise CatchjaxError(
-                f"REINFORCE needs learning_rate > 0 and 0 <= baseline_momentum < 1, got "
-                f"{config.learning_rate} and {config.baseline_momentum}"
-            )
+    config.validate(task)
+    if agent is not None:
+        check_agent_fits(method, config, task, agent)
+
+
+def check_agent_fits(method: Method, config, task, agent) -> None:
+    """The agent's pytree has the structure, shapes and dtypes a fresh one would have."""
+    import jax
+
+    L, _, K = task.arrays.prefix_mask.shape
+    expected = jax.eval_shape(lambda: method.learner.init(config, jax.random.key(0), L, K))
+    shape = [(x.shape, x.dtype) for x in jax.tree.leaves(expected)]
+    got = [(x.shape, x.dtype) for x in jax.tree.leaves(agent)]
+    if jax.tree.structure(expected) != jax.tree.structure(agent) or shape != got:
+        fields = ", ".join(f"{k}={getattr(config, k)}" for k in method.learner.shape_fields)
+        raise CatchjaxError(
+            f"the agent's networks do not fit this config ({fields}) and the {L} x {K} space "
+            f"of {task.name}: an incompatible config"
+        )

@@ -51,9 +51,22 @@ def results_rows(result):
             yield row
 
 
+def write_metrics(result, path: Path) -> None:
+    """One row per (trial, search epoch) with the method's per-epoch metrics."""
+    names = sorted(result.metrics)
+    values = [np.asarray(result.metrics[n]) for n in names]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["method", "trial", "epoch", *names])
+        for i in range(result.trials):
+            for e in range(values[0].shape[1]):
+                writer.writerow([result.method, i, e + 1, *(float(v[i, e]) for v in values)])
+
+
 def write_results(result, out, overwrite: bool = False) -> Path:
-    """Write ``results.csv`` and ``summary.json`` into ``out`` (atomically: a temp folder
-    is filled first, then moved into place, so a failure never leaves half a result)."""
+    """Write ``results.csv``, ``summary.json`` and (for methods with per-epoch metrics)
+    ``metrics.csv`` into ``out`` (atomically: a temp folder is filled first, then moved
+    into place, so a failure never leaves half a result)."""
     out = Path(out)
     check_out_dir(out, overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +79,8 @@ def write_results(result, out, overwrite: bool = False) -> Path:
             writer.writeheader()
             writer.writerow(first)
             writer.writerows(rows)
+        if result.metrics:
+            write_metrics(result, tmp / "metrics.csv")
         summary = result.summary()
         with open(tmp / "summary.json", "w") as f:
             json.dump(summary, f, indent=2, default=_json_default)

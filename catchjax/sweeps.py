@@ -4,26 +4,29 @@ Trial ``i`` of seed ``s`` uses the key ``fold_in(key(s), i)``, which does not de
 how many trials run or how they are chunked, so trial ``i`` of a sweep equals
 :func:`run_trial` ``(…, trial=i)`` run alone. Trials are vmapped, cut into chunks of equal
 size (one compilation), and sharded over the local devices along a ``trials`` mesh axis.
+The driver knows methods only through the protocol of :mod:`catchjax.core`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from catchjax import analysis, methods
-from catchjax.baselines.common import SearchTrace
+from catchjax import methods
 from catchjax.benchmarks.tasks import Task, TaskArrays
+from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
+from catchjax.progress import SweepProgress, fingerprint
+from catchjax.results import SweepResult, versions
+
+__all__ = ["SweepResult", "run_trial", "sweep", "trial_key", "versions"]
 
 DEFAULT_MAX_CHUNK = 2048
 
@@ -33,19 +36,11 @@ def trial_key(seed, trial):
     return jax.random.fold_in(jax.random.key(seed), trial)
 
 
-def _search_with(config, search, key, task, agent):
-    if agent is None:
-        return search(config, key, task)
-    return search(config, key, task, agent)  # a method that starts from a trained agent
-
-
 def _trials_fn(config):
     search = methods.search_function(config)
 
     def run(seed, trial_ids, task: TaskArrays, agent) -> SearchTrace:
-        return jax.vmap(
-            lambda i: _search_with(config, search, trial_key(seed, i), task, agent)
-        )(trial_ids)
+        return jax.vmap(lambda i: search(config, trial_key(seed, i), task, agent))(trial_ids)
 
     return run
 
@@ -76,107 +71,17 @@ def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
     return compiled, seconds
 
 
-@dataclasses.dataclass
-class SweepResult:
-    """Everything one sweep produced, as NumPy arrays on the host."""
-
-    method: str
-    config: object
-    task: Task
-    seed: int
-    rows: np.ndarray  # i32 [T, B] evaluated rows
-    rewards: np.ndarray  # f32 [T, B]
-    compile_seconds: float
-    wall_seconds: float
-    device: str
-    info: dict = dataclasses.field(default_factory=dict)  # extra fields for summary.json
-
-    @property
-    def trials(self) -> int:
-        return self.rows.shape[0]
-
-    @property
-    def budget(self) -> int:
-        return self.rows.shape[1]
-
-    @property
-    def best_step(self) -> np.ndarray:
-        """[T, B]: the step whose architecture is best by reward among steps <= t."""
-        if not hasattr(self, "_best_step"):
-            self._best_step = analysis.best_so_far(self.rewards)
-        return self._best_step
-
-    @property
-    def best_row(self) -> np.ndarray:
-        return np.take_along_axis(self.rows, self.best_step, axis=1)
-
-    @property
-    def best_reward(self) -> np.ndarray:
-        return np.take_along_axis(self.rewards, self.best_step, axis=1)
-
-    @property
-    def best_report(self) -> np.ndarray:
-        """[T, B, n_report]: report metrics of the best-by-reward architecture so far."""
-        return np.asarray(self.task.arrays.report)[self.best_row]
-
-    @property
-    def final_report(self) -> np.ndarray:
-        """[T]: primary report metric of each trial's chosen architecture."""
-        return self.best_report[:, -1, 0]
-
-    def summary(self) -> dict:
-        spec = self.task.spec
-        report = np.asarray(self.task.arrays.report)[:, 0]
-        table_best = float(np.nanmax(report[self.task.searchable]))
-        final = self.final_report.astype(np.float64)
-        return {
-            "method": self.method,
-            "benchmark": spec.benchmark,
-            "task": spec.task,
-            "trials": self.trials,
-            "budget": self.budget,
-            "seed": self.seed,
-            "reward_metric": spec.reward_metric,
-            "report_metric": spec.report_metrics[0],
-            "report_metrics": list(spec.report_metrics),
-            "mean": float(final.mean()),
-            "std": float(final.std(ddof=1)) if len(final) > 1 else 0.0,
-            "ci95": list(analysis.bootstrap_ci(final, seed=self.seed)),
-            "best_hits": int(np.sum(final >= table_best)),
-            "table_best": table_best,
-            "report_means": {
-                m: float(self.best_report[:, -1, j].mean())
-                for j, m in enumerate(spec.report_metrics)
-            },
-            "mean_best_reward": float(self.best_reward[:, -1].mean()),
-            "wall_seconds": self.wall_seconds,
-            "compile_seconds": self.compile_seconds,
-            "trials_per_second": self.trials / self.wall_seconds if self.wall_seconds else None,
-            "device": self.device,
-            "config": {"method": self.method, **dataclasses.asdict(self.config)},
-            "task_spec": dataclasses.asdict(spec),
-            "versions": versions(),
-            **self.info,
-        }
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-    import platform
-
-    out = {"python": platform.python_version()}
-    for pkg in ("catchjax", "jax", "jaxlib", "flax", "optax", "numpy", "scipy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def _check_counts(trials, budget):
     for name, value in (("trials", trials), ("budget", budget)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise CatchjaxError(f"{name} must be a positive integer, got {value!r}")
+
+
+def resolve_config(method, budget: int, settings: dict):
+    """A method name (plus settings) or a config (plus overrides) -> the config to run."""
+    if isinstance(method, str):
+        return methods.make_config(method, budget=budget, **settings)
+    return dataclasses.replace(method, budget=budget, **settings)
 
 
 def sweep(
@@ -201,11 +106,9 @@ def sweep(
     same sweep resumes after the last one, giving the same result as an uninterrupted run.
     """
     _check_counts(trials, budget)
-    if isinstance(method, str):
-        config = methods.make_config(method, budget=budget, **settings)
-    else:
-        config = dataclasses.replace(method, budget=budget, **settings)
+    config = resolve_config(method, budget, settings)
     methods.validate(config, task, agent)
+    name = methods.method_name(config)
     devices = list(devices) if devices is not None else jax.local_devices()
     n_dev = len(devices)
     chunk = min(trials, chunk_size or DEFAULT_MAX_CHUNK)
@@ -215,18 +118,18 @@ def sweep(
     compiled, compile_seconds = _compiled(config, chunk, task.arrays, agent, devices)
 
     n_chunks = math.ceil(trials / chunk)
-    rows, rewards = [], []
+    chunks: list[SearchTrace] = []
     store = None
     if progress_dir is not None:
-        fingerprint = _fingerprint(config, task, seed, trials, chunk, agent)
-        store = SweepProgress(progress_dir, fingerprint)
-        rows, rewards = store.restore()
-    done = len(rows)
+        store = SweepProgress(progress_dir,
+                              fingerprint(name, config, task, seed, trials, chunk, agent))
+        chunks = store.restore()
+    done = len(chunks)
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=trials, unit="trial", desc=f"{methods.method_name(config)} sweep",
+        bar = tqdm(total=trials, unit="trial", desc=f"{name} sweep",
                    initial=min(done * chunk, trials))
     t0 = time.perf_counter()
     for c in range(done, n_chunks):
@@ -234,10 +137,9 @@ def sweep(
         ids = np.minimum(ids, trials - 1)  # pad the last chunk; padded trials are dropped
         out = compiled(jnp.asarray(seed, jnp.int32), jnp.asarray(ids), task.arrays, agent)
         n_real = min(chunk, trials - c * chunk)
-        rows.append(np.asarray(out.rows)[:n_real])
-        rewards.append(np.asarray(out.rewards)[:n_real])
+        chunks.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], out))
         if store is not None:
-            store.save(rows, rewards)
+            store.save(chunks)
         if bar is not None:
             bar.update(n_real)
     wall = time.perf_counter() - t0
@@ -245,102 +147,26 @@ def sweep(
         bar.close()
     if store is not None:
         store.close()
+    trace = jax.tree.map(lambda *xs: np.concatenate(xs), *chunks)
     return SweepResult(
-        method=methods.method_name(config),
+        method=name,
         config=config,
         task=task,
         seed=seed,
-        rows=np.concatenate(rows),
-        rewards=np.concatenate(rewards),
+        rows=trace.rows,
+        rewards=trace.rewards,
         compile_seconds=compile_seconds,
         wall_seconds=wall,
         device=", ".join(sorted({d.device_kind for d in devices})) + f" x{n_dev}",
+        metrics=dict(trace.metrics),
     )
-
-
-def _fingerprint(config, task: Task, seed, trials, chunk, agent) -> dict:
-    """What must match for saved progress to belong to this sweep."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for leaf in jax.tree.leaves(agent):
-        digest.update(np.asarray(leaf).tobytes())
-    return {
-        "method": methods.method_name(config),
-        "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-        "task": json.loads(json.dumps(dataclasses.asdict(task.spec), default=str)),
-        "table": task.table.source,
-        "seed": int(seed),
-        "trials": int(trials),
-        "chunk": int(chunk),
-        "agent_sha256": digest.hexdigest() if agent is not None else None,
-    }
-
-
-class SweepProgress:
-    """Finished chunks of one sweep, checkpointed with an Orbax CheckpointManager.
-
-    Step k holds the rows and rewards of the first k chunks; only the latest is kept.
-    ``sweep.json`` records the sweep's fingerprint, so progress of another sweep is never
-    mixed in.
-    """
-
-    def __init__(self, directory, fingerprint: dict):
-        import orbax.checkpoint as ocp
-
-        self.directory = Path(directory).absolute()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        meta = self.directory / "sweep.json"
-        if meta.exists():
-            saved = json.loads(meta.read_text())
-            if saved != fingerprint:
-                diff = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
-                raise CatchjaxError(
-                    f"{self.directory} holds progress of a different sweep (differs in "
-                    f"{', '.join(diff)}); remove that folder or choose another output"
-                )
-        else:
-            meta.write_text(json.dumps(fingerprint, indent=2))
-        self._ocp = ocp
-        self.manager = ocp.CheckpointManager(
-            self.directory / "chunks", options=ocp.CheckpointManagerOptions(max_to_keep=1)
-        )
-
-    def restore(self):
-        step = self.manager.latest_step()
-        if step is None:
-            return [], []
-        try:
-            state = self.manager.restore(step, args=self._ocp.args.StandardRestore())
-        except Exception as exc:  # a damaged step: start over rather than guess
-            raise CatchjaxError(
-                f"cannot read sweep progress in {self.directory} ({type(exc).__name__}); "
-                f"remove the folder to start the sweep over"
-            ) from None
-        sizes = np.asarray(state["sizes"])
-        bounds = np.cumsum(sizes)[:-1]
-        rows = np.split(np.asarray(state["rows"]), bounds)
-        rewards = np.split(np.asarray(state["rewards"]), bounds)
-        return list(rows), list(rewards)
-
-    def save(self, rows, rewards):
-        state = {
-            "rows": np.concatenate(rows),
-            "rewards": np.concatenate(rewards),
-            "sizes": np.asarray([len(r) for r in rows], np.int32),
-        }
-        self.manager.save(len(rows), args=self._ocp.args.StandardSave(state))
-        self.manager.wait_until_finished()
-
-    def close(self):
-        self.manager.close()
 
 
 @functools.lru_cache(maxsize=64)
 def _single_trial_fn(config):
     """One jitted single-trial function per config, so repeated calls do not recompile."""
     search = methods.search_function(config)
-    return jax.jit(lambda s, i, t, a: _search_with(config, search, trial_key(s, i), t, a))
+    return jax.jit(lambda s, i, t, a: search(config, trial_key(s, i), t, a))
 
 
 def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int = 50,

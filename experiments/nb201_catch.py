@@ -30,7 +30,8 @@ import numpy as np
 
 from catchjax import agent as agents
 from catchjax import make_task, methods, sweep
-from catchjax.sweeps import versions
+from catchjax.cli import parse_setting
+from catchjax.results import versions
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 METHODS = ("catch-meta", "catch-sfs", "catch-zero", "catch-random", "random", "rea", "reinforce")
@@ -45,17 +46,18 @@ def run(args) -> dict:
         for method in args.methods:
             t0 = time.perf_counter()
             agent, info = None, {}
-            settings = dict(args.set)
-            if method == "catch-meta":
-                config = methods.make_config("catch-meta", budget=args.budget, **settings)
-                trained = agents.meta_train(task, config, seed=args.seed)
+            # --set applies to the methods whose config has the setting (the CATCH family)
+            accepted = set(methods.setting_names(method))
+            settings = {k: v for k, v in args.set if k in accepted}
+            config = methods.make_config(method, budget=args.budget, **settings)
+            learner = methods.get(method).learner
+            if learner is not None and learner.requires_agent:
+                trained = agents.train(method, task, config, seed=args.seed)
                 agents.save_agent(out / f"meta-agent-{dataset}", trained, overwrite=True)
                 agent, info = trained.agent, {"meta_pool": trained.pool,
                                               "meta_train_seconds": trained.seconds}
-            elif not method.startswith("catch"):
-                settings = {}
-            res = sweep(method, task, trials=args.trials, budget=args.budget, seed=args.seed,
-                        agent=agent, progress=not args.no_progress, **settings)
+            res = sweep(config, task, trials=args.trials, budget=args.budget, seed=args.seed,
+                        agent=agent, progress=not args.no_progress)
             res.info.update(info)
             results[(method, dataset)] = res
             s = res.summary()
@@ -128,13 +130,12 @@ def plot(results, out: Path, args):
 
     sorted_panel(args.methods, "fig3_sorted.png",
                  f"{args.trials} trials x {args.budget} networks, sorted (cf. CATCH Fig. 3)")
-    sorted_panel([m for m in args.methods if m.startswith("catch")], "fig5_ablation.png",
+    sorted_panel([m for m in args.methods if methods.get(m).family == "catch"],
+                 "fig5_ablation.png",
                  "CATCH context ablation (cf. CATCH Fig. 5)")
 
 
 def main(argv=None):
-    from catchjax.cli import _setting
-
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="runs/nb201_catch")
     p.add_argument("--benchmark", default="nb201")
@@ -143,7 +144,7 @@ def main(argv=None):
     p.add_argument("--trials", type=int, default=500)
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", type=_setting, action="append", default=[],
+    p.add_argument("--set", type=parse_setting, action="append", default=[],
                    help="CATCH setting for all CATCH variants, e.g. --set candidates=100")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)

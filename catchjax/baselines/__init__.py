@@ -4,10 +4,10 @@ Each is ``search(config, key, task_arrays) -> SearchTrace``, a pure function tha
 vmap take as is, so N trials are one vmapped call (see :mod:`catchjax.sweep`).
 """
 
-from catchjax.baselines.common import SearchTrace
 from catchjax.baselines.evolution import EvolutionConfig, regularized_evolution
 from catchjax.baselines.random_search import RandomSearchConfig, random_search
 from catchjax.baselines.reinforce import ReinforceConfig, reinforce
+from catchjax.core import SearchTrace
 
 __all__ = [
     "SearchTrace",

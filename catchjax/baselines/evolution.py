@@ -11,8 +11,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from catchjax.baselines.common import SearchTrace, uniform_rows
 from catchjax.benchmarks.tasks import TaskArrays
+from catchjax.core import SearchTrace, uniform_rows
+from catchjax.errors import CatchjaxError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,8 +22,17 @@ class EvolutionConfig:
     population: int = 10
     sample_size: int = 3
 
+    def validate(self, task) -> None:
+        if self.population < 1 or self.sample_size < 1:
+            raise CatchjaxError(
+                f"evolution needs population >= 1 and sample_size >= 1, got "
+                f"{self.population} and {self.sample_size}"
+            )
 
-def regularized_evolution(config: EvolutionConfig, key, task: TaskArrays) -> SearchTrace:
+
+def regularized_evolution(
+    config: EvolutionConfig, key, task: TaskArrays, agent=None
+) -> SearchTrace:
     n_init = min(config.population, config.budget)
     init_key, loop_key = jax.random.split(key)
     init_rows = uniform_rows(init_key, task.valid_rows, (n_init,))

@@ -7,8 +7,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from catchjax.baselines.common import SearchTrace, uniform_rows
 from catchjax.benchmarks.tasks import TaskArrays
+from catchjax.core import SearchTrace, uniform_rows
+from catchjax.errors import CatchjaxError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,6 +18,14 @@ class RandomSearchConfig:
     # Without replacement (default) no architecture is evaluated twice, so the budget
     # may not exceed the number of searchable architectures.
     replace: bool = False
+
+    def validate(self, task) -> None:
+        if not self.replace and self.budget > task.n_searchable:
+            raise CatchjaxError(
+                f"random search without replacement cannot evaluate {self.budget} distinct "
+                f"architectures: {task.name} has only {task.n_searchable}; lower the budget "
+                f"or sample with replacement (replace=True)"
+            )
 
 
 def distinct_indices(key, n: int, k: int) -> jnp.ndarray:
@@ -39,7 +48,7 @@ def distinct_indices(key, n: int, k: int) -> jnp.ndarray:
     return jax.random.permutation(k_order, chosen)
 
 
-def random_search(config: RandomSearchConfig, key, task: TaskArrays) -> SearchTrace:
+def random_search(config: RandomSearchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
     if config.replace:
         rows = uniform_rows(key, task.valid_rows, (config.budget,))
     else:

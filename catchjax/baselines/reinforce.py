@@ -14,8 +14,9 @@ import jax.numpy as jnp
 import optax
 
 from catchjax import sampling
-from catchjax.baselines.common import SearchTrace
 from catchjax.benchmarks.tasks import TaskArrays
+from catchjax.core import SearchTrace
+from catchjax.errors import CatchjaxError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,8 +25,15 @@ class ReinforceConfig:
     learning_rate: float = 0.01
     baseline_momentum: float = 0.9
 
+    def validate(self, task) -> None:
+        if not 0 < self.learning_rate < float("inf") or not 0 <= self.baseline_momentum < 1:
+            raise CatchjaxError(
+                f"REINFORCE needs a finite learning_rate > 0 and 0 <= baseline_momentum < 1, "
+                f"got {self.learning_rate} and {self.baseline_momentum}"
+            )
 
-def reinforce(config: ReinforceConfig, key, task: TaskArrays) -> SearchTrace:
+
+def reinforce(config: ReinforceConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
     L, _, K = task.prefix_mask.shape
     optimizer = optax.adam(config.learning_rate)
     logits = jnp.zeros((L, K))

@@ -20,7 +20,8 @@ import functools
 
 import numpy as np
 
-from catchjax.benchmarks import spaces, tables
+from catchjax.benchmarks import catalog, spaces
+from catchjax.benchmarks.table import Table, make_table
 
 SEED = 20260101
 _DATASETS = {  # name prefix: (chance %, worst trained %, best %)
@@ -100,13 +101,13 @@ def _nb201_columns(actions, rng) -> dict[str, np.ndarray]:
     return cols
 
 
-def _transnas_columns(space, actions, rng) -> dict[str, np.ndarray]:
-    tasks = list(tables.TRANSNAS_METRIC)
+def _transnas_columns(space, actions, rng, task_metrics) -> dict[str, np.ndarray]:
+    tasks = list(task_metrics)
     z = _latents(space, actions, len(tasks), rng)
     n = len(actions)
     cols = {}
     for task, zi in zip(tasks, z):
-        metric = tables.TRANSNAS_METRIC[task]
+        metric = task_metrics[task]
         lo, hi = _TRANSNAS_RANGES[metric]
         valid = lo + (hi - lo) * _sigmoid(1.2 * zi)
         noise = 0.01 * (hi - lo)
@@ -117,15 +118,20 @@ def _transnas_columns(space, actions, rng) -> dict[str, np.ndarray]:
     return cols
 
 
-@functools.cache
-def synthetic_table(benchmark: str) -> tables.Table:
-    """The synthetic table of ``benchmark`` (e.g. ``synthetic-nb201``); same every call."""
-    info = tables.benchmark_info(benchmark)
-    space = info.space
-    rng = np.random.default_rng([SEED, list(tables.BENCHMARKS).index(benchmark)])
+def generate(space: spaces.SearchSpace, stream: int, task_metrics) -> tuple:
+    """(actions, columns) of the synthetic table drawn from random stream ``stream``;
+    ``task_metrics``: TransNAS task -> metric name (the columns to make for that space)."""
+    rng = np.random.default_rng([SEED, stream])
     actions = space.enumerate()
     if space is spaces.NB201:
-        cols = _nb201_columns(actions, rng)
-    else:
-        cols = _transnas_columns(space, actions, rng)
-    return tables.make_table(benchmark, space, actions, cols, source=f"synthetic (seed {SEED})")
+        return actions, _nb201_columns(actions, rng)
+    return actions, _transnas_columns(space, actions, rng, task_metrics)
+
+
+@functools.cache
+def synthetic_table(benchmark: str) -> Table:
+    """The synthetic table of ``benchmark`` (e.g. ``synthetic-nb201``); same every call."""
+    info = catalog.benchmark_info(benchmark)
+    stream = list(catalog.BENCHMARKS).index(benchmark)
+    actions, cols = generate(info.space, stream, catalog.TRANSNAS_METRIC)
+    return make_table(benchmark, info.space, actions, cols, source=f"synthetic (seed {SEED})")

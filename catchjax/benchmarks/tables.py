@@ -17,87 +17,25 @@ import dataclasses
 import functools
 import os
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from catchjax.benchmarks import spaces
+from catchjax.benchmarks import synthetic
+from catchjax.benchmarks.catalog import (  # noqa: F401  (the catalog, re-exported)
+    BENCHMARKS,
+    NB201_TASKS,
+    TRANSNAS_METRIC,
+    TRANSNAS_TASKS,
+    BenchmarkInfo,
+    TaskDefaults,
+    benchmark_info,
+    training_pool,
+)
+from catchjax.benchmarks.table import Table, make_table  # noqa: F401
 from catchjax.errors import CatchjaxError
 
 DATA_ENV = "CATCHJAX_DATA"
-
-
-@dataclasses.dataclass(frozen=True)
-class TaskDefaults:
-    """Default reward column and report columns (first = primary) of a named task."""
-
-    reward: str
-    report: tuple[str, ...]
-
-
-@dataclasses.dataclass(frozen=True)
-class BenchmarkInfo:
-    name: str
-    space: spaces.SearchSpace
-    files: tuple[str, ...]  # first one required, the rest merged in when present
-    tasks: Mapping[str, TaskDefaults]
-    synthetic_of: str | None = None  # for synthetic benchmarks: the real one they mimic
-
-
-NB201_TASKS = {
-    # Reward = 12-epoch validation accuracy; report = 200-epoch test accuracy (CIFAR-10:
-    # the model trained on the full training set, best 94.37), then 200-epoch validation.
-    "cifar10": TaskDefaults(
-        "cifar10_valid_valid_acc_12",
-        ("cifar10_test_acc_200", "cifar10_valid_valid_acc_200", "cifar10_valid_test_acc_200"),
-    ),
-    "cifar100": TaskDefaults(
-        "cifar100_valid_acc_12", ("cifar100_test_acc_200", "cifar100_valid_acc_200")
-    ),
-    "imagenet16-120": TaskDefaults(
-        "imagenet16_valid_acc_12", ("imagenet16_test_acc_200", "imagenet16_valid_acc_200")
-    ),
-}
-TRANSNAS_METRIC = {
-    "class_scene": "top1",
-    "class_object": "top1",
-    "jigsaw": "top1",
-    "room_layout": "neg_loss",
-    "segmentsemantic": "mIoU",
-    "normal": "ssim",
-    "autoencoder": "ssim",
-}
-TRANSNAS_TASKS = {
-    task: TaskDefaults(f"{task}__valid_{m}", (f"{task}__test_{m}", f"{task}__valid_{m}"))
-    for task, m in TRANSNAS_METRIC.items()
-}
-
-BENCHMARKS: dict[str, BenchmarkInfo] = {
-    b.name: b
-    for b in (
-        BenchmarkInfo("nb201", spaces.NB201, ("nb201.npz", "nb201_hw.npz"), NB201_TASKS),
-        BenchmarkInfo(
-            "transnas-micro", spaces.TRANSNAS_MICRO, ("transnas101_micro.npz",), TRANSNAS_TASKS
-        ),
-        BenchmarkInfo(
-            "transnas-macro", spaces.TRANSNAS_MACRO, ("transnas101_macro.npz",), TRANSNAS_TASKS
-        ),
-        BenchmarkInfo("synthetic-nb201", spaces.NB201, (), NB201_TASKS, "nb201"),
-        BenchmarkInfo(
-            "synthetic-transnas-micro", spaces.TRANSNAS_MICRO, (), TRANSNAS_TASKS, "transnas-micro"
-        ),
-        BenchmarkInfo(
-            "synthetic-transnas-macro", spaces.TRANSNAS_MACRO, (), TRANSNAS_TASKS, "transnas-macro"
-        ),
-    )
-}
-
-
-def benchmark_info(name: str) -> BenchmarkInfo:
-    if name not in BENCHMARKS:
-        raise CatchjaxError(f"unknown benchmark {name!r}; available: {', '.join(BENCHMARKS)}")
-    return BENCHMARKS[name]
 
 
 def data_dir() -> Path:
@@ -108,83 +46,6 @@ def data_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("catchjax"))
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Table:
-    """A benchmark table on the host (NumPy). Row ``i`` is architecture ``actions[i]``."""
-
-    benchmark: str
-    space: spaces.SearchSpace
-    actions: np.ndarray  # int32 [n, L]
-    arch_str: np.ndarray  # str [n]
-    columns: Mapping[str, np.ndarray]  # float32 [n] each
-    source: str
-
-    @property
-    def n_archs(self) -> int:
-        return len(self.actions)
-
-    def column(self, name: str) -> np.ndarray:
-        if name not in self.columns:
-            raise CatchjaxError(
-                f"benchmark {self.benchmark!r} has no metric {name!r}; available: "
-                f"{', '.join(sorted(self.columns))}"
-            )
-        return self.columns[name]
-
-    @functools.cached_property
-    def code_to_row(self) -> np.ndarray:
-        """int32 ``[K**L]``: the row of each action-sequence code, -1 where there is none."""
-        table = np.full(self.space.n_codes, -1, dtype=np.int32)
-        table[self.space.encode(self.actions)] = np.arange(self.n_archs, dtype=np.int32)
-        return table
-
-    def row_of(self, arch: str) -> int:
-        row = int(self.code_to_row[self.space.encode(self.space.from_str(arch))])
-        if row < 0:
-            raise CatchjaxError(f"architecture {arch!r} is not in benchmark {self.benchmark!r}")
-        return row
-
-
-def make_table(benchmark: str, space, actions, columns, arch_str=None, source="") -> Table:
-    """Build a :class:`Table`, checking shapes, values and uniqueness of the rows."""
-    where = source or benchmark
-    actions = np.asarray(actions)
-    if not np.issubdtype(actions.dtype, np.integer):
-        raise CatchjaxError(f"{where}: 'ops' must be an integer array, got dtype {actions.dtype}")
-    space.check_actions(actions, where)
-    actions = actions.astype(np.int32)
-    n = len(actions)
-    codes = space.encode(actions)
-    if len(np.unique(codes)) != n:
-        _, first, counts = np.unique(codes, return_index=True, return_counts=True)
-        dup = int(first[np.argmax(counts > 1)])
-        raise CatchjaxError(f"{where}: architecture {actions[dup].tolist()} appears more than once")
-    out = {}
-    for name, values in columns.items():
-        values = np.asarray(values)
-        if values.shape != (n,):
-            raise CatchjaxError(
-                f"{where}: column {name!r} has shape {values.shape}, expected ({n},) "
-                f"(one value per row of 'ops')"
-            )
-        if values.dtype.kind not in "fiu":
-            raise CatchjaxError(f"{where}: column {name!r} is not numeric (dtype {values.dtype})")
-        out[name] = values.astype(np.float32)
-    expected = np.asarray([space.to_str(a) for a in actions])
-    if arch_str is not None:
-        arch_str = np.asarray(arch_str).astype(str)
-        if arch_str.shape != (n,):
-            raise CatchjaxError(f"{where}: 'arch_str' has shape {arch_str.shape}, expected ({n},)")
-        bad = np.flatnonzero(arch_str != expected)
-        if len(bad):
-            i = int(bad[0])
-            raise CatchjaxError(
-                f"{where}: row {i} has arch_str {arch_str[i]!r} but ops {actions[i].tolist()} "
-                f"(= {expected[i]!r}); the file is inconsistent"
-            )
-    return Table(benchmark, space, actions, expected, out, source)
 
 
 def read_npz(path: Path, benchmark: str, space) -> Table:
@@ -236,8 +97,6 @@ def load_table(benchmark: str, folder: str | os.PathLike | None = None) -> Table
     """The table of a benchmark: synthetic ones are generated, real ones read from disk."""
     info = benchmark_info(benchmark)
     if info.synthetic_of is not None:
-        from catchjax.benchmarks import synthetic
-
         return synthetic.synthetic_table(benchmark)
     folder = Path(folder) if folder is not None else data_dir()
     main = folder / info.files[0]

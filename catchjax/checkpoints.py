@@ -1,0 +1,180 @@
+"""Checkpoints of trained agents, for any method with a learner.
+
+A checkpoint is a folder: ``state/`` (the Orbax PyTree checkpoint of the agent's state)
+and ``catchjax.json``, the manifest: the method, its config, the benchmark and search
+space, the target and training tasks, the seed and key data, versions, and a SHA-256 of
+every file under ``state/``. The manifest is written last, so a folder without it is a
+checkpoint whose writing did not finish. Loading checks all of it before restoring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from catchjax import methods
+from catchjax.benchmarks import tables
+from catchjax.core import TrainedAgent
+from catchjax.errors import CatchjaxError
+
+FORMAT = 2
+MANIFEST = "catchjax.json"
+
+
+def state_digest(state_dir: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file under ``state_dir``."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in Path(state_dir).rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(state_dir)).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
+    """Write a checkpoint folder (see module docstring); never half-replaces an old one."""
+    import orbax.checkpoint as ocp
+
+    path = Path(path).absolute()
+    if path.exists() and not overwrite:
+        raise CatchjaxError(f"checkpoint {path} already exists; pass overwrite=True/--overwrite")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        checkpointer = ocp.StandardCheckpointer()
+        checkpointer.save(tmp / "state", trained.agent)
+        checkpointer.wait_until_finished()
+        space = trained.space or tables.benchmark_info(trained.benchmark).space.name
+        meta = {
+            "format": FORMAT,
+            "kind": "catchjax agent",
+            "method": trained.method,
+            "config": dataclasses.asdict(trained.config),
+            "benchmark": trained.benchmark,
+            "space": space,
+            "target_task": trained.target_task,
+            "pool": trained.pool,
+            "seed": trained.seed,
+            "key_data": np.asarray(jax.random.key_data(jax.random.key(trained.seed))).tolist(),
+            "n_decisions": trained.n_decisions,
+            "n_choices": trained.n_choices,
+            "meta_train_seconds": trained.seconds,
+            "state_sha256": state_digest(tmp / "state"),
+            "versions": {"jax": jax.__version__},
+        }
+        with open(tmp / MANIFEST, "w") as f:
+            json.dump(meta, f, indent=2)
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def read_manifest(path) -> dict:
+    """The manifest of a complete checkpoint folder, or a clear error."""
+    path = Path(path).absolute()
+    if not path.exists():
+        raise CatchjaxError(f"checkpoint {path} does not exist")
+    meta_file = path / MANIFEST
+    if not meta_file.exists() or not (path / "state").is_dir():
+        raise CatchjaxError(
+            f"{path} is not a complete catchjax agent checkpoint (no {MANIFEST} or state/): "
+            f"its writing may not have finished; train again"
+        )
+    try:
+        meta = json.loads(meta_file.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CatchjaxError(f"{meta_file} is damaged or from another version: {exc}") from None
+    if meta.get("format") == 1:  # the first CATCH checkpoints: no method, space or checksum
+        meta.setdefault("method", "catch-meta")
+    elif meta.get("format") != FORMAT:
+        raise CatchjaxError(f"{path}: checkpoint format {meta.get('format')}, expected {FORMAT}")
+    return meta
+
+
+def load_agent(path, task=None, method: str | None = None, **overrides) -> TrainedAgent:
+    """Restore a checkpoint; ``overrides`` change non-shape config fields (e.g. budget).
+
+    Raises a clear error for a missing, half-written or damaged folder, a checkpoint of
+    another method than ``method``, a search space other than ``task``'s, or overrides
+    that change the saved networks' shapes.
+    """
+    import orbax.checkpoint as ocp
+
+    path = Path(path).absolute()
+    meta = read_manifest(path)
+    try:
+        m = methods.get(meta["method"])
+        saved = m.config(**meta["config"])
+        L, K = int(meta["n_decisions"]), int(meta["n_choices"])
+        benchmark, target, pool = meta["benchmark"], meta["target_task"], list(meta["pool"])
+    except (ValueError, TypeError, KeyError, CatchjaxError) as exc:
+        raise CatchjaxError(
+            f"{path / MANIFEST} is damaged or from another version: {exc}"
+        ) from None
+    if method is not None and methods.canonical_name(method) != m.name:
+        raise CatchjaxError(
+            f"checkpoint {path} holds a {m.name} agent, not one for {method}"
+        )
+    if m.learner is None:
+        raise CatchjaxError(f"checkpoint {path}: method {m.name} has no trained agent")
+    fields = {f.name for f in dataclasses.fields(m.config)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise CatchjaxError(f"{m.name} has no setting {', '.join(sorted(unknown))}")
+    config = methods.make_config(m.name, **{**dataclasses.asdict(saved), **overrides})
+    clash = {k: (getattr(saved, k), getattr(config, k)) for k in m.learner.shape_fields
+             if getattr(config, k) != getattr(saved, k)}
+    if clash:
+        raise CatchjaxError(
+            f"checkpoint {path} was trained with "
+            + ", ".join(f"{k}={a}" for k, (a, _) in clash.items())
+            + "; the requested config has "
+            + ", ".join(f"{k}={b}" for k, (_, b) in clash.items())
+            + ": an incompatible config. Use the checkpoint's values or train anew"
+        )
+    space = meta.get("space")
+    if task is not None:
+        tl, _, tk = task.arrays.prefix_mask.shape
+        if (tl, tk) != (L, K):
+            raise CatchjaxError(
+                f"checkpoint {path} is for a {L} x {K} search space, but {task.name} is "
+                f"{tl} x {tk}: an incompatible config"
+            )
+        if space is not None and space != task.space.name:
+            raise CatchjaxError(
+                f"checkpoint {path} was trained on the {space} space ({benchmark}), but "
+                f"{task.name} is in the {task.space.name} space: its decisions mean other "
+                f"things there; train an agent on {task.spec.benchmark}"
+            )
+    expected = meta.get("state_sha256")
+    if expected is not None and state_digest(path / "state") != expected:
+        raise CatchjaxError(
+            f"checkpoint {path}: the files under state/ do not match their checksum in "
+            f"{MANIFEST}; the checkpoint is damaged or incompatible (changed after it was "
+            f"written). Train again or restore a copy"
+        )
+    target_state = m.learner.init(saved, jax.random.key(0), L, K)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+    try:
+        agent = ocp.StandardCheckpointer().restore(path / "state", abstract)
+    except Exception as exc:  # orbax raises many types for damaged files
+        raise CatchjaxError(
+            f"cannot restore {path / 'state'} ({type(exc).__name__}: {str(exc)[:200]}); the "
+            f"checkpoint is damaged or incompatible"
+        ) from None
+    return TrainedAgent(agent, config, benchmark, target, pool, meta["seed"], L, K,
+                        meta.get("meta_train_seconds", 0.0), method=m.name,
+                        space=space or "")

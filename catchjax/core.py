@@ -1,0 +1,103 @@
+"""The types every search method shares: what a search returns, what a method is, and what
+a method that learns across tasks hands on (the protocol behind ``catchjax.methods``).
+
+A *method* (cf. optax's ``GradientTransformation``: a named bundle of pure functions) is
+
+* a frozen config dataclass with a ``budget`` field and ``validate(task)``, which raises a
+  :class:`~catchjax.errors.CatchjaxError` for settings that cannot run on ``task``, before
+  anything is compiled;
+* a pure ``search(config, key, task_arrays, agent) -> SearchTrace`` that jit and vmap
+  take as is (``agent`` is None for methods that do not start from a trained agent);
+* for methods that learn across tasks, a :class:`Learner`: ``init`` and ``train`` of the
+  agent whose state ``search`` starts from.
+
+The sweep driver, the CLI, checkpoints, experiments and reports only use this protocol,
+so a new method is one module plus one :func:`catchjax.methods.register` call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+
+@struct.dataclass
+class SearchTrace:
+    """The ``budget`` table queries of one search trial, in the order they were made.
+
+    ``metrics`` holds per-epoch diagnostics of methods that have them (CATCH: its losses,
+    controller entropy, distinct candidates, epsilon), each ``[n_epochs]``; empty for
+    methods without.
+    """
+
+    rows: jnp.ndarray  # i32 [budget], table row of each evaluated architecture
+    rewards: jnp.ndarray  # f32 [budget], the reward each query returned
+    metrics: dict = struct.field(default_factory=dict)
+
+
+def uniform_rows(key, valid_rows: jnp.ndarray, shape) -> jnp.ndarray:
+    """Rows drawn uniformly (with replacement) from the searchable architectures."""
+    idx = jax.random.randint(key, shape, 0, valid_rows.shape[0])
+    return valid_rows[idx]
+
+
+@dataclasses.dataclass(frozen=True)
+class Learner:
+    """How a method that starts from a trained agent makes one.
+
+    * ``init(config, key, n_decisions, n_choices) -> state``: a fresh agent (a pytree);
+      also gives the shapes a checkpoint is restored into.
+    * ``train(config, key, task_arrays, pool_rewards) -> (state, info)``: trains on the
+      pool, ``pool_rewards`` ``[P, n_archs]`` being the reward of every architecture on each
+      training task (same table and masks as ``task_arrays``); ``info`` is a pytree of
+      diagnostics. Pure, so jit (and vmap over seeds) take it as is.
+    * ``shape_fields``: config fields that fix the shapes of the state; a checkpoint
+      refuses overrides of them.
+    * ``requires_agent``: the search cannot run without a trained agent.
+    """
+
+    init: Callable
+    train: Callable
+    shape_fields: tuple[str, ...] = ()
+    requires_agent: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A search method as the sweep driver, the CLI and checkpoints see it."""
+
+    name: str
+    config: type  # frozen dataclass with ``budget`` and ``validate(task)``
+    search: Callable  # (config, key, TaskArrays, agent) -> SearchTrace
+    preset: Mapping = dataclasses.field(default_factory=dict)  # config fields the name fixes
+    learner: Learner | None = None
+    family: str = ""  # methods of one family are compared in one ablation plot
+    help: str = ""
+
+    def matches(self, config) -> bool:
+        """Whether ``config`` is a config of this method (its class and its preset)."""
+        return type(config) is self.config and all(
+            getattr(config, k) == v for k, v in self.preset.items()
+        )
+
+
+@dataclasses.dataclass
+class TrainedAgent:
+    """A trained agent on the host: its state and what it was trained for."""
+
+    agent: object  # the learner's state pytree
+    config: object
+    benchmark: str
+    target_task: str
+    pool: list[str]  # the reward columns it was trained on
+    seed: int
+    n_decisions: int
+    n_choices: int
+    seconds: float = 0.0
+    compile_seconds: float = 0.0
+    method: str = "catch-meta"
+    space: str = ""

@@ -1,0 +1,151 @@
+"""The method protocol: a method registered from outside the package (a few lines here)
+runs through `catchjax sweep`, `catchjax train`, checkpoints and reports untouched."""
+
+import csv
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from catchjax import agent as agents
+from catchjax import cli, methods, sweeps
+from catchjax.benchmarks import tables, tasks
+from catchjax.core import Learner, Method, SearchTrace
+from catchjax.errors import CatchjaxError
+
+
+@dataclasses.dataclass(frozen=True)
+class RepeatConfig:
+    budget: int = 50
+    offset: int = 0  # evaluate the searchable architecture number `offset`, every step
+
+    def validate(self, task):
+        if not 0 <= self.offset < task.n_searchable:
+            raise CatchjaxError(f"offset must be in 0..{task.n_searchable - 1}")
+
+
+@dataclasses.dataclass(frozen=True)
+class FavouriteConfig(RepeatConfig):
+    pass
+
+
+def repeat_search(config, key, task, agent=None):
+    """Always evaluate one architecture: the `offset`-th, or the agent's favourite."""
+    row = task.valid_rows[config.offset] if agent is None else agent["row"]
+    rows = jnp.full((config.budget,), row, jnp.int32)
+    return SearchTrace(rows=rows, rewards=task.reward[rows])
+
+
+def favourite_init(config, key, L, K):
+    return {"row": jnp.zeros((), jnp.int32)}
+
+
+def favourite_train(config, key, task, pool_rewards):
+    """The architecture with the best mean reward over the pool."""
+    return {"row": jnp.argmax(pool_rewards.mean(axis=0)).astype(jnp.int32)}, {}
+
+
+@pytest.fixture
+def toy_methods():
+    first = methods.register(Method("toy-repeat", RepeatConfig, repeat_search))
+    best = methods.register(Method("toy-favourite", FavouriteConfig, repeat_search,
+                                   learner=Learner(favourite_init, favourite_train)))
+    yield first, best
+    methods.unregister("toy-repeat")
+    methods.unregister("toy-favourite")
+
+
+def test_toy_method_runs_through_the_cli_and_reports(toy_methods, tmp_path, syn_nb201):
+    out = tmp_path / "toy"
+    assert cli.main(["sweep", "--method", "toy-repeat", "--benchmark", "synthetic-nb201",
+                     "--task", "cifar10", "--trials", "3", "--budget", "4", "--set", "offset=7",
+                     "--out", str(out), "--no-progress"]) == 0
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert {int(r["row"]) for r in rows} == {int(syn_nb201.arrays.valid_rows[7])}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "toy-repeat" and summary["config"]["offset"] == 7
+    assert not (out / "metrics.csv").exists()  # the toy has no per-epoch metrics
+    # the config validates itself before anything compiles
+    assert cli.main(["sweep", "--method", "toy-repeat", "--benchmark", "synthetic-nb201",
+                     "--task", "cifar10", "--set", "offset=-1", "--out", str(tmp_path / "x"),
+                     "--no-progress"]) == 2
+    assert not (tmp_path / "x").exists()
+
+
+def test_toy_agent_trains_checkpoints_and_adapts(toy_methods, tmp_path, syn_nb201, capsys):
+    ck = tmp_path / "agent"
+    assert cli.main(["train", "--method", "toy-favourite", "--benchmark", "synthetic-nb201",
+                     "--task", "cifar10", "--out", str(ck)]) == 0
+    manifest = json.loads((ck / "catchjax.json").read_text())
+    assert manifest["method"] == "toy-favourite" and manifest["space"] == "nb201"
+    assert manifest["pool"] == tables.training_pool("synthetic-nb201", "cifar10")
+    pool = agents.pool_rewards(syn_nb201, manifest["pool"])
+    best = int(np.argmax(pool.mean(axis=0)))
+    restored = agents.load_agent(ck, syn_nb201)
+    assert int(restored.agent["row"]) == best and restored.method == "toy-favourite"
+    out = tmp_path / "adapt"
+    assert cli.main(["sweep", "--method", "toy-favourite", "--benchmark", "synthetic-nb201",
+                     "--task", "cifar10", "--trials", "2", "--budget", "3", "--init", str(ck),
+                     "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["method"] == "toy-favourite" and summary["init"] == str(ck.absolute())
+    with open(out / "results.csv") as f:
+        assert {int(r["row"]) for r in csv.DictReader(f)} == {best}
+    # without an agent the method refuses to run; a checkpoint of another method is refused
+    with pytest.raises(CatchjaxError, match="toy-favourite adapts"):
+        sweeps.sweep("toy-favourite", syn_nb201, trials=2, budget=3)
+    with pytest.raises(CatchjaxError, match="holds a toy-favourite agent"):
+        agents.load_agent(ck, syn_nb201, method="catch-meta")
+
+
+def test_checkpoint_of_another_space_of_the_same_shape_is_refused(toy_methods, tmp_path,
+                                                                  syn_nb201):
+    trained = agents.train("toy-favourite", syn_nb201, FavouriteConfig())
+    ck = agents.save_agent(tmp_path / "a", trained)
+    macro = tasks.make_task("synthetic-transnas-macro", "class_scene")  # also 6 x 5
+    with pytest.raises(CatchjaxError, match="nb201 space.*transnas-macro space"):
+        agents.load_agent(ck, macro)
+
+
+def test_a_bit_flip_in_the_state_is_refused(toy_methods, tmp_path, syn_nb201):
+    trained = agents.train("toy-favourite", syn_nb201, FavouriteConfig())
+    ck = agents.save_agent(tmp_path / "a", trained)
+    files = sorted(f for f in (ck / "state").rglob("*") if f.is_file() and f.stat().st_size)
+    data = bytearray(files[-1].read_bytes())
+    data[len(data) // 2] ^= 0x01
+    files[-1].write_bytes(bytes(data))
+    with pytest.raises(CatchjaxError, match="checksum"):
+        agents.load_agent(ck, syn_nb201)
+
+
+def test_registry_refuses_bad_entries_and_settings(toy_methods):
+    with pytest.raises(CatchjaxError, match="already registered"):
+        methods.register(Method("toy-repeat", RepeatConfig, repeat_search))
+    with pytest.raises(CatchjaxError, match="no preset tells their configs apart"):
+        methods.register(Method("toy-again", RepeatConfig, repeat_search))
+    with pytest.raises(CatchjaxError, match="fixes context='zero'"):
+        methods.make_config("catch-zero", context="learned")
+    assert methods.make_config("random", replace="no").replace is False
+    assert methods.make_config("random", replace="yes").replace is True
+    for bad in ("2.5", "abc"):
+        with pytest.raises(CatchjaxError, match="integer"):
+            methods.make_config("rea", population=bad)
+    with pytest.raises(CatchjaxError, match="finite"):
+        methods.make_config("reinforce", learning_rate="inf")
+    with pytest.raises(CatchjaxError, match="true or false"):
+        methods.make_config("random", replace="maybe")
+
+
+def test_every_registered_method_maps_back_from_its_config():
+    for name in methods.names():
+        assert methods.method_name(methods.make_config(name)) == name
+
+
+def test_trained_agent_state_is_a_pytree_the_learner_shapes(toy_methods, syn_nb201):
+    trained = agents.train("toy-favourite", syn_nb201, FavouriteConfig())
+    expected = jax.eval_shape(lambda: favourite_init(None, None, 6, 5))
+    assert jax.tree.structure(expected) == jax.tree.structure(trained.agent)
