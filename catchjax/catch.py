@@ -46,7 +46,7 @@ class CatchConfig:
     updates_per_epoch: int = 4
     ppo_clip: float = 0.2
     per_alpha: float = 0.6
-    per_beta0: float = 0.4  # annealed towards 1 over the search
+    per_beta0: float = 0.4  # annealed to 1 at the last search epoch
     per_fraction: float = 0.8  # PER batch = 80% of the memory
     epsilon_start: float = 0.5  # epsilon-greedy over the candidates, reset per task
     epsilon_end: float = 0.05
@@ -224,9 +224,16 @@ def update_step(config: CatchConfig, nets: CatchNetworks, carry, key, history, b
 
 
 def epsilon_at(config: CatchConfig, epoch, n_epochs: int):
-    """Epsilon of search epoch ``epoch``: linear from start to end over the epochs."""
-    frac = epoch / jnp.maximum(n_epochs - 1, 1)
-    return config.epsilon_start + (config.epsilon_end - config.epsilon_start) * frac
+    """Epsilon of search epoch ``epoch`` (0-based): linear from ``epsilon_start`` at the
+    first epoch to ``epsilon_end`` at the last."""
+    return optax.linear_schedule(config.epsilon_start, config.epsilon_end,
+                                 max(n_epochs - 1, 1))(epoch)
+
+
+def per_beta_at(config: CatchConfig, epoch, n_epochs: int):
+    """PER's importance-sampling exponent: ``per_beta0`` at the first epoch, 1 at the last
+    (Schaul et al. 2016: fully corrected at the end of learning)."""
+    return replay.beta_schedule(config.per_beta0, epoch, n_epochs - 1)
 
 
 def distinct_count(codes):
@@ -262,7 +269,7 @@ def search_epoch(config: CatchConfig, nets: CatchNetworks, task: TaskArrays, k_l
         count=i + 1,
     )
     memory = replay.add(memory, None)
-    beta = replay.beta_schedule(config.per_beta0, n, n_epochs)
+    beta = per_beta_at(config, n, n_epochs)
 
     def update(c, u):
         return update_step(config, nets, c, jax.random.fold_in(k_upd, u), history, beta,

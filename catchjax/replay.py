@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
 
 
@@ -94,6 +95,7 @@ def update_priorities(buffer: ReplayBuffer, indices, td_errors, eps: float = 1e-
 
 
 def beta_schedule(beta0: float, step, total_steps: int):
-    """Linear annealing of beta from ``beta0`` to 1 over ``total_steps`` (Schaul et al.)."""
-    frac = jnp.clip(step / max(total_steps, 1), 0.0, 1.0)
-    return beta0 + (1.0 - beta0) * frac
+    """Linear annealing of beta from ``beta0`` at step 0 to 1 at step ``total_steps`` (and
+    after), Schaul et al. 2016 §3.4. A run of ``n`` steps numbered 0..n-1 that should end
+    at 1 passes ``total_steps = n - 1``."""
+    return optax.linear_schedule(beta0, 1.0, max(total_steps, 1))(step)
