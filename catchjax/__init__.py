@@ -2,12 +2,12 @@
 
 The hot path of every search method is a pure function of (key, task arrays), so a
 sweep of hundreds of seeded trials is one compiled, vmapped call.
+
+The names below are imported on first use, so that ``import catchjax.cli`` (and
+``catchjax --help``) do not wait for jax.
 """
 
-from catchjax.benchmarks.tables import load_table
-from catchjax.benchmarks.tasks import CostObjective, Task, make_task
 from catchjax.errors import CatchjaxError
-from catchjax.sweeps import SweepResult, run_trial, sweep
 
 __version__ = "0.1.0"
 __all__ = [
@@ -20,3 +20,22 @@ __all__ = [
     "run_trial",
     "sweep",
 ]
+_LAZY = {
+    "CostObjective": "catchjax.benchmarks.tasks",
+    "Task": "catchjax.benchmarks.tasks",
+    "make_task": "catchjax.benchmarks.tasks",
+    "load_table": "catchjax.benchmarks.tables",
+    "SweepResult": "catchjax.results",
+    "run_trial": "catchjax.sweeps",
+    "sweep": "catchjax.sweeps",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'catchjax' has no attribute {name!r}")

@@ -18,6 +18,7 @@ from catchjax.benchmarks.tasks import Task
 from catchjax.checkpoints import load_agent, save_agent
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
+from catchjax.sweeps import check_seed
 
 MetaTrainedAgent = TrainedAgent  # the name under which CATCH agents were first known
 
@@ -49,6 +50,32 @@ def pool_rewards(task: Task, columns: list[str]) -> np.ndarray:
     return np.asarray(out, np.float32)
 
 
+def target_columns(task: Task) -> set[str]:
+    """Columns that belong to the target task itself: its reward, its report metrics and
+    what it would lend to other pools. Training on any of them is not transfer."""
+    own = {task.spec.reward_metric, *task.spec.report_metrics}
+    info = tables.BENCHMARKS[task.spec.benchmark]
+    if task.spec.task in info.tasks:
+        own.update(info.tasks[task.spec.task].pool_columns)
+    return own
+
+
+def check_pool(task: Task, pool: list[str]) -> None:
+    """Refuse an empty pool, unknown columns, repeats and the target's own columns."""
+    if not pool:
+        raise CatchjaxError("the training pool is empty: name at least one reward column")
+    for name in pool:
+        task.table.column(name)  # a clear error naming the available columns
+    if len(set(pool)) != len(pool):
+        raise CatchjaxError(f"the training pool names a column twice: {', '.join(pool)}")
+    leaked = [c for c in pool if c in target_columns(task)]
+    if leaked:
+        raise CatchjaxError(
+            f"the training pool holds the target's own columns ({', '.join(leaked)}): an agent "
+            f"trained on them has seen {task.name}; leave the target out (SPEC §2)"
+        )
+
+
 def train(method: str, task: Task, config=None, seed: int = 0,
           pool: list[str] | None = None) -> TrainedAgent:
     """Train the agent of ``method`` on the pool for target ``task`` (one compiled call).
@@ -64,10 +91,10 @@ def train(method: str, task: Task, config=None, seed: int = 0,
         raise CatchjaxError(
             f"a {type(config).__name__} with {dict(m.preset)} is needed to train {m.name}"
         )
+    check_seed(seed)
     config.validate(task)
     pool = list(pool) if pool is not None else meta_pool(task)
-    if not pool:
-        raise CatchjaxError("the training pool is empty: name at least one reward column")
+    check_pool(task, pool)
     rewards = jax.numpy.asarray(pool_rewards(task, pool))
     fn = jax.jit(lambda key, t, r: m.learner.train(config, key, t, r))
     key = jax.random.key(seed)

@@ -4,7 +4,6 @@ expectations (used to check the samplers against the table)."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import stats
 
 
 def best_so_far(rewards: np.ndarray) -> np.ndarray:
@@ -31,6 +30,8 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0, level: float = 0.95) -> tupl
     if len(values) < 2 or np.all(values == values[0]):
         m = float(values.mean())
         return (m, m)
+    from scipy import stats  # imported here: the CLI starts without it
+
     res = stats.bootstrap(
         (values,), np.mean, confidence_level=level, n_resamples=10_000,
         method="percentile", rng=np.random.default_rng(seed),

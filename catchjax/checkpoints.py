@@ -12,15 +12,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from catchjax import methods
+from catchjax import methods, safe_io
 from catchjax.benchmarks import tables
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
@@ -38,16 +35,27 @@ def state_digest(state_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
-    """Write a checkpoint folder (see module docstring); never half-replaces an old one."""
-    import orbax.checkpoint as ocp
+AGENT_FILES = {MANIFEST, "state"}
 
-    path = Path(path).absolute()
+
+def check_agent_dir(path, overwrite: bool) -> Path:
+    """Refuse a checkpoint folder that may not be written (before any training): one that
+    exists without ``overwrite``, and with it anything but a checkpoint catchjax wrote."""
+    path = Path(path)
     if path.exists() and not overwrite:
         raise CatchjaxError(f"checkpoint {path} already exists; pass overwrite=True/--overwrite")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
+    return safe_io.check_output_dir(path, overwrite, owned=AGENT_FILES, marker=MANIFEST,
+                                    what="checkpoint")
+
+
+def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
+    """Write a checkpoint folder (see module docstring); never half-replaces an old one,
+    and replaces only a checkpoint folder catchjax wrote."""
+    import orbax.checkpoint as ocp
+
+    path = check_agent_dir(path, overwrite).absolute()
+
+    def fill(tmp: Path):
         checkpointer = ocp.StandardCheckpointer()
         checkpointer.save(tmp / "state", trained.agent)
         checkpointer.wait_until_finished()
@@ -71,13 +79,9 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
         }
         with open(tmp / MANIFEST, "w") as f:
             json.dump(meta, f, indent=2)
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+
+    return safe_io.write_dir(path, fill, overwrite=overwrite, owned=AGENT_FILES,
+                             marker=MANIFEST, what="checkpoint")
 
 
 def read_manifest(path) -> dict:

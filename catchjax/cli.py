@@ -41,17 +41,31 @@ def parse_setting(text):
     return name.strip(), value
 
 
+def _version() -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version("catchjax")
+    except md.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from catchjax import methods
-    from catchjax.benchmarks import tables
+    # Only light modules here: `catchjax --help` must not wait for jax to import.
+    from catchjax.benchmarks import catalog as tables
 
     parser = argparse.ArgumentParser(
         prog="catchjax", description="Reinforcement-learning architecture search on NAS benchmarks."
     )
+    parser.add_argument("--version", action="version", version=f"catchjax {_version()}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("methods", help="list the search methods and their settings")
 
     sw = sub.add_parser("sweep", help="run N seeded search trials in one compiled call")
-    sw.add_argument("--method", required=True, help=f"one of: {', '.join(methods.names())}")
+    sw.add_argument("--method", required=True,
+                    help="a search method, e.g. rea or catch-meta (`catchjax methods` lists them)")
     sw.add_argument("--benchmark", required=True, help=f"one of: {', '.join(tables.BENCHMARKS)}")
     sw.add_argument("--task", help="task name (nb201: cifar10, cifar100, imagenet16-120)")
     sw.add_argument("--trials", type=_positive_int, default=500)
@@ -75,12 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkpoint (without it, they train one first)")
     sw.add_argument("--no-progress", action="store_true")
 
-    trainers = [m.name for m in methods.REGISTRY.values() if m.learner is not None]
     for command, text in (("train", "train the agent of a method on the leave-target-out pool"),
                           ("meta-train", "the same as `train --method catch-meta`")):
         mt = sub.add_parser(command, help=text)
         if command == "train":
-            mt.add_argument("--method", required=True, help=f"one of: {', '.join(trainers)}")
+            mt.add_argument("--method", required=True,
+                            help="a method that adapts a trained agent, e.g. catch-meta")
         mt.add_argument("--benchmark", required=True)
         mt.add_argument("--task", required=True, help="the target task, left out of the pool")
         mt.add_argument("--pool", help="reward columns to train on, comma-separated "
@@ -100,8 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
                      choices=("auto", "npz", "nb201-pth", "nats-topology", "transnas-pth"))
     imp.add_argument("--as", dest="name", help="for a compact .npz: which file it is")
     imp.add_argument("--to", dest="dest", help="folder to write to (default: the data folder)")
+    imp.add_argument("--overwrite", action="store_true",
+                     help="replace a table of the same name already in the data folder")
     dsub.add_parser("list", help="show which benchmarks are available and their tasks")
+    for command in sub.choices.values():
+        _add_debug(command)
     return parser
+
+
+def _add_debug(parser):
+    # --debug is accepted after the command too; SUPPRESS keeps the top-level value.
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the full traceback of an error")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _add_debug(child)
 
 
 def cmd_sweep(args) -> int:
@@ -109,10 +137,12 @@ def cmd_sweep(args) -> int:
     from catchjax import methods, reporting, sweeps
     from catchjax.benchmarks import tasks
 
-    reporting.check_out_dir(Path(args.out), args.overwrite)  # before any compile
+    # Everything the user typed is checked before anything trains or compiles.
+    sweeps.check_run(args.trials, args.budget, args.seed)
+    reporting.check_out_dir(Path(args.out), args.overwrite)
     cost = None
-    if args.cost_metric or args.cost_target:
-        if not (args.cost_metric and args.cost_target):
+    if args.cost_metric is not None or args.cost_target is not None:
+        if args.cost_metric is None or args.cost_target is None:
             raise CatchjaxError("--cost-metric and --cost-target go together")
         cost = tasks.CostObjective(args.cost_metric, args.cost_target, args.cost_weight)
     task = tasks.make_task(
@@ -128,6 +158,8 @@ def cmd_sweep(args) -> int:
         raise CatchjaxError(f"--init goes with a method that adapts an agent: "
                             f"{', '.join(trainers)}")
     if method.learner is not None and (args.init or method.learner.requires_agent):
+        if not args.init:
+            methods.make_config(method.name, budget=args.budget, **settings).validate(task)
         if args.init:
             trained = agents.load_agent(args.init, task, method=method.name, **settings)
             info["init"] = str(Path(args.init).absolute())
@@ -146,6 +178,7 @@ def cmd_sweep(args) -> int:
             info["meta_trained_for"] = f"{trained.benchmark}/{trained.target_task}"
     else:
         config = methods.make_config(method.name, budget=args.budget, **settings)
+        methods.validate(config, task)
     partial = out.parent / f".{out.name}.partial"
     result = sweeps.sweep(
         config, task, trials=args.trials, budget=args.budget, seed=args.seed,
@@ -172,8 +205,10 @@ def cmd_train(args) -> int:
     method = methods.get(name)
     if method.learner is None:
         raise CatchjaxError(f"method {method.name!r} has no agent to train")
-    if Path(args.out).exists() and not args.overwrite:
-        raise CatchjaxError(f"--out {args.out} already exists; pass --overwrite to replace it")
+    from catchjax import checkpoints, sweeps
+
+    sweeps.check_seed(args.seed)
+    checkpoints.check_agent_dir(args.out, args.overwrite)  # before any training
     task = tasks.make_task(args.benchmark, args.task)
     config = methods.make_config(method.name, **dict(args.set))
     pool = [c for c in args.pool.split(",") if c] if args.pool else None
@@ -188,28 +223,57 @@ def cmd_data(args) -> int:
     from catchjax.benchmarks import importers, tables
 
     if args.data_command == "import":
-        for path in importers.import_benchmark(args.path, args.kind, args.dest, args.name):
+        for path in importers.import_benchmark(args.path, args.kind, args.dest, args.name,
+                                               overwrite=args.overwrite):
             print(f"wrote {path}")
         return 0
     print(f"data folder: {tables.data_dir()} (set {tables.DATA_ENV} to change it)")
-    for name, where in tables.available().items():
+    broken = 0
+    for name, where in tables.available(check=True).items():
         info = tables.BENCHMARKS[name]
+        broken += where.startswith("BROKEN")
         print(f"{name:26s} {where}")
         print(f"{'':26s} tasks: {', '.join(info.tasks)}")
+    return 1 if broken else 0
+
+
+def cmd_methods(args) -> int:
+    import dataclasses
+
+    from catchjax import methods
+
+    for m in methods.REGISTRY.values():
+        fixed = ", ".join(f"{k}={v}" for k, v in m.preset.items())
+        print(f"{m.name:14s} {m.help}" + (f" [{fixed}]" if fixed else ""))
+        settings = [f"{f.name}={f.default}" for f in dataclasses.fields(m.config)
+                    if f.name not in m.preset]
+        print(f"{'':14s} settings: {', '.join(settings)}")
     return 0
 
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {"sweep": cmd_sweep, "train": cmd_train, "meta-train": cmd_train,
+                "data": cmd_data, "methods": cmd_methods}
     try:
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        if args.command in ("train", "meta-train"):
-            return cmd_train(args)
-        return cmd_data(args)
+        return commands[args.command](args)
     except CatchjaxError as exc:
+        if args.debug:
+            raise
         print(f"catchjax: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        print("catchjax: interrupted. A sweep keeps its finished chunks: run the same command "
+              "again to resume", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an environment problem: one line, not 150
+        if args.debug:
+            raise
+        print(f"catchjax: unexpected {type(exc).__name__}: {str(exc)[:300]} (run again with "
+              f"--debug for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,14 +1,17 @@
-"""Resumable sweeps: finished chunks checkpointed with Orbax, matched by a fingerprint."""
+"""Resumable sweeps: finished chunks saved as they finish, matched by a fingerprint."""
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import zipfile
 from pathlib import Path
 
 import jax
 import numpy as np
 
+from catchjax import safe_io
 from catchjax.benchmarks.tasks import Task
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
@@ -34,67 +37,62 @@ def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent) -> 
 
 
 class SweepProgress:
-    """Finished chunks of one sweep, checkpointed with an Orbax CheckpointManager.
+    """Finished chunks of one sweep, each written once, as it finishes.
 
-    Step k holds the traces (rows, rewards, metrics) of the first k chunks; only the latest
-    is kept.
     ``sweep.json`` records the sweep's fingerprint, so progress of another sweep is never
-    mixed in.
+    mixed in; ``chunks/NNNNNN.npz`` holds the trace (rows, rewards, per-epoch metrics) of
+    chunk N, written through a temporary file and a rename, so a kill leaves whole chunks
+    only. (Rewriting every finished row at each chunk, as an Orbax step per chunk did, made
+    small chunks quadratic: ``benchmarks/safety_overhead.py``.)
     """
 
     def __init__(self, directory, fingerprint: dict):
-        import orbax.checkpoint as ocp
-
         self.directory = Path(directory).absolute()
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.chunks = self.directory / "chunks"
+        self.chunks.mkdir(parents=True, exist_ok=True)
         meta = self.directory / "sweep.json"
         if meta.exists():
-            saved = json.loads(meta.read_text())
+            try:
+                saved = json.loads(meta.read_text())
+            except (ValueError, UnicodeDecodeError):
+                saved = None
             if saved != fingerprint:
-                diff = sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
+                diff = (sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
+                        if isinstance(saved, dict) else ["its sweep.json, which is damaged"])
                 raise CatchjaxError(
                     f"{self.directory} holds progress of a different sweep (differs in "
                     f"{', '.join(diff)}); remove that folder or choose another output"
                 )
         else:
-            meta.write_text(json.dumps(fingerprint, indent=2))
-        self._ocp = ocp
-        self.manager = ocp.CheckpointManager(
-            self.directory / "chunks", options=ocp.CheckpointManagerOptions(max_to_keep=1)
-        )
+            safe_io.atomic_write_bytes(meta, json.dumps(fingerprint, indent=2).encode())
 
-    def restore(self) -> list:
-        """The traces of the finished chunks, in order (empty if none)."""
-        step = self.manager.latest_step()
-        if step is None:
-            return []
-        try:
-            state = self.manager.restore(step, args=self._ocp.args.StandardRestore())
-        except Exception as exc:  # a damaged step: start over rather than guess
-            raise CatchjaxError(
-                f"cannot read sweep progress in {self.directory} ({type(exc).__name__}); "
-                f"remove the folder to start the sweep over"
-            ) from None
-        sizes = np.asarray(state["sizes"])
-        bounds = np.cumsum(sizes)[:-1]
-        rows = np.split(np.asarray(state["rows"]), bounds)
-        rewards = np.split(np.asarray(state["rewards"]), bounds)
-        metrics = {k: np.split(np.asarray(v), bounds) for k, v in state.get("metrics", {}).items()}
-        return [SearchTrace(rows[c], rewards[c], {k: v[c] for k, v in metrics.items()})
-                for c in range(len(sizes))]
+    def _path(self, c: int) -> Path:
+        return self.chunks / f"{c:06d}.npz"
 
-    def save(self, chunks: list[SearchTrace]):
-        """Checkpoint the traces of all finished chunks (host arrays), in order."""
-        state = {
-            "rows": np.concatenate([c.rows for c in chunks]),
-            "rewards": np.concatenate([c.rewards for c in chunks]),
-            "sizes": np.asarray([len(c.rows) for c in chunks], np.int32),
-        }
-        if chunks[0].metrics:
-            state["metrics"] = {k: np.concatenate([c.metrics[k] for c in chunks])
-                                for k in chunks[0].metrics}
-        self.manager.save(len(chunks), args=self._ocp.args.StandardSave(state))
-        self.manager.wait_until_finished()
+    def restore(self) -> list[SearchTrace]:
+        """The traces of the finished chunks 0, 1, ... (stops at the first missing one)."""
+        out = []
+        while self._path(len(out)).exists():
+            path = self._path(len(out))
+            try:
+                with np.load(path, allow_pickle=False) as data:
+                    arrays = {k: data[k] for k in data.files}
+                metrics = {k[len("metrics/"):]: v for k, v in arrays.items()
+                           if k.startswith("metrics/")}
+                out.append(SearchTrace(arrays["rows"], arrays["rewards"], metrics))
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+                raise CatchjaxError(
+                    f"cannot read sweep progress {path} ({type(exc).__name__}); remove "
+                    f"{self.directory} to start the sweep over"
+                ) from None
+        return out
+
+    def save(self, c: int, trace: SearchTrace) -> None:
+        """Write chunk ``c`` (host arrays)."""
+        buf = io.BytesIO()
+        np.savez(buf, rows=trace.rows, rewards=trace.rewards,
+                 **{f"metrics/{k}": v for k, v in trace.metrics.items()})
+        safe_io.atomic_write_bytes(self._path(c), buf.getvalue())
 
     def close(self):
-        self.manager.close()
+        pass

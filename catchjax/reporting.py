@@ -4,25 +4,21 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from catchjax.errors import CatchjaxError
+from catchjax import safe_io
+
+RESULT_FILES = {"results.csv", "summary.json", "metrics.csv", "meta-agent"}
 
 
-def check_out_dir(out: Path, overwrite: bool) -> None:
-    """Refuse an existing, non-empty output folder unless ``overwrite`` (checked first)."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise CatchjaxError(f"--out {out} exists and is not a folder")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise CatchjaxError(
-            f"--out {out} already holds results; choose another folder or pass --overwrite"
-        )
+def check_out_dir(out: Path, overwrite: bool) -> Path:
+    """Refuse an output folder that a sweep may not write (checked before any compile):
+    an existing non-empty one without ``overwrite``, and with it anything but a results
+    folder catchjax wrote (see :mod:`catchjax.safe_io`)."""
+    return safe_io.check_output_dir(out, overwrite, owned=RESULT_FILES, marker="summary.json",
+                                    what="results")
 
 
 def results_rows(result):
@@ -65,13 +61,11 @@ def write_metrics(result, path: Path) -> None:
 
 def write_results(result, out, overwrite: bool = False) -> Path:
     """Write ``results.csv``, ``summary.json`` and (for methods with per-epoch metrics)
-    ``metrics.csv`` into ``out`` (atomically: a temp folder is filled first, then moved
-    into place, so a failure never leaves half a result)."""
-    out = Path(out)
-    check_out_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    ``metrics.csv`` into ``out``: a temporary folder is filled first, then moved into
+    place, so a failure never leaves half a result and old results are replaced only by
+    complete new ones."""
+
+    def fill(tmp: Path):
         with open(tmp / "results.csv", "w", newline="") as f:
             rows = results_rows(result)
             first = next(rows)
@@ -81,16 +75,28 @@ def write_results(result, out, overwrite: bool = False) -> Path:
             writer.writerows(rows)
         if result.metrics:
             write_metrics(result, tmp / "metrics.csv")
-        summary = result.summary()
         with open(tmp / "summary.json", "w") as f:
-            json.dump(summary, f, indent=2, default=_json_default)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+            f.write(strict_json(result.summary()))
+
+    return safe_io.write_dir(out, fill, overwrite=overwrite, owned=RESULT_FILES,
+                             marker="summary.json", what="results")
+
+
+def strict_json(obj) -> str:
+    """JSON that any parser reads: NaN and infinities become null (RFC 8259 has neither)."""
+    return json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
+
+
+def _finite(x):
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    if isinstance(x, np.generic):
+        x = x.item()
+    if isinstance(x, float) and not np.isfinite(x):
+        return None
+    return x
 
 
 def _json_default(x):

@@ -26,10 +26,16 @@ class SweepResult:
     info: dict = dataclasses.field(default_factory=dict)  # extra fields for summary.json
     # per-epoch diagnostics of methods that have them, each [T, n_epochs] (SearchTrace.metrics)
     metrics: dict = dataclasses.field(default_factory=dict)
+    # trials computed in this call (fewer than ``trials`` when a sweep resumed)
+    trials_run: int | None = None
 
     @property
     def trials(self) -> int:
         return self.rows.shape[0]
+
+    @property
+    def n_run(self) -> int:
+        return self.trials if self.trials_run is None else self.trials_run
 
     @property
     def budget(self) -> int:
@@ -87,7 +93,8 @@ class SweepResult:
             "mean_best_reward": float(self.best_reward[:, -1].mean()),
             "wall_seconds": self.wall_seconds,
             "compile_seconds": self.compile_seconds,
-            "trials_per_second": self.trials / self.wall_seconds if self.wall_seconds else None,
+            "trials_run": self.n_run,
+            "trials_per_second": self.n_run / self.wall_seconds if self.wall_seconds else None,
             "device": self.device,
             "config": {"method": self.method, **dataclasses.asdict(self.config)},
             "task_spec": dataclasses.asdict(spec),

@@ -71,10 +71,24 @@ def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
     return compiled, seconds
 
 
-def _check_counts(trials, budget):
+INT32_MAX = 2**31 - 1  # seeds and trial indices are int32 on the device
+
+
+def check_run(trials, budget, seed) -> None:
+    """Refuse counts and seeds that cannot run, before anything compiles."""
     for name, value in (("trials", trials), ("budget", budget)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise CatchjaxError(f"{name} must be a positive integer, got {value!r}")
+        if value > INT32_MAX:
+            raise CatchjaxError(f"{name} must be at most {INT32_MAX:,}, got {value:,}")
+    check_seed(seed)
+
+
+def check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise CatchjaxError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= seed <= INT32_MAX:
+        raise CatchjaxError(f"seed must be in 0..{INT32_MAX:,} (an int32), got {seed:,}")
 
 
 def resolve_config(method, budget: int, settings: dict):
@@ -105,7 +119,7 @@ def sweep(
     ``progress_dir``, finished chunks are checkpointed there (Orbax) and a rerun of the
     same sweep resumes after the last one, giving the same result as an uninterrupted run.
     """
-    _check_counts(trials, budget)
+    check_run(trials, budget, seed)
     config = resolve_config(method, budget, settings)
     methods.validate(config, task, agent)
     name = methods.method_name(config)
@@ -139,7 +153,7 @@ def sweep(
         n_real = min(chunk, trials - c * chunk)
         chunks.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], out))
         if store is not None:
-            store.save(chunks)
+            store.save(c, chunks[-1])
         if bar is not None:
             bar.update(n_real)
     wall = time.perf_counter() - t0
@@ -159,6 +173,7 @@ def sweep(
         wall_seconds=wall,
         device=", ".join(sorted({d.device_kind for d in devices})) + f" x{n_dev}",
         metrics=dict(trace.metrics),
+        trials_run=trials - min(done * chunk, trials),
     )
 
 
@@ -172,6 +187,7 @@ def _single_trial_fn(config):
 def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int = 50,
               agent=None, **settings) -> SearchTrace:
     """One trial alone, without vmap: the reference a sweep's trial ``trial`` must equal."""
+    check_run(trial + 1, budget, seed)
     if isinstance(method, str):
         config = methods.make_config(method, budget=budget, **settings)
     else:

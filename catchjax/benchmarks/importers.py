@@ -181,6 +181,8 @@ def read_transnas_pth(path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
                     if isinstance(value, (int, float)):
                         col = cols.setdefault(f"{task}__{info}", np.full(len(ops), np.nan))
                         col[i] = float(value)
+        if not cols:
+            raise CatchjaxError(f"no metric values for the {ss} architectures")
         present = ~np.all([np.isnan(c) for c in cols.values()], axis=0)
         out[f"transnas-{ss}"] = (ops[present], {k: v[present] for k, v in cols.items()})
     if not out:
@@ -188,9 +190,37 @@ def read_transnas_pth(path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
     return out
 
 
-def _write_table(benchmark: str, filename: str, ops, columns, dest: Path) -> Path:
+def _companions_agree(benchmark: str, filename: str, ops: np.ndarray, dest: Path) -> None:
+    """A table whose benchmark has several files must list the rows of the others, in order."""
+    for other in tables.BENCHMARKS[benchmark].files:
+        path = dest / other
+        if other == filename or not path.exists():
+            continue
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                their = np.asarray(data["ops"])
+        except Exception:  # an unreadable companion: `data list` reports it; do not block
+            continue
+        if their.shape != ops.shape or not np.array_equal(their, ops):
+            raise CatchjaxError(
+                f"{filename} would not match {path}: its {len(ops)} architectures are not the "
+                f"{len(their)} of that file in the same order, so {benchmark} could not be "
+                f"loaded. Import the matching file, or replace both"
+            )
+
+
+def _build_table(benchmark: str, filename: str, ops, columns, source: Path):
+    """The validated table to write, or an error naming the file it came from."""
     space = tables.BENCHMARKS[benchmark].space
-    table = tables.make_table(benchmark, space, ops, columns, source=filename)
+    if not columns:
+        raise CatchjaxError(f"{source}: no metric values found for {filename}; nothing to import")
+    try:
+        return tables.make_table(benchmark, space, ops, columns, source=filename)
+    except CatchjaxError as exc:
+        raise CatchjaxError(f"{source}: {exc}") from None
+
+
+def _write_table(table, filename: str, dest: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     final = dest / filename
     fd, tmp = tempfile.mkstemp(dir=dest, suffix=".npz.tmp")
@@ -200,6 +230,24 @@ def _write_table(benchmark: str, filename: str, ops, columns, dest: Path) -> Pat
                             **{k: v.astype(np.float32) for k, v in table.columns.items()})
     os.replace(tmp, final)
     return final
+
+
+def _check_target(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise CatchjaxError(
+            f"{path} already exists; pass --overwrite (overwrite=True) to replace that table"
+        )
+
+
+# What each kind of official file must hold, for errors about files laid out otherwise.
+EXPECTED_LAYOUT = {
+    "nb201-pth": "a dict with 'meta_archs' (a list of arch strings) and 'arch2infos' (index "
+                 "-> {'less': ArchResults dict, 'full': ArchResults dict})",
+    "nats-topology": "a dict with 'meta_archs' and 'arch2infos' (index -> {'12': ..., "
+                     "'200': ...} ArchResults dicts), or a folder of NNNNNN.pickle.pbz2 files",
+    "transnas-pth": "a dict with 'data' ({'micro'|'macro': {arch string: {task: {'metrics': "
+                    "{name: list of values}}}}}) and 'metrics_dict'",
+}
 
 
 def detect_kind(path: Path) -> str:
@@ -213,13 +261,20 @@ def detect_kind(path: Path) -> str:
     if name.endswith(".pth"):
         return "nb201-pth" if "transnas" not in name.lower() else "transnas-pth"
     raise CatchjaxError(
-        f"{path}: cannot tell its format from the name; pass kind= one of "
+        f"{path}: cannot tell its format from the name; pass --kind (kind=), one of "
         f"npz, nb201-pth, nats-topology, transnas-pth"
     )
 
 
-def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = None) -> list[Path]:
-    """Import ``path`` into ``dest`` (default: the data folder). Returns the files written."""
+def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = None,
+                     overwrite: bool = False) -> list[Path]:
+    """Import ``path`` into ``dest`` (default: the data folder). Returns the files written.
+
+    An existing table of the same name is replaced only with ``overwrite``; what is
+    imported is validated first (rows, finite metrics, rows in the order of its companion
+    tables), and an official file laid out otherwise gets an error naming the layout
+    expected.
+    """
     path = Path(path)
     if not path.exists():
         raise CatchjaxError(f"{path}: no such file or folder")
@@ -230,27 +285,44 @@ def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = Non
         if filename not in COMPACT_FILES:
             raise CatchjaxError(
                 f"{path}: a compact table must be named one of {', '.join(COMPACT_FILES)} "
-                f"(pass name= / --as to say which it is)"
+                f"(pass --as NAME, name= in Python, to say which it is)"
             )
         benchmark = COMPACT_FILES[filename]
-        tables.read_npz(path, benchmark, tables.BENCHMARKS[benchmark].space)  # validates
+        table = tables.read_npz(path, benchmark, tables.BENCHMARKS[benchmark].space)  # validates
+        if path.resolve() == (dest / filename).resolve():
+            return [dest / filename]
+        _check_target(dest / filename, overwrite)
+        _companions_agree(benchmark, filename, table.actions, dest)
         dest.mkdir(parents=True, exist_ok=True)
-        if path.resolve() != (dest / filename).resolve():
-            shutil.copyfile(path, dest / (filename + ".tmp"))
-            os.replace(dest / (filename + ".tmp"), dest / filename)
+        shutil.copyfile(path, dest / (filename + ".tmp"))
+        os.replace(dest / (filename + ".tmp"), dest / filename)
         return [dest / filename]
-    if kind == "nb201-pth":
-        ops, cols = read_nb201_pth(path)
-        return [_write_table("nb201", "nb201.npz", ops, cols, dest)]
-    if kind == "nats-topology":
-        ops, cols = read_nats_topology(path)
-        return [_write_table("nb201", "nb201.npz", ops, cols, dest)]
+    readers = {"nb201-pth": read_nb201_pth, "nats-topology": read_nats_topology,
+               "transnas-pth": read_transnas_pth}
+    if kind not in readers:
+        raise CatchjaxError(
+            f"unknown import kind {kind!r} (--kind); kinds: auto, npz, nb201-pth, "
+            f"nats-topology, transnas-pth"
+        )
+    try:
+        read = readers[kind](path)
+    except CatchjaxError as exc:
+        if str(path) in str(exc):
+            raise
+        raise CatchjaxError(f"{path}: {exc}") from None
+    except (KeyError, TypeError, AttributeError, StopIteration, IndexError, ValueError) as exc:
+        raise CatchjaxError(
+            f"{path}: not laid out like a {kind} file ({type(exc).__name__}: "
+            f"{str(exc)[:120]}); expected {EXPECTED_LAYOUT[kind]}"
+        ) from None
     if kind == "transnas-pth":
-        written = []
-        for benchmark, (ops, cols) in read_transnas_pth(path).items():
-            filename = tables.BENCHMARKS[benchmark].files[0]
-            written.append(_write_table(benchmark, filename, ops, cols, dest))
-        return written
-    raise CatchjaxError(
-        f"unknown import kind {kind!r}; kinds: auto, npz, nb201-pth, nats-topology, transnas-pth"
-    )
+        outputs = [(b, tables.BENCHMARKS[b].files[0], ops, cols)
+                   for b, (ops, cols) in read.items()]
+    else:
+        ops, cols = read
+        outputs = [("nb201", "nb201.npz", ops, cols)]
+    built = [(_build_table(b, f, ops, cols, path), f) for b, f, ops, cols in outputs]
+    for table, filename in built:  # refuse before writing any of them
+        _check_target(dest / filename, overwrite)
+        _companions_agree(table.benchmark, filename, table.actions, dest)
+    return [_write_table(table, filename, dest) for table, filename in built]

@@ -20,6 +20,7 @@ import _compat_pickle
 import bz2
 import collections
 import io
+import os
 import pickle
 import zipfile
 
@@ -55,12 +56,65 @@ class _StorageType:
         self.dtype = _TORCH_DTYPES[name]
 
 
+MAX_TENSOR_BYTES = 2**31  # 2 GiB: far above any benchmark tensor, far below a bad claim
+
+
+class MalformedTensorError(CatchjaxError):
+    """A tensor's size, stride or offset does not fit inside its storage."""
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, bool)
+
+
+def check_tensor_view(n_storage: int, itemsize: int, offset, size, stride) -> tuple:
+    """Validate a tensor view (offset, size, stride, in elements) against a storage of
+    ``n_storage`` elements before any view is made; returns (offset, size, stride) as
+    Python ints. Every element the view can reach must lie inside the storage."""
+    if not (isinstance(size, (tuple, list)) and isinstance(stride, (tuple, list))):
+        raise MalformedTensorError(f"tensor size/stride must be tuples, got {size!r}, {stride!r}")
+    if len(size) != len(stride) or len(size) > 32:
+        raise MalformedTensorError(f"tensor size {size!r} and stride {stride!r} do not match")
+    if not (_is_int(offset) and all(map(_is_int, size)) and all(map(_is_int, stride))):
+        raise MalformedTensorError(
+            f"tensor offset/size/stride must be integers, got {offset!r}, {size!r}, {stride!r}"
+        )
+    offset, size, stride = int(offset), tuple(int(x) for x in size), tuple(int(x) for x in stride)
+    if offset < 0 or any(x < 0 for x in size) or any(x < 0 for x in stride):
+        raise MalformedTensorError(
+            f"negative tensor offset, size or stride: {offset}, {size}, {stride}"
+        )
+    count = 1
+    for x in size:
+        count *= x
+    if count * itemsize > MAX_TENSOR_BYTES:
+        raise MalformedTensorError(
+            f"a tensor of shape {size} ({count * itemsize:,} bytes) is larger than any benchmark "
+            f"holds (limit {MAX_TENSOR_BYTES:,} bytes); the file is damaged or crafted"
+        )
+    if count == 0:
+        if offset > n_storage:
+            raise MalformedTensorError(f"tensor offset {offset} is past its storage ({n_storage})")
+        return offset, size, stride
+    last = offset + sum((n - 1) * st for n, st in zip(size, stride))
+    if last >= n_storage:
+        raise MalformedTensorError(
+            f"a tensor of shape {size}, stride {stride}, offset {offset} reaches element {last} "
+            f"of a storage of {n_storage}; the file is damaged or crafted"
+        )
+    return offset, size, stride
+
+
 def _strided_copy(flat, offset, size, stride):
+    offset, size, stride = check_tensor_view(len(flat), flat.dtype.itemsize, offset, size,
+                                             stride)
     if len(size) == 0:
         return flat[offset].copy()
+    if 0 in size:
+        return np.zeros(size, flat.dtype)
     itemsize = flat.dtype.itemsize
     view = np.lib.stride_tricks.as_strided(
-        flat[offset:], shape=tuple(size), strides=tuple(s * itemsize for s in stride)
+        flat[offset:], shape=size, strides=tuple(s * itemsize for s in stride)
     )
     return np.array(view)
 
@@ -75,7 +129,9 @@ class _LazyTensor:
 def _rebuild_tensor(storage, offset, size, stride, *_ignored):
     """NumPy version of ``torch._utils._rebuild_tensor_v2``: a strided copy."""
     if isinstance(storage, _LegacyStorageRef):
-        return _LazyTensor(storage, offset, tuple(size), tuple(stride))
+        return _LazyTensor(storage, offset, size, stride)  # checked once its bytes are read
+    if not isinstance(storage, np.ndarray):
+        raise MalformedTensorError(f"a tensor's storage is {type(storage).__name__}, not a storage")
     return _strided_copy(storage, offset, size, stride)
 
 
@@ -153,6 +209,8 @@ class _LegacyStorageRef:
 def _resolve(obj):
     """Replace legacy lazy tensors by arrays, through plain containers."""
     if isinstance(obj, _LazyTensor):
+        if obj.ref.array is None:
+            raise MalformedTensorError(f"storage {obj.ref.key!r} has no data in the file")
         return _strided_copy(obj.ref.array, obj.offset, obj.size, obj.stride)
     if isinstance(obj, dict):
         return type(obj)((k, _resolve(v)) for k, v in obj.items())
@@ -178,19 +236,39 @@ def load_torch_file(path) -> object:
                 root = pkl[0][: -len("data.pkl")]
 
                 def storage(key):
-                    return zf.read(f"{root}data/{key}")
+                    name = f"{root}data/{key}"
+                    try:
+                        info = zf.getinfo(name)
+                    except KeyError:
+                        raise MalformedTensorError(f"storage {key!r} is missing") from None
+                    if info.file_size > MAX_TENSOR_BYTES:
+                        raise MalformedTensorError(
+                            f"storage {key!r} claims {info.file_size:,} bytes (limit "
+                            f"{MAX_TENSOR_BYTES:,}); the file is damaged or crafted"
+                        )
+                    return zf.read(name)
 
                 with zf.open(pkl[0]) as f:
                     return PlainDataUnpickler(f, storages=storage).load()
         with open(path, "rb") as f:
             return _load_legacy(f, path)
-    except (CatchjaxError, FileNotFoundError):
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{path}: {exc}") from None
+    except CatchjaxError as exc:
+        raise CatchjaxError(f"{path}: {exc}") from None
+    except FileNotFoundError:
         raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, zipfile.BadZipFile, OSError) as exc:
+    except MemoryError:
         raise CatchjaxError(
-            f"{path}: cannot read it as a PyTorch file ({type(exc).__name__}: {exc}); it may "
-            f"be truncated or of another format"
+            f"{path}: asks for more memory than this machine has while loading; the file is "
+            f"damaged or crafted"
+        ) from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+            AttributeError, zipfile.BadZipFile, OSError, RecursionError,
+            OverflowError) as exc:
+        raise CatchjaxError(
+            f"{path}: cannot read it as a PyTorch file ({type(exc).__name__}: {str(exc)[:200]}); "
+            f"it may be truncated or of another format"
         ) from None
 
 
@@ -215,9 +293,19 @@ def _load_legacy(f, path):
         return obj
     keys = PlainDataUnpickler(f).load()
     by_key = {r.key: r for r in refs}
+    end = os.fstat(f.fileno()).st_size
+    if not isinstance(keys, (list, tuple)):
+        raise MalformedTensorError(f"storage keys must be a list, got {type(keys).__name__}")
     for key in keys:
+        if str(key) not in by_key:
+            raise MalformedTensorError(f"storage {key!r} is not used by any tensor")
         ref = by_key[str(key)]
         size = int.from_bytes(f.read(8), "little")
+        if size * ref.dtype.itemsize > end - f.tell():
+            raise MalformedTensorError(
+                f"storage {key!r} claims {size:,} elements, more than the file holds; the "
+                f"file is truncated, damaged or crafted"
+            )
         raw = f.read(size * ref.dtype.itemsize)
         if len(raw) != size * ref.dtype.itemsize:
             raise EOFError("storage data ends early")
@@ -230,10 +318,19 @@ def load_bz2_pickle(path) -> object:
     try:
         with bz2.open(path, "rb") as f:
             return PlainDataUnpickler(f).load()
-    except (CatchjaxError, FileNotFoundError):
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{path}: {exc}") from None
+    except CatchjaxError as exc:
+        raise CatchjaxError(f"{path}: {exc}") from None
+    except FileNotFoundError:
         raise
+    except MemoryError:
+        raise CatchjaxError(
+            f"{path}: asks for more memory than this machine has while loading; the file is "
+            f"damaged or crafted"
+        ) from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError, KeyError,
-            AttributeError, IndexError) as exc:
+            AttributeError, IndexError, RecursionError, OverflowError) as exc:
         raise CatchjaxError(
             f"{path}: cannot read it as a NATS-Bench .pickle.pbz2 file "
             f"({type(exc).__name__}: {exc}); it may be truncated or of another format"

@@ -59,6 +59,8 @@ def make_table(benchmark: str, space, actions, columns, arch_str=None, source=""
     space.check_actions(actions, where)
     actions = actions.astype(np.int32)
     n = len(actions)
+    if n == 0:
+        raise CatchjaxError(f"{where}: the table has no rows (no architectures)")
     codes = space.encode(actions)
     if len(np.unique(codes)) != n:
         _, first, counts = np.unique(codes, return_index=True, return_counts=True)
@@ -75,6 +77,11 @@ def make_table(benchmark: str, space, actions, columns, arch_str=None, source=""
         if values.dtype.kind not in "fiu":
             raise CatchjaxError(f"{where}: column {name!r} is not numeric (dtype {values.dtype})")
         out[name] = values.astype(np.float32)
+        if not np.isfinite(out[name]).any():
+            raise CatchjaxError(
+                f"{where}: column {name!r} has no finite value (all NaN or infinite); the "
+                f"file is damaged or was exported wrongly"
+            )
     expected = np.asarray([space.to_str(a) for a in actions])
     if arch_str is not None:
         arch_str = np.asarray(arch_str).astype(str)

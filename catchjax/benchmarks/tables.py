@@ -112,8 +112,10 @@ def load_table(benchmark: str, folder: str | os.PathLike | None = None) -> Table
     return _load_real(benchmark, str(folder.resolve()), stamp)
 
 
-def available(folder: str | os.PathLike | None = None) -> dict[str, str]:
-    """Each benchmark -> where its table comes from, or why it is missing."""
+def available(folder: str | os.PathLike | None = None, check: bool = False) -> dict[str, str]:
+    """Each benchmark -> where its table comes from, or why it is missing. With ``check``,
+    each present table is read and validated (with its companion files), and a table that
+    fails says ``BROKEN: <why>``."""
     folder = Path(folder) if folder is not None else data_dir()
     out = {}
     for name, info in BENCHMARKS.items():
@@ -121,6 +123,14 @@ def available(folder: str | os.PathLike | None = None) -> dict[str, str]:
             out[name] = "synthetic (generated, no data needed)"
         elif (folder / info.files[0]).exists():
             out[name] = str(folder / info.files[0])
+            if check:
+                try:
+                    table = load_table(name, folder)
+                except CatchjaxError as exc:
+                    out[name] = f"BROKEN: {exc}"
+                else:
+                    out[name] += f" (OK: {table.n_archs} architectures, {len(table.columns)} " \
+                                 f"metrics)"
         else:
             out[name] = f"missing: {info.files[0]} not in {folder}"
     return out

@@ -23,7 +23,8 @@ from catchjax.errors import CatchjaxError
 
 @dataclasses.dataclass(frozen=True)
 class CostObjective:
-    """Latency-aware reward R = P * (metric / target)^weight."""
+    """Latency-aware reward R = P * (metric / target)^weight, weight <= 0 (for P < 0 the
+    exponent's sign flips, so that lower latency always raises R)."""
 
     metric: str
     target: float
@@ -119,11 +120,29 @@ def make_task(
     return build_task(spec, table if table is not None else tables.load_table(benchmark))
 
 
+def check_cost(cost: CostObjective) -> None:
+    """Refuse a cost objective that cannot mean "faster is better"."""
+    import math
+
+    if not (isinstance(cost.target, (int, float)) and math.isfinite(cost.target)
+            and cost.target > 0):
+        raise CatchjaxError(
+            f"the latency target T (--cost-target) must be a finite number > 0, got {cost.target}"
+        )
+    if not (isinstance(cost.weight, (int, float)) and math.isfinite(cost.weight)):
+        raise CatchjaxError(f"the cost weight w (--cost-weight) must be finite, got {cost.weight}")
+    if cost.weight > 0:
+        raise CatchjaxError(
+            f"the cost weight w (--cost-weight) must be <= 0 (the paper uses -0.05): a "
+            f"positive w would reward slower networks, got {cost.weight}"
+        )
+
+
 def _transformed_reward(spec: TaskSpec, table: tables.Table) -> np.ndarray:
     p = table.column(spec.reward_metric).astype(np.float64)
     if spec.gamma is not None:
-        if not spec.gamma > 0:
-            raise CatchjaxError(f"gamma must be > 0, got {spec.gamma}")
+        if not 0 < spec.gamma < np.inf:
+            raise CatchjaxError(f"gamma must be > 0 and finite (--gamma), got {spec.gamma}")
         if spec.gamma_normalize == "percent":
             u = p / 100.0
         elif spec.gamma_normalize == "minmax":
@@ -140,12 +159,17 @@ def _transformed_reward(spec: TaskSpec, table: tables.Table) -> np.ndarray:
             )
         p = u**spec.gamma
     if spec.cost is not None:
+        check_cost(spec.cost)
         lat = table.column(spec.cost.metric).astype(np.float64)
-        if not spec.cost.target > 0:
-            raise CatchjaxError(f"cost target must be > 0, got {spec.cost.target}")
         if np.nanmin(lat) <= 0:
-            raise CatchjaxError(f"cost metric {spec.cost.metric} has values <= 0")
-        p = p * (lat / spec.cost.target) ** spec.cost.weight
+            raise CatchjaxError(
+                f"cost metric {spec.cost.metric} has values <= 0; a latency must be positive"
+            )
+        # R = P * (LAT/T)^w (w <= 0) for P >= 0. For P < 0 (e.g. a negative loss) the
+        # exponent's sign flips, so a slower network still gets a lower reward: R rises
+        # with P and falls with LAT for every P.
+        exponent = np.where(p >= 0, spec.cost.weight, -spec.cost.weight)
+        p = p * (lat / spec.cost.target) ** exponent
     return p
 
 
