@@ -23,17 +23,19 @@ from catchjax.sweeps import check_seed
 MetaTrainedAgent = TrainedAgent  # the name under which CATCH agents were first known
 
 __all__ = ["MetaTrainedAgent", "TrainedAgent", "load_agent", "meta_pool", "meta_train",
-           "pool_rewards", "save_agent", "train"]
+           "pool_rewards", "save_agent", "train", "train_many"]
 
 
-def meta_pool(task: Task) -> list[str]:
+def meta_pool(task: Task, pool: str | None = None) -> list[str]:
     """Reward columns of the meta-training pool, leaving the target out (SPEC §2).
 
-    What each other named task of the benchmark lends (``tables.TaskDefaults.pool``):
-    NB201 target dataset D: the other two datasets' validation accuracy at 12 and 200
-    epochs. TransNAS: the other six tasks' reward metric in the same space.
+    Default: what each other named task of the benchmark lends (``TaskDefaults.pool``):
+    NB201 target dataset D: the other two datasets' 12-epoch validation accuracy (the
+    paper meta-trains on 12-epoch rewards); TransNAS: the other six tasks' reward metric.
+    ``pool`` names another of the benchmark's pools (NB201: "12", "12,200", "12,test12")
+    or lists columns, comma-separated.
     """
-    return tables.training_pool(task.spec.benchmark, task.spec.task)
+    return tables.training_pool(task.spec.benchmark, task.spec.task, pool)
 
 
 def pool_rewards(task: Task, columns: list[str]) -> np.ndarray:
@@ -54,10 +56,7 @@ def target_columns(task: Task) -> set[str]:
     """Columns that belong to the target task itself: its reward, its report metrics and
     what it would lend to other pools. Training on any of them is not transfer."""
     own = {task.spec.reward_metric, *task.spec.report_metrics}
-    info = tables.BENCHMARKS[task.spec.benchmark]
-    if task.spec.task in info.tasks:
-        own.update(info.tasks[task.spec.task].pool_columns)
-    return own
+    return own | tables.target_columns(task.spec.benchmark, task.spec.task)
 
 
 def check_pool(task: Task, pool: list[str]) -> None:
@@ -77,11 +76,11 @@ def check_pool(task: Task, pool: list[str]) -> None:
 
 
 def train(method: str, task: Task, config=None, seed: int = 0,
-          pool: list[str] | None = None) -> TrainedAgent:
+          pool: list[str] | str | None = None) -> TrainedAgent:
     """Train the agent of ``method`` on the pool for target ``task`` (one compiled call).
 
     ``config``: the method's config (default: its defaults); ``pool``: reward columns to
-    train on (default: the leave-``task``-out pool, :func:`meta_pool`).
+    train on, or a pool name (default: the leave-``task``-out pool, :func:`meta_pool`).
     """
     m = methods.get(method)
     if m.learner is None:
@@ -93,7 +92,7 @@ def train(method: str, task: Task, config=None, seed: int = 0,
         )
     check_seed(seed)
     config.validate(task)
-    pool = list(pool) if pool is not None else meta_pool(task)
+    pool = meta_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
     check_pool(task, pool)
     rewards = jax.numpy.asarray(pool_rewards(task, pool))
     fn = jax.jit(lambda key, t, r: m.learner.train(config, key, t, r))
@@ -111,16 +110,49 @@ def train(method: str, task: Task, config=None, seed: int = 0,
     )
 
 
+def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
+               pool: list[str] | str | None = None) -> list[TrainedAgent]:
+    """Train one agent per seed in one compiled, vmapped call (agent ``a`` = seed
+    ``seeds[a]``): a result that rests on trained agents should show their spread."""
+    m = methods.get(method)
+    if m.learner is None:
+        raise CatchjaxError(f"method {m.name!r} has no agent to train")
+    config = config if config is not None else methods.make_config(m.name)
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise CatchjaxError("train_many needs at least one seed")
+    for seed in seeds:
+        check_seed(seed)
+    config.validate(task)
+    pool = meta_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
+    check_pool(task, pool)
+    rewards = jax.numpy.asarray(pool_rewards(task, pool))
+    keys = jax.vmap(jax.random.key)(jax.numpy.asarray(seeds, jax.numpy.int32))
+    fn = jax.jit(jax.vmap(lambda key, t, r: m.learner.train(config, key, t, r)[0],
+                          in_axes=(0, None, None)))
+    t0 = time.perf_counter()
+    compiled = fn.lower(keys, task.arrays, rewards).compile()
+    t1 = time.perf_counter()
+    states = jax.block_until_ready(compiled(keys, task.arrays, rewards))
+    seconds = (time.perf_counter() - t1) / len(seeds)
+    L, _, K = task.arrays.prefix_mask.shape
+    return [
+        TrainedAgent(jax.tree.map(lambda x, a=a: x[a], states), config, task.spec.benchmark,
+                     task.spec.task, list(pool), seed, L, K, seconds=seconds,
+                     compile_seconds=t1 - t0, method=m.name, space=task.space.name)
+        for a, seed in enumerate(seeds)
+    ]
+
+
 def meta_train(task: Task, config=None, seed: int = 0,
                pool: list[str] | None = None) -> TrainedAgent:
-    """Meta-train one CATCH agent on the leave-``task``-out pool (one compiled call)."""
+    """Meta-train one CATCH agent on the leave-``task``-out pool (one compiled call); its
+    context (learned, zero, random) picks the method: catch-meta, catch-zero, catch-random."""
+    import dataclasses
+
     from catchjax import catch
 
     config = config or catch.CatchConfig(meta_trained=True)
-    if config.context != "learned":
-        raise CatchjaxError("meta-training uses the learned context (context='learned')")
     if not config.meta_trained:
-        import dataclasses
-
         config = dataclasses.replace(config, meta_trained=True)
-    return train("catch-meta", task, config, seed, pool)
+    return train(methods.method_name(config), task, config, seed, pool)

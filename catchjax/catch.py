@@ -9,10 +9,12 @@ evaluated networks (stored log-probs, rewards normalized over the history) and t
 evaluator's Huber loss on a PER batch of 80% of the memory. One Adam optimizer updates all
 three networks; the encoder gets the gradient of the whole sum through z.
 
-Variants (paper §4.2): ``sfs`` searches from scratch (random initial parameters, the
-default here), ``zero`` fixes z = 0, ``random`` draws z ~ N(0, I) ignoring the history.
-``meta`` adapts from an agent meta-trained by :func:`train` on a pool of other tasks
-(SPEC §2: leave the target out), see :mod:`catchjax.agent`.
+Variants (paper §4.2, §5): ``context`` = ``learned`` (the encoder's z), ``zero`` (z = 0,
+the encoder never runs and gets no gradient) or ``random`` (z ~ N(0, I), ignoring the
+history); ``meta_trained`` = the search adapts an agent meta-trained by :func:`train` on
+a pool of other tasks with the same context (SPEC §2: leave the target out; methods
+catch-meta, catch-zero, catch-random), or starts from random parameters (catch-sfs,
+catch-sfs-zero, catch-sfs-random); see :mod:`catchjax.methods` and :mod:`catchjax.agent`.
 """
 
 from __future__ import annotations

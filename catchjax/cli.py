@@ -85,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--chunk-size", type=_positive_int, help="trials per compiled call")
     sw.add_argument("--set", type=parse_setting, action="append", default=[], metavar="NAME=VALUE",
                     help="override a method setting, e.g. --set population=20")
+    sw.add_argument("--pool", help="for methods that train an agent first: the meta-training "
+                    "pool (see `catchjax train --help`)")
     sw.add_argument("--init", help="methods that adapt a trained agent (catch-meta): this "
                     "checkpoint (without it, they train one first)")
     sw.add_argument("--no-progress", action="store_true")
@@ -97,8 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
                             help="a method that adapts a trained agent, e.g. catch-meta")
         mt.add_argument("--benchmark", required=True)
         mt.add_argument("--task", required=True, help="the target task, left out of the pool")
-        mt.add_argument("--pool", help="reward columns to train on, comma-separated "
-                        "(default: what the benchmark's other tasks lend)")
+        mt.add_argument("--pool", help="meta-training pool: a named pool (nb201: 12, 12,200, "
+                        "12,test12) or reward columns, comma-separated (default: the other "
+                        "tasks' 12-epoch / validation reward)")
         mt.add_argument("--seed", type=int, default=0)
         mt.add_argument("--out", required=True, help="checkpoint folder to write")
         mt.add_argument("--overwrite", action="store_true")
@@ -153,6 +156,9 @@ def cmd_sweep(args) -> int:
     method = methods.get(args.method)
     settings, agent, info, new_agent = dict(args.set), None, {}, None
     config = None
+    if args.pool and (args.init or method.learner is None):
+        raise CatchjaxError("--pool chooses what an agent is trained on: it goes with a method "
+                            "that trains one, without --init")
     if args.init and method.learner is None:
         trainers = [m.name for m in methods.REGISTRY.values() if m.learner is not None]
         raise CatchjaxError(f"--init goes with a method that adapts an agent: "
@@ -167,8 +173,8 @@ def cmd_sweep(args) -> int:
             # One command reproduces a CATCH-meta result: train on the pool first.
             config = methods.make_config(method.name, budget=args.budget, **settings)
             print(f"training {method.name} on the pool without {args.task}: "
-                  f"{', '.join(agents.meta_pool(task))}")
-            trained = agents.train(method.name, task, config, seed=args.seed)
+                  f"{', '.join(agents.meta_pool(task, args.pool))}")
+            trained = agents.train(method.name, task, config, seed=args.seed, pool=args.pool)
             new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
                                           overwrite=True)
             info["meta_train_seconds"] = trained.seconds
@@ -211,8 +217,7 @@ def cmd_train(args) -> int:
     checkpoints.check_agent_dir(args.out, args.overwrite)  # before any training
     task = tasks.make_task(args.benchmark, args.task)
     config = methods.make_config(method.name, **dict(args.set))
-    pool = [c for c in args.pool.split(",") if c] if args.pool else None
-    trained = agents.train(method.name, task, config, seed=args.seed, pool=pool)
+    trained = agents.train(method.name, task, config, seed=args.seed, pool=args.pool)
     path = agents.save_agent(args.out, trained, overwrite=args.overwrite)
     print(f"trained {method.name} on {', '.join(trained.pool)} in {trained.seconds:.1f} s "
           f"after a {trained.compile_seconds:.1f} s compile; saved {path}")

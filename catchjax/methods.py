@@ -57,19 +57,25 @@ register(Method("rea", baselines.EvolutionConfig, baselines.regularized_evolutio
                 family="baseline", help="regularized evolution"))
 register(Method("reinforce", baselines.ReinforceConfig, baselines.reinforce,
                 family="baseline", help="REINFORCE with an EMA baseline"))
-# CATCH (paper §4.2): adapting a meta-trained agent, from scratch, and its context ablations
-register(Method("catch-meta", catch.CatchConfig, catch.catch_search,
-                preset={"meta_trained": True}, learner=CATCH_LEARNER, family="catch",
-                help="CATCH adapting a meta-trained agent (--init, or meta-trains first)"))
-register(Method("catch-sfs", catch.CatchConfig, catch.catch_search,
-                preset={"context": "learned", "meta_trained": False}, family="catch",
-                help="CATCH searching from scratch"))
-register(Method("catch-zero", catch.CatchConfig, catch.catch_search,
-                preset={"context": "zero", "meta_trained": False}, family="catch",
-                help="CATCH from scratch with z = 0"))
-register(Method("catch-random", catch.CatchConfig, catch.catch_search,
-                preset={"context": "random", "meta_trained": False}, family="catch",
-                help="CATCH from scratch with z ~ N(0, I)"))
+# CATCH (paper §4.2, §5). The meta-trained methods adapt an agent meta-trained with the
+# same context (paper §5: "the agents are still meta-trained ... before they are plugged
+# in for adaptation"); the catch-sfs* methods search from scratch.
+for _name, _context, _help in (
+    ("catch-meta", "learned", "CATCH adapting a meta-trained agent (--init, or meta-trains first)"),
+    ("catch-zero", "zero", "CATCH-meta's ablation: meta-trained and adapted with z = 0"),
+    ("catch-random", "random", "CATCH-meta's ablation: meta-trained and adapted with z ~ N(0, I)"),
+):
+    register(Method(_name, catch.CatchConfig, catch.catch_search,
+                    preset={"context": _context, "meta_trained": True}, learner=CATCH_LEARNER,
+                    family="catch", help=_help))
+for _name, _context, _help in (
+    ("catch-sfs", "learned", "CATCH searching from scratch"),
+    ("catch-sfs-zero", "zero", "CATCH from scratch with z = 0"),
+    ("catch-sfs-random", "random", "CATCH from scratch with z ~ N(0, I)"),
+):
+    register(Method(_name, catch.CatchConfig, catch.catch_search,
+                    preset={"context": _context, "meta_trained": False}, family="catch",
+                    help=_help))
 
 
 def names() -> list[str]:

@@ -27,7 +27,9 @@ def checkpoint(trained, tmp_path_factory):
 
 
 def test_meta_pool_leaves_the_target_out(syn_nb201):
-    assert agents.meta_pool(syn_nb201) == [
+    # the default pool is the 12-epoch one (issue 8); the first reproduction's is "12,200"
+    assert agents.meta_pool(syn_nb201) == ["cifar100_valid_acc_12", "imagenet16_valid_acc_12"]
+    assert agents.meta_pool(syn_nb201, "12,200") == [
         "cifar100_valid_acc_12", "cifar100_valid_acc_200",
         "imagenet16_valid_acc_12", "imagenet16_valid_acc_200",
     ]

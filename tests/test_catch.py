@@ -36,7 +36,7 @@ def test_catch_improves_over_random_search(catch_sweep, syn_nb201):
 
 
 def test_catch_variants_run_on_the_macro_space(syn_macro):
-    for method in ("catch-zero", "catch-random"):
+    for method in ("catch-sfs-zero", "catch-sfs-random"):
         r = sweeps.sweep(method, syn_macro, trials=4, budget=12, seed=0, **SMALL)
         assert (r.rows >= 0).all() and np.isfinite(r.rewards).all()
         assert r.summary()["config"]["context"] in ("zero", "random")

@@ -30,6 +30,7 @@ from catchjax.benchmarks.catalog import (  # noqa: F401  (the catalog, re-export
     BenchmarkInfo,
     TaskDefaults,
     benchmark_info,
+    target_columns,
     training_pool,
 )
 from catchjax.benchmarks.table import Table, make_table  # noqa: F401

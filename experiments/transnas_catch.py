@@ -1,0 +1,33 @@
+"""CATCH's NB201 study (paper §4.2) on TransNAS-Bench-101 micro, leave-one-task-out: each
+of the seven tasks is the target once, meta-training on the other six tasks' validation
+metric. Autoencoder's Kendall tau with the other tasks is 0.02-0.34 (paper 002, Fig. 1),
+so copying the pool's favourite cell cannot win there: adaptation has to show.
+
+    CATCHJAX_DATA=../shared/data python experiments/transnas_catch.py --out runs/transnas_catch
+
+Same outputs and options as ``experiments/nb201_catch.py`` (which this calls); reward =
+the task's validation metric, report = its test metric (room_layout: neg_loss).
+"""
+
+from __future__ import annotations
+
+from experiments import nb201_catch
+
+TASKS = ("class_scene", "class_object", "jigsaw", "room_layout", "segmentsemantic", "normal",
+         "autoencoder")
+
+
+def main(argv=None):
+    argv = list(argv or [])
+    defaults = {"--benchmark": ["transnas-micro"], "--datasets": list(TASKS),
+                "--out": ["runs/transnas_catch"]}
+    for flag, value in defaults.items():
+        if flag not in argv:
+            argv = [flag, *value, *argv]
+    return nb201_catch.main(argv)
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
