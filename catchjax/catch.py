@@ -56,6 +56,10 @@ class CatchConfig:
     meta_trained: bool = False  # True for catch-meta: the search starts from a meta-trained agent
     meta_epochs: int = 25  # N_meta
     meta_budget: int = 20  # N_search: networks per meta-training search
+    # Adaptation aids (issue 8), off by default: PPO entropy bonus (L_c - c * H(pi)), and
+    # a fresh Adam state when a search starts from a trained agent.
+    entropy_coef: float = 0.0
+    reset_optimizer: bool = False
 
     def validate(self, task) -> None:
         """Refuse settings that cannot run (or would run to a meaningless result)."""
@@ -86,6 +90,7 @@ class CatchConfig:
             "epsilon_end": (self.epsilon_end, 0.0, 1.0, "in [0, 1]", True),
             "ppo_clip": (self.ppo_clip, 0.0, math.inf, "finite and >= 0", True),
             "beta_kl": (self.beta_kl, 0.0, math.inf, "finite and >= 0", True),
+            "entropy_coef": (self.entropy_coef, 0.0, math.inf, "finite and >= 0", True),
         }
         for name, (value, lo, hi, words, closed_low) in checks.items():
             low_ok = value >= lo if closed_low else value > lo
@@ -200,6 +205,13 @@ def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: Histor
                                                prefix_mask)
     )(history.actions)
     l_c = ppo.clipped_surrogate_loss(logp, history.log_probs, adv, from_policy, config.ppo_clip)
+    if config.entropy_coef > 0:  # static: the default graph stays exactly as before
+        ent = jax.vmap(
+            lambda a: networks.controller_entropy(nets.controller, params["controller"], z, a,
+                                                  prefix_mask)
+        )(history.actions)
+        w = from_policy.astype(ent.dtype)
+        l_c = l_c - config.entropy_coef * jnp.sum(ent * w) / jnp.maximum(jnp.sum(w), 1.0)
     mean, std = ppo.masked_mean_std(history.rewards, filled)
     batch = max(1, int(config.per_fraction * H))
     idx, _, weights = replay.sample(memory, k_per, batch, config.per_alpha, beta)
@@ -332,6 +344,8 @@ def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> Sear
     """One CATCH search on ``task``; ``agent`` = meta-trained start (None: from scratch)."""
     if config.meta_trained and agent is None:
         raise CatchjaxError("catch-meta needs a meta-trained agent (agent= / --init)")
+    if agent is not None and config.reset_optimizer:  # adaptation only, not meta-training
+        agent = AgentState(agent.params, optax.adam(config.learning_rate).init(agent.params))
     trace, _ = search_and_learn(config, key, task, agent)
     return trace
 

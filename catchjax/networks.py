@@ -120,6 +120,20 @@ def controller_log_prob(controller: Controller, params, z, actions, prefix_mask)
     return jnp.sum(jnp.take_along_axis(log_probs, actions[:, None], axis=1))
 
 
+def controller_entropy(controller: Controller, params, z, actions, prefix_mask):
+    """Sum over decisions of the entropy of pi(a_l | a_<l, z) along ``actions`` (teacher
+    forcing): the entropy of the whole-architecture policy when ``actions`` is sampled
+    from it (chain rule), used for PPO's entropy bonus."""
+    L, K = controller.n_decisions, controller.n_choices
+    masks = sampling.step_masks(actions, prefix_mask)
+
+    def step_logits(t):
+        return controller.apply(params, z, taken_onehots(actions, t, K))[t]
+
+    log_probs = sampling.masked_log_probs(jax.vmap(step_logits)(jnp.arange(L)), masks)
+    return -jnp.sum(jnp.where(masks, jnp.exp(log_probs) * log_probs, 0.0))
+
+
 class Evaluator(nn.Module):
     """f_theta_e(m, z): predicted (normalized) score of architecture m on the task z encodes."""
 
