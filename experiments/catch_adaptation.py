@@ -33,6 +33,10 @@ VARIANTS = {
     "fresh Adam at adaptation": {"reset_optimizer": True},
     "KL weight 1.0": {"beta_kl": 1.0},
     "10 initial networks": {"n_initial": 10},
+    "entropy 0.2": {"entropy_coef": 0.2},
+    "entropy 0.5": {"entropy_coef": 0.5},
+    "entropy 0.2 + fresh Adam": {"entropy_coef": 0.2, "reset_optimizer": True},
+    "entropy 0.05 + 10 initial": {"entropy_coef": 0.05, "n_initial": 10},
 }
 
 
@@ -59,7 +63,7 @@ def main(argv=None):
     p.add_argument("--out", default="runs/catch_adaptation")
     p.add_argument("--benchmark", default="nb201")
     p.add_argument("--targets", nargs="+", default=["cifar100", "imagenet16-120"])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS)[:6])
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--agents", type=int, default=5)
