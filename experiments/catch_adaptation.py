@@ -24,7 +24,13 @@ import numpy as np
 
 from catchjax import agent as agents
 from catchjax import catch, make_task, methods, ppo, sweep
-from experiments.nb201_catch import combine, describe, split_trials
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from experiments.nb201_catch import combine, describe, split_trials  # noqa: E402
 
 VARIANTS = {
     "default": {},

@@ -121,6 +121,16 @@ def describe(res) -> dict:
     return s
 
 
+def cell(s: dict) -> str:
+    """One table cell; metrics below 10 in size (SSIM, losses) get more decimals."""
+    f = ".2f" if abs(s["mean"]) >= 10 else ".4f"
+    lo, hi = s["ci95"]
+    spread = (f", agents ± {s['agent_spread']:{f}}" if s.get("agent_spread") is not None
+              else "")
+    return (f"{s['mean']:{f}} ± {s['std']:{f}} ({lo:{f}}–{hi:{f}}), {s['best_hits']} hits, "
+            f"top-3 {s['top3']:.0%}, {s['distinct']} distinct{spread}")
+
+
 def write_tables(results, out: Path, args):
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -149,13 +159,7 @@ def write_tables(results, out: Path, args):
     for method in args.methods:
         cells = []
         for d in args.datasets:
-            s = summaries[f"{method}/{d}"]
-            lo, hi = s["ci95"]
-            spread = (f", agents ± {s['agent_spread']:.2f}" if s["agent_spread"] is not None
-                      else "")
-            cells.append(f"{s['mean']:.2f} ± {s['std']:.2f} ({lo:.2f}–{hi:.2f}), "
-                         f"{s['best_hits']} hits, top-3 {s['top3']:.0%}, "
-                         f"{s['distinct']} distinct{spread}")
+            cells.append(cell(summaries[f"{method}/{d}"]))
         lines.append(f"| {method} | {' | '.join(cells)} |")
     diag = ["", "Adaptation (CATCH methods): controller entropy (nats, Monte-Carlo over the "
             "M candidates) and distinct candidates among M, mean over trials, first → last "

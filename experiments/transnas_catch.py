@@ -11,7 +11,14 @@ the task's validation metric, report = its test metric (room_layout: neg_loss).
 
 from __future__ import annotations
 
-from experiments import nb201_catch
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from experiments import nb201_catch  # noqa: E402
 
 TASKS = ("class_scene", "class_object", "jigsaw", "room_layout", "segmentsemantic", "normal",
          "autoencoder")
