@@ -2,9 +2,10 @@
 
 A checkpoint is a folder: ``state/`` (the Orbax PyTree checkpoint of the agent's state)
 and ``catchjax.json``, the manifest: the method, its config, the benchmark and search
-space, the target and training tasks, the seed and key data, versions, and a SHA-256 of
-every file under ``state/``. The manifest is written last, so a folder without it is a
-checkpoint whose writing did not finish. Loading checks all of it before restoring.
+space, the target and training tasks, the seed and key data, versions, a SHA-256 of
+every file under ``state/`` and one of the manifest itself. The manifest is written
+last, so a folder without it is a checkpoint whose writing did not finish. Loading
+checks all of it before restoring.
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def check_agent_dir(path, overwrite: bool) -> Path:
                                     what="checkpoint")
 
 
+def manifest_digest(meta: dict) -> str:
+    """SHA-256 of the manifest's content (keys sorted), without its own digest field."""
+    body = {k: v for k, v in meta.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
     """Write a checkpoint folder (see module docstring); never half-replaces an old one,
     and replaces only a checkpoint folder catchjax wrote."""
@@ -77,6 +84,7 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
             "state_sha256": state_digest(tmp / "state"),
             "versions": {"jax": jax.__version__},
         }
+        meta["manifest_sha256"] = manifest_digest(meta)
         with open(tmp / MANIFEST, "w") as f:
             json.dump(meta, f, indent=2)
 
@@ -101,6 +109,12 @@ def read_manifest(path) -> dict:
             raise ValueError("not a JSON object")
     except (ValueError, UnicodeDecodeError) as exc:
         raise CatchjaxError(f"{meta_file} is damaged or from another version: {exc}") from None
+    if "manifest_sha256" in meta and manifest_digest(meta) != meta["manifest_sha256"]:
+        raise CatchjaxError(
+            f"{meta_file} was changed after it was written (its checksum does not match): the "
+            f"config or space it names may not be what the agent was trained with. Train "
+            f"again or restore a copy"
+        )
     if meta.get("format") == 1:  # the first CATCH checkpoints: no method, space or checksum
         meta.setdefault("method", "catch-meta")
     elif meta.get("format") != FORMAT:

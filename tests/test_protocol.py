@@ -122,6 +122,17 @@ def test_a_bit_flip_in_the_state_is_refused(toy_methods, tmp_path, syn_nb201):
         agents.load_agent(ck, syn_nb201)
 
 
+def test_an_edited_manifest_is_refused(toy_methods, tmp_path, syn_nb201):
+    trained = agents.train("toy-favourite", syn_nb201, FavouriteConfig())
+    ck = agents.save_agent(tmp_path / "a", trained)
+    agents.load_agent(ck, syn_nb201)  # intact: loads
+    manifest = json.loads((ck / "catchjax.json").read_text())
+    manifest["config"]["offset"] = 3  # a setting that changes no shape
+    (ck / "catchjax.json").write_text(json.dumps(manifest))
+    with pytest.raises(CatchjaxError, match="changed after it was written"):
+        agents.load_agent(ck, syn_nb201)
+
+
 def test_registry_refuses_bad_entries_and_settings(toy_methods):
     with pytest.raises(CatchjaxError, match="already registered"):
         methods.register(Method("toy-repeat", RepeatConfig, repeat_search))
