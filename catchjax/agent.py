@@ -75,13 +75,9 @@ def check_pool(task: Task, pool: list[str]) -> None:
         )
 
 
-def train(method: str, task: Task, config=None, seed: int = 0,
-          pool: list[str] | str | None = None) -> TrainedAgent:
-    """Train the agent of ``method`` on the pool for target ``task`` (one compiled call).
-
-    ``config``: the method's config (default: its defaults); ``pool``: reward columns to
-    train on, or a pool name (default: the leave-``task``-out pool, :func:`meta_pool`).
-    """
+def _prepare(method: str, task: Task, config, seeds, pool):
+    """The checks and inputs shared by :func:`train` and :func:`train_many`, all before
+    anything compiles: (method, config, pool columns, pool rewards on device)."""
     m = methods.get(method)
     if m.learner is None:
         raise CatchjaxError(f"method {m.name!r} has no agent to train")
@@ -90,11 +86,31 @@ def train(method: str, task: Task, config=None, seed: int = 0,
         raise CatchjaxError(
             f"a {type(config).__name__} with {dict(m.preset)} is needed to train {m.name}"
         )
-    check_seed(seed)
+    if not seeds:
+        raise CatchjaxError("training needs at least one seed")
+    for seed in seeds:
+        check_seed(seed)
     config.validate(task)
     pool = meta_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
     check_pool(task, pool)
-    rewards = jax.numpy.asarray(pool_rewards(task, pool))
+    return m, config, pool, jax.numpy.asarray(pool_rewards(task, pool))
+
+
+def _trained(m, config, task: Task, pool, seed, state, seconds, compile_seconds):
+    L, _, K = task.arrays.prefix_mask.shape
+    return TrainedAgent(state, config, task.spec.benchmark, task.spec.task, list(pool), seed,
+                        L, K, seconds=seconds, compile_seconds=compile_seconds, method=m.name,
+                        space=task.space.name)
+
+
+def train(method: str, task: Task, config=None, seed: int = 0,
+          pool: list[str] | str | None = None) -> TrainedAgent:
+    """Train the agent of ``method`` on the pool for target ``task`` (one compiled call).
+
+    ``config``: the method's config (default: its defaults); ``pool``: reward columns to
+    train on, or a pool name (default: the leave-``task``-out pool, :func:`meta_pool`).
+    """
+    m, config, pool, rewards = _prepare(method, task, config, [seed], pool)
     fn = jax.jit(lambda key, t, r: m.learner.train(config, key, t, r))
     key = jax.random.key(seed)
     t0 = time.perf_counter()
@@ -102,31 +118,15 @@ def train(method: str, task: Task, config=None, seed: int = 0,
     t1 = time.perf_counter()
     agent, _ = compiled(key, task.arrays, rewards)
     agent = jax.block_until_ready(agent)
-    L, _, K = task.arrays.prefix_mask.shape
-    return TrainedAgent(
-        agent, config, task.spec.benchmark, task.spec.task, list(pool), seed, L, K,
-        seconds=time.perf_counter() - t1, compile_seconds=t1 - t0, method=m.name,
-        space=task.space.name,
-    )
+    return _trained(m, config, task, pool, seed, agent, time.perf_counter() - t1, t1 - t0)
 
 
 def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
                pool: list[str] | str | None = None) -> list[TrainedAgent]:
     """Train one agent per seed in one compiled, vmapped call (agent ``a`` = seed
     ``seeds[a]``): a result that rests on trained agents should show their spread."""
-    m = methods.get(method)
-    if m.learner is None:
-        raise CatchjaxError(f"method {m.name!r} has no agent to train")
-    config = config if config is not None else methods.make_config(m.name)
     seeds = [int(s) for s in seeds]
-    if not seeds:
-        raise CatchjaxError("train_many needs at least one seed")
-    for seed in seeds:
-        check_seed(seed)
-    config.validate(task)
-    pool = meta_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
-    check_pool(task, pool)
-    rewards = jax.numpy.asarray(pool_rewards(task, pool))
+    m, config, pool, rewards = _prepare(method, task, config, seeds, pool)
     keys = jax.vmap(jax.random.key)(jax.numpy.asarray(seeds, jax.numpy.int32))
     fn = jax.jit(jax.vmap(lambda key, t, r: m.learner.train(config, key, t, r)[0],
                           in_axes=(0, None, None)))
@@ -135,13 +135,9 @@ def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
     t1 = time.perf_counter()
     states = jax.block_until_ready(compiled(keys, task.arrays, rewards))
     seconds = (time.perf_counter() - t1) / len(seeds)
-    L, _, K = task.arrays.prefix_mask.shape
-    return [
-        TrainedAgent(jax.tree.map(lambda x, a=a: x[a], states), config, task.spec.benchmark,
-                     task.spec.task, list(pool), seed, L, K, seconds=seconds,
-                     compile_seconds=t1 - t0, method=m.name, space=task.space.name)
-        for a, seed in enumerate(seeds)
-    ]
+    return [_trained(m, config, task, pool, seed, jax.tree.map(lambda x, a=a: x[a], states),
+                     seconds, t1 - t0)
+            for a, seed in enumerate(seeds)]
 
 
 def meta_train(task: Task, config=None, seed: int = 0,

@@ -200,16 +200,15 @@ def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: Histor
     filled = jnp.arange(H) < history.count
     from_policy = filled & (jnp.arange(H) >= n_init)
     adv = ppo.normalize(history.rewards, filled)
-    logp = jax.vmap(
-        lambda a: networks.controller_log_prob(nets.controller, params["controller"], z, a,
-                                               prefix_mask)
+    # one pass of the controller gives log pi(a) and, if asked, the entropy bonus
+    step_lp, masks = jax.vmap(
+        lambda a: networks.controller_step_log_probs(nets.controller, params["controller"], z,
+                                                     a, prefix_mask)
     )(history.actions)
+    logp = jax.vmap(networks.sequence_log_prob)(step_lp, history.actions)
     l_c = ppo.clipped_surrogate_loss(logp, history.log_probs, adv, from_policy, config.ppo_clip)
-    if config.entropy_coef > 0:  # static: the default graph stays exactly as before
-        ent = jax.vmap(
-            lambda a: networks.controller_entropy(nets.controller, params["controller"], z, a,
-                                                  prefix_mask)
-        )(history.actions)
+    if config.entropy_coef > 0:  # static: the default graph has no entropy term
+        ent = jax.vmap(networks.sequence_entropy)(step_lp, masks)
         w = from_policy.astype(ent.dtype)
         l_c = l_c - config.entropy_coef * jnp.sum(ent * w) / jnp.maximum(jnp.sum(w), 1.0)
     mean, std = ppo.masked_mean_std(history.rewards, filled)

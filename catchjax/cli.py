@@ -155,7 +155,6 @@ def cmd_sweep(args) -> int:
     out = Path(args.out)
     method = methods.get(args.method)
     settings, agent, info, new_agent = dict(args.set), None, {}, None
-    config = None
     if args.pool and (args.init or method.learner is None):
         raise CatchjaxError("--pool chooses what an agent is trained on: it goes with a method "
                             "that trains one, without --init")
@@ -164,13 +163,12 @@ def cmd_sweep(args) -> int:
         raise CatchjaxError(f"--init goes with a method that adapts an agent: "
                             f"{', '.join(trainers)}")
     if method.learner is not None and (args.init or method.learner.requires_agent):
-        if not args.init:
-            methods.make_config(method.name, budget=args.budget, **settings).validate(task)
         if args.init:
             trained = agents.load_agent(args.init, task, method=method.name, **settings)
             info["init"] = str(Path(args.init).absolute())
         else:
-            # One command reproduces a CATCH-meta result: train on the pool first.
+            # One command reproduces a CATCH-meta result: train on the pool first (train()
+            # validates the config and pool before it compiles).
             config = methods.make_config(method.name, budget=args.budget, **settings)
             print(f"training {method.name} on the pool without {args.task}: "
                   f"{', '.join(agents.meta_pool(task, args.pool))}")

@@ -107,8 +107,9 @@ def controller_sample(controller: Controller, params, key, z, prefix_mask):
     return sampling.sample_sequence(key, logits_fn, prefix_mask)
 
 
-def controller_log_prob(controller: Controller, params, z, actions, prefix_mask):
-    """log pi(actions | z) of a whole sequence under the masks (teacher forcing)."""
+def controller_step_log_probs(controller: Controller, params, z, actions, prefix_mask):
+    """log pi(. | a_<l, z) of every decision along ``actions`` (teacher forcing), masked:
+    ``[L, K]``, and the masks ``[L, K]``."""
     L, K = controller.n_decisions, controller.n_choices
     masks = sampling.step_masks(actions, prefix_mask)
 
@@ -116,22 +117,31 @@ def controller_log_prob(controller: Controller, params, z, actions, prefix_mask)
         return controller.apply(params, z, taken_onehots(actions, t, K))[t]
 
     logits = jax.vmap(step_logits)(jnp.arange(L))
-    log_probs = sampling.masked_log_probs(logits, masks)
-    return jnp.sum(jnp.take_along_axis(log_probs, actions[:, None], axis=1))
+    return sampling.masked_log_probs(logits, masks), masks
+
+
+def sequence_log_prob(step_log_probs, actions):
+    """log pi(actions | z) from the step log-probabilities."""
+    return jnp.sum(jnp.take_along_axis(step_log_probs, actions[:, None], axis=1))
+
+
+def sequence_entropy(step_log_probs, masks):
+    """Sum over decisions of the step entropies: the entropy of the whole-architecture
+    policy when the actions are sampled from it (chain rule)."""
+    return -jnp.sum(jnp.where(masks, jnp.exp(step_log_probs) * step_log_probs, 0.0))
+
+
+def controller_log_prob(controller: Controller, params, z, actions, prefix_mask):
+    """log pi(actions | z) of a whole sequence under the masks (teacher forcing)."""
+    log_probs, _ = controller_step_log_probs(controller, params, z, actions, prefix_mask)
+    return sequence_log_prob(log_probs, actions)
 
 
 def controller_entropy(controller: Controller, params, z, actions, prefix_mask):
-    """Sum over decisions of the entropy of pi(a_l | a_<l, z) along ``actions`` (teacher
-    forcing): the entropy of the whole-architecture policy when ``actions`` is sampled
-    from it (chain rule), used for PPO's entropy bonus."""
-    L, K = controller.n_decisions, controller.n_choices
-    masks = sampling.step_masks(actions, prefix_mask)
-
-    def step_logits(t):
-        return controller.apply(params, z, taken_onehots(actions, t, K))[t]
-
-    log_probs = sampling.masked_log_probs(jax.vmap(step_logits)(jnp.arange(L)), masks)
-    return -jnp.sum(jnp.where(masks, jnp.exp(log_probs) * log_probs, 0.0))
+    """Entropy of pi(. | z) along ``actions`` (:func:`sequence_entropy`), used for PPO's
+    entropy bonus."""
+    return sequence_entropy(*controller_step_log_probs(controller, params, z, actions,
+                                                       prefix_mask))
 
 
 class Evaluator(nn.Module):
