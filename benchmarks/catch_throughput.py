@@ -32,6 +32,10 @@ def main(argv=None):
     p.add_argument("--candidates", type=int, default=100)
     p.add_argument("--loop-trials", type=int, default=10)
     p.add_argument("--eager-epochs", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1,
+                   help="time the sweep this many times (seeds 0..n-1, one compile), keep the best")
+    p.add_argument("--scale", default="",
+                   help="comma-separated extra trial counts to time (e.g. 2000,8000)")
     args = p.parse_args(argv)
 
     task = make_task(args.benchmark, args.task)
@@ -39,9 +43,18 @@ def main(argv=None):
     print(f"{args.method} on {args.benchmark}/{args.task}: {args.trials} trials x {args.budget} "
           f"epochs, M={args.candidates}; device {jax.devices()[0].device_kind} "
           f"x{jax.device_count()}")
-    res = sweep(args.method, task, trials=args.trials, budget=args.budget, seed=0, **settings)
-    print(f"sweep: compile {res.compile_seconds:.1f} s, run {res.wall_seconds:.2f} s, "
+    runs = [sweep(args.method, task, trials=args.trials, budget=args.budget, seed=r, **settings)
+            for r in range(max(1, args.repeats))]
+    res = min(runs, key=lambda r: r.wall_seconds)
+    print(f"sweep: compile {runs[0].compile_seconds:.1f} s, run {res.wall_seconds:.3f} s "
+          f"(best of {len(runs)}: {', '.join(f'{r.wall_seconds:.3f}' for r in runs)}), "
           f"{args.trials / res.wall_seconds:.1f} trials/s")
+    for n in [int(x) for x in args.scale.split(",") if x.strip()]:
+        first = sweep(args.method, task, trials=n, budget=args.budget, seed=0, **settings)
+        again = sweep(args.method, task, trials=n, budget=args.budget, seed=1, **settings)
+        wall = min(first.wall_seconds, again.wall_seconds)
+        print(f"sweep of {n} trials: compile {first.compile_seconds:.1f} s, run {wall:.3f} s, "
+              f"{n / wall:.1f} trials/s")
     run_trial(args.method, task, seed=0, trial=0, budget=args.budget, **settings)  # compile
     t0 = time.perf_counter()
     for i in range(args.loop_trials):
@@ -51,6 +64,8 @@ def main(argv=None):
     print(f"python loop over the compiled single trial: {per_trial:.3f} s/trial, "
           f"{1 / per_trial:.1f} trials/s; sweep speed-up {speedup:.1f}x")
 
+    if args.eager_epochs <= 0:
+        return 0
     config = methods.make_config(args.method, budget=args.budget, **settings)
     n_init = config.n_initial
     short = dataclasses.replace(config, budget=n_init + args.eager_epochs)
