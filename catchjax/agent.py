@@ -59,15 +59,16 @@ def target_columns(task: Task) -> set[str]:
     return own | tables.target_columns(task.spec.benchmark, task.spec.task)
 
 
-def check_pool(task: Task, pool: list[str]) -> None:
-    """Refuse an empty pool, unknown columns, repeats and the target's own columns."""
+def check_pool(task: Task, pool: list[str], leave_target_out: bool = True) -> None:
+    """Refuse an empty pool, unknown columns, repeats and (``leave_target_out``) the
+    target's own columns."""
     if not pool:
         raise CatchjaxError("the training pool is empty: name at least one reward column")
     for name in pool:
         task.table.column(name)  # a clear error naming the available columns
     if len(set(pool)) != len(pool):
         raise CatchjaxError(f"the training pool names a column twice: {', '.join(pool)}")
-    leaked = [c for c in pool if c in target_columns(task)]
+    leaked = [c for c in pool if c in target_columns(task)] if leave_target_out else []
     if leaked:
         raise CatchjaxError(
             f"the training pool holds the target's own columns ({', '.join(leaked)}): an agent "
@@ -91,9 +92,26 @@ def _prepare(method: str, task: Task, config, seeds, pool):
     for seed in seeds:
         check_seed(seed)
     config.validate(task)
+    if m.learner.trains_on == "task":
+        if pool is None:  # the task's own (shaped) reward
+            return m, config, [task.spec.reward_metric], task.arrays.reward[None]
+        pool = [c.strip() for c in pool.split(",") if c.strip()] if isinstance(pool, str) \
+            else list(pool)
+        check_pool(task, pool, leave_target_out=False)
+        return m, config, pool, jax.numpy.asarray(pool_rewards(task, pool))
     pool = meta_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
     check_pool(task, pool)
     return m, config, pool, jax.numpy.asarray(pool_rewards(task, pool))
+
+
+def training_columns(method: str, task: Task, pool: list[str] | str | None = None) -> list[str]:
+    """What ``train(method, task, pool=pool)`` trains on, by column name (for messages)."""
+    m = methods.get(method)
+    if m.learner is not None and m.learner.trains_on == "task":
+        if pool is None:
+            return [task.spec.reward_metric]
+        return [c.strip() for c in pool.split(",")] if isinstance(pool, str) else list(pool)
+    return meta_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
 
 
 def _trained(m, config, task: Task, pool, seed, state, seconds, compile_seconds):
@@ -105,10 +123,12 @@ def _trained(m, config, task: Task, pool, seed, state, seconds, compile_seconds)
 
 def train(method: str, task: Task, config=None, seed: int = 0,
           pool: list[str] | str | None = None) -> TrainedAgent:
-    """Train the agent of ``method`` on the pool for target ``task`` (one compiled call).
+    """Train the agent of ``method`` for ``task`` (one compiled call).
 
     ``config``: the method's config (default: its defaults); ``pool``: reward columns to
-    train on, or a pool name (default: the leave-``task``-out pool, :func:`meta_pool`).
+    train on, or a pool name. Default: for methods trained across tasks (CATCH) the
+    leave-``task``-out pool (:func:`meta_pool`); for methods trained on the task (the
+    DQN) the task's own shaped reward.
     """
     m, config, pool, rewards = _prepare(method, task, config, [seed], pool)
     fn = jax.jit(lambda key, t, r: m.learner.train(config, key, t, r))

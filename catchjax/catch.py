@@ -349,19 +349,21 @@ def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> Sear
     return trace
 
 
-def train(config: CatchConfig, key, task: TaskArrays, pool_rewards):
+def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
     """Meta-training, Algorithm 1 lines 1-13: ``meta_epochs`` fresh searches of
     ``meta_budget`` networks, each on a task drawn uniformly from the pool, carrying the
     agent from one to the next.
 
     ``pool_rewards`` [P, n_archs]: the reward of every architecture on each pool task (same
-    table and masks as ``task``). Returns (AgentState, {"rows": [meta_epochs, meta_budget],
-    "pool_task": pool task index per meta-epoch}).
+    table and masks as ``task``); ``agent``: continue from this agent's state (None: a
+    fresh one). Returns (AgentState, {"rows": [meta_epochs, meta_budget], "pool_task":
+    pool task index per meta-epoch}).
     """
     L, _, K = task.prefix_mask.shape
     search_config = dataclasses.replace(config, budget=config.meta_budget)
     k_init, k_loop = jax.random.split(key)
-    agent = init_agent(config, k_init, L, K)
+    if agent is None:
+        agent = init_agent(config, k_init, L, K)
 
     def meta_epoch(agent, m):
         k_task, k_search = jax.random.split(jax.random.fold_in(k_loop, m))

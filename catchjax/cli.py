@@ -91,17 +91,22 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkpoint (without it, they train one first)")
     sw.add_argument("--no-progress", action="store_true")
 
-    for command, text in (("train", "train the agent of a method on the leave-target-out pool"),
+    for command, text in (("train", "train the agent of a method (CATCH: on the leave-target-"
+                                    "out pool; the DQN: on the task)"),
                           ("meta-train", "the same as `train --method catch-meta`")):
         mt = sub.add_parser(command, help=text)
         if command == "train":
             mt.add_argument("--method", required=True,
-                            help="a method that adapts a trained agent, e.g. catch-meta")
+                            help="a method that uses a trained agent, e.g. catch-meta or dqn")
         mt.add_argument("--benchmark", required=True)
-        mt.add_argument("--task", required=True, help="the target task, left out of the pool")
-        mt.add_argument("--pool", help="meta-training pool: a named pool (nb201: 12, 12,200, "
-                        "12,test12) or reward columns, comma-separated (default: the other "
-                        "tasks' 12-epoch / validation reward)")
+        mt.add_argument("--task", required=True,
+                        help="the target task (CATCH: left out of the pool; DQN: trained on)")
+        mt.add_argument("--pool", help="training pool: a named pool (nb201: 12, 12,200, "
+                        "12,test12) or reward columns, comma-separated (default: CATCH, the "
+                        "other tasks' 12-epoch / validation reward; DQN, the task's reward)")
+        mt.add_argument("--gamma", type=float,
+                        help="gamma transform R' = R^gamma of the min-max normalized reward "
+                             "(paper 002 §3.2; e.g. 0.478 for segmentsemantic)")
         mt.add_argument("--seed", type=int, default=0)
         mt.add_argument("--out", required=True, help="checkpoint folder to write")
         mt.add_argument("--overwrite", action="store_true")
@@ -170,8 +175,10 @@ def cmd_sweep(args) -> int:
             # One command reproduces a CATCH-meta result: train on the pool first (train()
             # validates the config and pool before it compiles).
             config = methods.make_config(method.name, budget=args.budget, **settings)
-            print(f"training {method.name} on the pool without {args.task}: "
-                  f"{', '.join(agents.meta_pool(task, args.pool))}")
+            where = (f"on {args.task}" if method.learner.trains_on == "task"
+                     else f"on the pool without {args.task}")
+            print(f"training {method.name} {where}: "
+                  f"{', '.join(agents.training_columns(method.name, task, args.pool))}")
             trained = agents.train(method.name, task, config, seed=args.seed, pool=args.pool)
             new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
                                           overwrite=True)
@@ -213,7 +220,7 @@ def cmd_train(args) -> int:
 
     sweeps.check_seed(args.seed)
     checkpoints.check_agent_dir(args.out, args.overwrite)  # before any training
-    task = tasks.make_task(args.benchmark, args.task)
+    task = tasks.make_task(args.benchmark, args.task, gamma=args.gamma)
     config = methods.make_config(method.name, **dict(args.set))
     trained = agents.train(method.name, task, config, seed=args.seed, pool=args.pool)
     path = agents.save_agent(args.out, trained, overwrite=args.overwrite)

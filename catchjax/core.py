@@ -51,19 +51,25 @@ class Learner:
 
     * ``init(config, key, n_decisions, n_choices) -> state``: a fresh agent (a pytree);
       also gives the shapes a checkpoint is restored into.
-    * ``train(config, key, task_arrays, pool_rewards) -> (state, info)``: trains on the
-      pool, ``pool_rewards`` ``[P, n_archs]`` being the reward of every architecture on each
-      training task (same table and masks as ``task_arrays``); ``info`` is a pytree of
+    * ``train(config, key, task_arrays, pool_rewards, agent=None) -> (state, info)``:
+      trains on the pool, ``pool_rewards`` ``[P, n_archs]`` being the reward of every
+      architecture on each training task (same table and masks as ``task_arrays``), from
+      scratch or, given ``agent``, from that agent's state (transfer: source-trained
+      parameters as the start of training on a target); ``info`` is a pytree of
       diagnostics. Pure, so jit (and vmap over seeds) take it as is.
     * ``shape_fields``: config fields that fix the shapes of the state; a checkpoint
       refuses overrides of them.
     * ``requires_agent``: the search cannot run without a trained agent.
+    * ``trains_on``: ``"pool"`` (CATCH: meta-trained on other tasks, leaving the target
+      out) or ``"task"`` (the DQN: trained on the task it is given, its shaped reward by
+      default; transfer is the study's job).
     """
 
     init: Callable
     train: Callable
     shape_fields: tuple[str, ...] = ()
     requires_agent: bool = True
+    trains_on: str = "pool"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ import dataclasses
 import math
 import typing
 
-from catchjax import baselines, catch
+from catchjax import baselines, catch, dqn
 from catchjax.core import Learner, Method
 from catchjax.errors import CatchjaxError
 
@@ -76,6 +76,13 @@ for _name, _context, _help in (
     register(Method(_name, catch.CatchConfig, catch.catch_search,
                     preset={"context": _context, "meta_trained": False}, family="catch",
                     help=_help))
+DQN_LEARNER = Learner(init=dqn.init_agent, train=dqn.train,
+                      shape_fields=("width", "heads", "layers"), trains_on="task")
+# The edit-based DQN (paper 002): trained on a task (or transferred, catchjax.transfer),
+# a sweep trial is one greedy episode of the trained agent.
+register(Method("dqn", dqn.DQNConfig, dqn.dqn_search, learner=DQN_LEARNER, family="dqn",
+                help="edit-based DQN agent (paper 002): a greedy episode of a trained agent "
+                     "(--init, or trains on the task first)"))
 
 
 def names() -> list[str]:

@@ -62,6 +62,24 @@ def add(buffer: ReplayBuffer, item, priority=None) -> ReplayBuffer:
     )
 
 
+def add_batch(buffer: ReplayBuffer, items, valid) -> ReplayBuffer:
+    """Store the items of a batch (every leaf ``[B, ...]``) whose ``valid`` is True, in
+    order, at the largest priority so far; invalid ones take no slot. Equal to calling
+    :func:`add` for each valid item in turn (``B`` at most the capacity)."""
+    valid = jnp.asarray(valid, bool)
+    offset = jnp.cumsum(valid) - 1
+    slots = jnp.where(valid, (buffer.position + offset) % buffer.capacity, buffer.capacity)
+    n_new = jnp.sum(valid).astype(jnp.int32)
+    stored = jax.tree.map(lambda store, x: store.at[slots].set(x, mode="drop"),
+                          buffer.items, items)
+    return buffer.replace(
+        items=stored,
+        priorities=buffer.priorities.at[slots].set(buffer.max_priority, mode="drop"),
+        size=jnp.minimum(buffer.size + n_new, buffer.capacity),
+        position=(buffer.position + n_new) % buffer.capacity,
+    )
+
+
 def probabilities(buffer: ReplayBuffer, alpha: float) -> jnp.ndarray:
     """P(i) for every slot (0 for empty slots)."""
     filled = jnp.arange(buffer.capacity) < buffer.size
