@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--reward", help="reward column (default: the task's)")
     sw.add_argument("--report", help="report columns, comma-separated, first = primary")
     sw.add_argument("--gamma", type=float, help="gamma-transform the reward: R' = R^gamma")
-    sw.add_argument("--gamma-normalize", choices=("minmax", "percent"), default="minmax")
+    sw.add_argument("--gamma-normalize", choices=("minmax", "percent", "none"), default="minmax")
     sw.add_argument("--cost-metric", help="latency column for R = P * (LAT/T)^w")
     sw.add_argument("--cost-target", type=float, help="the target T of the cost objective")
     sw.add_argument("--cost-weight", type=float, default=-0.05, help="the exponent w")
@@ -113,6 +113,37 @@ def build_parser() -> argparse.ArgumentParser:
         mt.add_argument("--set", type=parse_setting, action="append", default=[],
                         metavar="NAME=VALUE",
                         help="method setting, e.g. --set meta_epochs=25 --set meta_budget=20")
+
+    tr = sub.add_parser("transfer", help="the transfer study of paper 002: train on each "
+                        "source task, transfer to each target (zero-shot, fine-tune, retrain)")
+    tr.add_argument("--agent", default="dqn",
+                    help="the method whose agent transfers (one that trains on a task: dqn)")
+    tr.add_argument("--space", choices=("micro", "macro"), default="micro",
+                    help="TransNAS-Bench-101 search space")
+    tr.add_argument("--benchmark", help="benchmark instead of --space, e.g. "
+                    "synthetic-transnas-micro")
+    tr.add_argument("--tasks", default="class_object,room_layout,autoencoder,segmentsemantic",
+                    help="comma-separated tasks (default: the paper's four)")
+    tr.add_argument("--steps", type=_positive_int, required=True,
+                    help="T: environment steps per training run (paper: 10000000)")
+    tr.add_argument("--seeds", type=_positive_int, default=3, help="agents per cell (seeds 0..N-1)")
+    tr.add_argument("--fine-tune", type=float, default=0.1,
+                    help="fine-tune regime: this fraction of T on the target (paper: 0.1)")
+    tr.add_argument("--gamma", action="append", default=[], type=parse_setting,
+                    metavar="TASK=GAMMA", help="gamma transform of a task's reward "
+                    "(default: segmentsemantic=0.478, as the paper; TASK=none turns it off)")
+    tr.add_argument("--set", type=parse_setting, action="append", default=[], metavar="NAME=VALUE",
+                    help="agent setting, e.g. --set width=64 --set n_envs=64")
+    tr.add_argument("--out", required=True, help="study folder (rerun to resume it)")
+    tr.add_argument("--overwrite", action="store_true",
+                    help="replace a finished or different study in --out")
+
+    tk = sub.add_parser("tasks", help="how the TransNAS tasks relate: Kendall tau matrix of "
+                        "their validation metrics, gamma that maximizes each reward's spread")
+    tk.add_argument("--space", choices=("micro", "macro"), default="micro")
+    tk.add_argument("--benchmark", help="benchmark instead of --space")
+    tk.add_argument("--out", help="folder for kendall.csv/.png and gamma_spread.csv/.png")
+    tk.add_argument("--overwrite", action="store_true")
 
     data = sub.add_parser("data", help="import and list benchmark tables")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -229,6 +260,39 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_transfer(args) -> int:
+    from catchjax import methods, transfer
+
+    benchmark = args.benchmark or f"transnas-{args.space}"
+    gammas = {"segmentsemantic": 0.478}
+    for task, value in args.gamma:
+        if value.strip().lower() == "none":
+            gammas.pop(task, None)
+            continue
+        try:
+            gammas[task] = float(value)
+        except ValueError:
+            raise CatchjaxError(f"--gamma {task}={value}: expected a number or 'none'") from None
+    names = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    spec = transfer.StudySpec(args.agent, benchmark, names, args.steps,
+                              tuple(range(args.seeds)), args.fine_tune,
+                              tuple(sorted((t, g) for t, g in gammas.items() if t in names)))
+    config = methods.make_config(args.agent, **dict(args.set))
+    result = transfer.run_study(spec, config, args.out, overwrite=args.overwrite)
+    for regime in transfer.REGIMES:
+        print(transfer.format_matrix(result, spec, regime))
+    print(f"wrote {args.out}/cells.csv, curves.csv, crossover.csv and plots")
+    return 0
+
+
+def cmd_tasks(args) -> int:
+    from catchjax import task_relations
+
+    benchmark = args.benchmark or f"transnas-{args.space}"
+    print(task_relations.report(benchmark, args.out, args.overwrite))
+    return 0
+
+
 def cmd_data(args) -> int:
     from catchjax.benchmarks import importers, tables
 
@@ -264,7 +328,8 @@ def cmd_methods(args) -> int:
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"sweep": cmd_sweep, "train": cmd_train, "meta-train": cmd_train,
-                "data": cmd_data, "methods": cmd_methods}
+                "data": cmd_data, "methods": cmd_methods, "transfer": cmd_transfer,
+                "tasks": cmd_tasks}
     try:
         return commands[args.command](args)
     except CatchjaxError as exc:

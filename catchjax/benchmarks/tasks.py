@@ -39,7 +39,8 @@ class TaskSpec:
     report_metrics: tuple[str, ...]
     gamma: float | None = None
     # How the reward metric is mapped to [0, 1] before the gamma transform: "percent"
-    # divides by 100 (as the paper does for mIoU), "minmax" uses the table's range.
+    # divides by 100 (as the paper does for mIoU), "none" keeps it (SSIM), "minmax" uses
+    # the table's range (negative metrics such as neg_loss).
     gamma_normalize: str = "minmax"
     cost: CostObjective | None = None
     mask_nan: bool = False  # search only the architectures whose reward is not NaN
@@ -145,12 +146,15 @@ def _transformed_reward(spec: TaskSpec, table: tables.Table) -> np.ndarray:
             raise CatchjaxError(f"gamma must be > 0 and finite (--gamma), got {spec.gamma}")
         if spec.gamma_normalize == "percent":
             u = p / 100.0
+        elif spec.gamma_normalize == "none":  # already in [0, 1] (e.g. SSIM)
+            u = p
         elif spec.gamma_normalize == "minmax":
             lo, hi = np.nanmin(p), np.nanmax(p)
             u = (p - lo) / (hi - lo) if hi > lo else np.zeros_like(p)
         else:
             raise CatchjaxError(
-                f"gamma_normalize must be 'percent' or 'minmax', got {spec.gamma_normalize!r}"
+                f"gamma_normalize must be 'percent', 'none' or 'minmax', got "
+                f"{spec.gamma_normalize!r}"
             )
         if np.nanmin(u) < 0 or np.nanmax(u) > 1:
             raise CatchjaxError(

@@ -1,0 +1,140 @@
+"""Paper 002's transfer study (§4, Figs. 1, 4-13) on TransNAS-Bench-101, at a scale the
+2-core CPU finishes in well under an hour, plus the baselines at equal table queries.
+
+For each space (micro, then macro): the Kendall-tau matrix and gamma-spread sweep of the
+seven tasks (`catchjax tasks`), then the 4 x 4 study of the paper's tasks
+(class_object, room_layout, autoencoder, segmentsemantic; segmentsemantic's reward
+gamma-transformed with 0.478) with the edit-based DQN, N seeds per cell, T steps per
+run; then random search and regularized evolution on each target, 500 trials each, with
+(a) as many queries as the DQN's scratch runs made (distinct architectures) and (b) the
+11 queries of one greedy episode of a trained agent. Writes ``transfer.md`` (tables and a
+reading) and the study folders with CSVs and plots.
+
+    CATCHJAX_DATA=../shared/data python experiments/transnas_transfer.py --out runs/transfer
+
+The full-scale study of the paper (width 256, Adam 5e-5, T = 10^7, 256 environments;
+about 2 minutes per run on one H100, see README) is
+
+    catchjax transfer --agent dqn --space micro --steps 10000000 --seeds 5 --out runs/full
+
+CPU-scale deviations from the paper's settings (all recorded in each study.json): width
+64, 64 environments, batch 64, Adam 3e-4 (5e-5 barely moves in 4*10^4 steps), target
+network every 2,048 steps, 20 curve points of 128 greedy episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from catchjax import methods, sweep, task_relations, transfer  # noqa: E402
+from catchjax.analysis import bootstrap_ci  # noqa: E402
+from catchjax.benchmarks import tables  # noqa: E402
+
+TASKS = ("class_object", "room_layout", "autoencoder", "segmentsemantic")
+CPU_SETTINGS = dict(width=64, n_envs=64, batch_size=64, learning_rate=3e-4, target_period=2048,
+                    learning_starts=256, eval_points=20, eval_episodes=128)
+
+
+def baselines(study_dir, spec, task_objs, budget_episode):
+    """RS and REA on each target with the DQN scratch runs' number of distinct queries,
+    and with one greedy episode's."""
+    rows = []
+    for t in spec.tasks:
+        distinct = float(np.mean(transfer._load_stage(study_dir, f"scratch__{t}")["distinct"]))
+        for method in ("random", "rea"):
+            for label, budget in (("= DQN queries", int(round(distinct))),
+                                  ("= one episode", budget_episode)):
+                res = sweep(method, task_objs[t], trials=500, budget=budget, seed=0,
+                            progress=False)
+                v = np.asarray(res.final_report, np.float64)
+                lo, hi = bootstrap_ci(v)
+                rows.append((t, method, label, budget, v.mean(), v.std(), lo, hi))
+    return rows
+
+
+def md_matrix(result, spec, regime):
+    cells = {(c["source"], c["target"]): c for c in result["cells"] if c["regime"] == regime}
+    lines = ["| source \\ target | " + " | ".join(spec.tasks) + " |",
+             "|---" * (len(spec.tasks) + 1) + "|"]
+    for s in spec.tasks:
+        row = [f"**{s}**"]
+        for t in spec.tasks:
+            c = cells.get((s, t))
+            row.append("N/A" if c is None else
+                       f"{c['mean']:.3f} ± {c['std']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
+                       f" (seeds ± {c['seed_std']:.3f})")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/transfer")
+    p.add_argument("--spaces", nargs="+", default=["micro", "macro"])
+    p.add_argument("--steps", type=int, nargs="+", default=[40_960, 20_480],
+                   help="T per space, in the order of --spaces")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--synthetic", action="store_true", help="synthetic tables (a smoke run)")
+    p.add_argument("--set", nargs="*", default=[], help="extra agent settings NAME=VALUE")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = dict(CPU_SETTINGS)
+    settings.update(dict(s.split("=", 1) for s in args.set))
+    report = ["# Transfer study of paper 002 on TransNAS-Bench-101 (CPU scale)", "",
+              f"`python experiments/transnas_transfer.py {' '.join(argv or [])}`".strip(), ""]
+    for space, steps in zip(args.spaces, args.steps):
+        bench = f"{'synthetic-' if args.synthetic else ''}transnas-{space}"
+        rel = task_relations.compute(bench)
+        report += [f"## {space} space", "", "```", task_relations.format_report(rel), "```", ""]
+        spec = transfer.StudySpec("dqn", bench, TASKS, steps, tuple(range(args.seeds)),
+                                  gammas=(("segmentsemantic", 0.478),))
+        config = methods.make_config("dqn", **settings)
+        t0 = time.perf_counter()
+        study_dir = out / f"study_{space}"
+        result = transfer.run_study(spec, config, study_dir)
+        minutes = (time.perf_counter() - t0) / 60
+        report += [f"Study: {len(TASKS)} tasks, T = {result['trained_steps']:,} steps per run, "
+                   f"{args.seeds} seeds per cell, fine-tune = first "
+                   f"{result['fine_tune_step']:,} target steps; {minutes:.1f} min. Cells: mean ± "
+                   f"std over episodes and seeds [bootstrap 95% CI] (seeds ± std of the "
+                   f"per-seed means); the target's test metric of the architecture greedy "
+                   f"episodes end on.", ""]
+        for regime in transfer.REGIMES:
+            report += [f"### {regime}", "", md_matrix(result, spec, regime), ""]
+        report += ["### Crossover (target steps for a transferred run to reach a scratch "
+                   "run's final smoothed performance; all-to-all pairs)", "",
+                   "| source | target | mean steps [95% CI] | mean seconds | pairs reached |",
+                   "|---|---|---|---|---|"]
+        for c in result["crossover"]:
+            report.append(f"| {c['source']}{' (scratch)' if c['kind'] == 'scratch' else ''} | "
+                          f"{c['target']} | {c['mean_steps']:.0f} [{c['ci_low_steps']:.0f}, "
+                          f"{c['ci_high_steps']:.0f}] | {c['mean_seconds']:.2f} | "
+                          f"{c['pairs_reached']}/{c['pairs']} |")
+        task_objs = transfer.make_tasks(spec, tables.load_table(bench))
+        rows = baselines(study_dir, spec, task_objs, config.max_episode_steps + 1)
+        report += ["", "### Baselines at equal table queries (500 trials each)", "",
+                   "| target | method | budget | queries | test metric mean ± std [95% CI] |",
+                   "|---|---|---|---|---|"]
+        for t, m, label, b, mean, std, lo, hi in rows:
+            report.append(f"| {t} | {m} | {label} | {b} | {mean:.3f} ± {std:.3f} "
+                          f"[{lo:.3f}, {hi:.3f}] |")
+        report.append("")
+        (out / "transfer.md").write_text("\n".join(report) + "\n")
+    print("\n".join(report))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,256 @@
+"""The transfer study (paper 002 §3-4): reward shaping, task relations, regimes, crossover,
+resuming an interrupted study, and the errors a wrong study gets before anything trains."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from catchjax import cli, shaping, task_relations, transfer
+from catchjax.dqn import DQNConfig
+from catchjax.errors import CatchjaxError
+
+TINY = DQNConfig(n_envs=32, batch_size=32, width=16, heads=2, layers=1, eval_points=10,
+                 eval_episodes=16, learning_starts=32, buffer_capacity=512, target_period=256)
+SPEC = transfer.StudySpec("dqn", "synthetic-transnas-micro", ("class_object", "room_layout"),
+                          steps=640, seeds=(0, 1), gammas=(("room_layout", 0.5),))
+
+
+# -- shaping and task relations ---------------------------------------------------------
+
+
+def test_spread_sweep_finds_the_analytic_optimum_for_uniform_rewards():
+    # u ~ U(0, 1): Var(u^g) = 1/(2g+1) - 1/(g+1)^2; its maximum on a fine grid against
+    # the sweep over a dense, evenly spaced sample
+    u = (np.arange(200_000) + 0.5) / 200_000
+    g = np.linspace(0.05, 3, 2951)
+    var = 1 / (2 * g + 1) - 1 / (g + 1) ** 2
+    want = g[np.argmax(var)]
+    _, spread, best = shaping.spread_sweep(u * 100, g, "percent")
+    assert best == pytest.approx(want, abs=2e-3)
+    np.testing.assert_allclose(spread, np.sqrt(var), rtol=1e-3)
+
+
+def test_gamma_below_one_spreads_low_rewards():
+    low = np.linspace(0.05, 0.3, 1000) * 100  # mIoU-like: concentrated low in the range
+    _, _, best = shaping.spread_sweep(low, np.linspace(0.1, 3, 291), "percent")
+    assert best < 1
+
+
+@pytest.mark.parametrize("values,how,match", [
+    (np.array([10.0, 120.0]), "percent", "does not map into"),
+    (np.array([-0.7, -0.5]), "none", "does not map into"),
+    (np.array([0.1, 0.5]), "log", "must be one of"),
+])
+def test_normalization_refuses_what_leaves_the_unit_interval(values, how, match):
+    with pytest.raises(CatchjaxError, match=match):
+        shaping.normalize(values, how)
+
+
+def test_negative_metrics_normalize_by_range():
+    u = shaping.normalize(np.array([-0.8, -0.6, -0.5]), "minmax")
+    np.testing.assert_allclose(u, [0.0, 2 / 3, 1.0])
+    assert shaping.default_normalization("room_layout__valid_neg_loss") == "minmax"
+    assert shaping.default_normalization("segmentsemantic__valid_mIoU") == "percent"
+    assert shaping.default_normalization("autoencoder__valid_ssim") == "none"
+
+
+@pytest.mark.parametrize("gammas", [[0.0, 1.0], [-1.0], [np.nan], []])
+def test_bad_gammas_are_refused(gammas):
+    with pytest.raises(CatchjaxError, match="gamma"):
+        shaping.spread_sweep(np.array([10.0, 20.0]), gammas)
+
+
+def _tau_by_hand(x, y):
+    """Kendall tau-b from pair counts (no ties in x; ties in y counted)."""
+    n = len(x)
+    conc = disc = ty = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            s = np.sign(x[i] - x[j]) * np.sign(y[i] - y[j])
+            if y[i] == y[j]:
+                ty += 1
+            elif s > 0:
+                conc += 1
+            else:
+                disc += 1
+    n0 = n * (n - 1) / 2
+    return (conc - disc) / np.sqrt(n0 * (n0 - ty))
+
+
+def test_kendall_matrix_equals_pair_counting():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=40)
+    b = a + rng.normal(size=40)
+    c = np.round(rng.normal(size=40), 1)  # with ties
+    m = shaping.kendall_matrix({"a": a, "b": b, "c": c})
+    assert m[0, 1] == pytest.approx(_tau_by_hand(a, b))
+    assert m[0, 2] == pytest.approx(_tau_by_hand(a, c))
+    np.testing.assert_allclose(m, m.T)
+    np.testing.assert_allclose(np.diag(m), 1.0)
+
+
+def test_tasks_command_writes_matrix_and_sweep(tmp_path, capsys):
+    assert cli.main(["tasks", "--benchmark", "synthetic-transnas-micro",
+                     "--out", str(tmp_path / "rel")]) == 0
+    text = capsys.readouterr().out
+    assert "Kendall tau" in text and "segmentsemantic" in text
+    summary = json.loads((tmp_path / "rel" / "tasks.json").read_text())
+    assert len(summary["kendall"]) == 7
+    for f in ("kendall.csv", "kendall.png", "gamma_spread.csv", "gamma_spread.png"):
+        assert (tmp_path / "rel" / f).stat().st_size > 0
+    # a second run into the same folder needs --overwrite
+    assert cli.main(["tasks", "--benchmark", "synthetic-transnas-micro",
+                     "--out", str(tmp_path / "rel")]) == 2
+    res = task_relations.compute("synthetic-transnas-micro")
+    assert res["gamma"]["room_layout"]["normalization"] == "minmax"
+
+
+# -- crossover --------------------------------------------------------------------------
+
+
+def test_smoothing_is_a_trailing_moving_average():
+    np.testing.assert_allclose(transfer.smooth(np.array([[2.0, 4.0, 6.0, 8.0]]), 2),
+                               [[2.0, 3.0, 5.0, 7.0]])
+
+
+def test_crossover_all_to_all_by_hand():
+    steps = np.array([0, 10, 20, 30])
+    transferred = np.array([[1.0, 5.0, 5.0, 5.0],   # reaches 4 at step 10, 3 at step 10
+                            [0.0, 0.0, 0.0, 3.5]])  # reaches 3 at 30, never 4
+    scratch = np.array([[0.0, 1.0, 2.0, 4.0],
+                        [0.0, 1.0, 2.0, 3.0]])
+    out = transfer.crossover_steps(transferred, scratch, steps, window=1)
+    np.testing.assert_array_equal(out, [[10, 10], [np.nan, 30]])
+    self_pairs = transfer.crossover_steps(scratch, scratch, steps, window=1, exclude_self=True)
+    assert np.isnan(self_pairs[0, 0]) and np.isnan(self_pairs[1, 1])
+    assert self_pairs[0, 1] == 30 and np.isnan(self_pairs[1, 0])
+
+
+# -- the study: regimes, resume, errors ---------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def finished_study(tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "full"
+    result = transfer.run_study(SPEC, TINY, out, log=lambda *_: None)
+    return out, result
+
+
+def test_study_cells_follow_the_regimes(finished_study):
+    out, result = finished_study
+    cells = {(c["regime"], c["source"], c["target"]): c for c in result["cells"]}
+    # the diagonal is the scratch run; zero-shot has no diagonal
+    assert ("zero-shot", "class_object", "class_object") not in cells
+    for regime in ("fine-tune", "retrain"):
+        assert cells[(regime, "room_layout", "room_layout")]["kind"] == "scratch"
+    scratch = transfer._load_stage(out, "scratch__room_layout")
+    moved = transfer._load_stage(out, "class_object__to__room_layout")
+    assert scratch["test"].shape == (2, 11, 16)  # seeds, curve points, episodes
+    c = cells[("zero-shot", "class_object", "room_layout")]
+    assert c["mean"] == pytest.approx(moved["test"][:, 0].mean())
+    c = cells[("fine-tune", "class_object", "room_layout")]
+    assert c["mean"] == pytest.approx(moved["test"][:, 1].mean())  # 0.1 T = point 1 of 10
+    c = cells[("retrain", "class_object", "room_layout")]
+    assert c["mean"] == pytest.approx(moved["test"][:, -1].mean())
+    assert c["n_seeds"] == 2 and c["n_episodes"] == 16
+    assert c["ci_low"] <= c["mean"] <= c["ci_high"]
+    # the source agents are kept as ordinary agent checkpoints (usable with sweep --init)
+    assert (out / "agents" / "class_object" / "seed1" / "catchjax.json").exists()
+    for f in ("cells.csv", "curves.csv", "crossover.csv", "summary.json",
+              "matrix_zero-shot.png", "matrix_fine-tune.png", "matrix_retrain.png",
+              "curves.png", "crossover.png"):
+        assert (out / f).stat().st_size > 0
+
+
+def test_transferred_agents_start_from_the_source_parameters(finished_study):
+    """Zero-shot = the source agent on the target: its evaluation differs from a fresh
+    agent's on the same target (curve point 0 of the scratch run)."""
+    out, _ = finished_study
+    moved = transfer._load_stage(out, "class_object__to__room_layout")
+    scratch = transfer._load_stage(out, "scratch__room_layout")
+    assert not np.array_equal(moved["test"][:, 0], scratch["test"][:, 0])
+
+
+def test_killed_study_resumes_to_the_identical_result(finished_study, tmp_path):
+    out_full, full = finished_study
+    out = tmp_path / "resumed"
+    assert transfer.run_study(SPEC, TINY, out, stop_after=1, log=lambda *_: None) == {}
+    assert transfer._load_stage(out, "scratch__class_object") is not None
+    assert transfer._load_stage(out, "scratch__room_layout") is None
+    assert transfer.run_study(SPEC, TINY, out, stop_after=2, log=lambda *_: None) == {}
+    again = transfer.run_study(SPEC, TINY, out, log=lambda *_: None)
+    for name in ("scratch__class_object", "scratch__room_layout",
+                 "class_object__to__room_layout", "room_layout__to__class_object"):
+        a, b = transfer._load_stage(out_full, name), transfer._load_stage(out, name)
+        np.testing.assert_array_equal(a["test"], b["test"])
+    assert [c["mean"] for c in again["cells"]] == [c["mean"] for c in full["cells"]]
+
+
+def test_a_different_study_in_the_same_folder_is_refused(finished_study):
+    out, _ = finished_study
+    other = transfer.StudySpec("dqn", SPEC.benchmark, SPEC.tasks, 1280, SPEC.seeds,
+                               gammas=SPEC.gammas)
+    with pytest.raises(CatchjaxError, match="another transfer study.*steps"):
+        transfer.run_study(other, TINY, out)
+
+
+def test_a_foreign_folder_is_refused(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(CatchjaxError, match="already holds"):
+        transfer.run_study(SPEC, TINY, tmp_path)
+    with pytest.raises(CatchjaxError, match="did not write"):
+        transfer.run_study(SPEC, TINY, tmp_path, overwrite=True)
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(tasks=("class_object", "nope")), "unknown task"),
+    (dict(tasks=("class_object",)), "at least two"),
+    (dict(steps=0), "T must be >= 1"),
+    (dict(seeds=()), "at least one seed"),
+    (dict(gammas=(("room_layout", 0.0),)), "finite and > 0"),
+    (dict(gammas=(("jigsaw", 0.5),)), "not one of the study"),
+    (dict(fine_tune_fraction=0.15), "fine-tune point"),
+    (dict(method="catch-meta"), "no such learner"),
+    (dict(method="rea"), "no such learner"),
+])
+def test_bad_studies_fail_before_training(tmp_path, change, match):
+    import dataclasses
+
+    spec = dataclasses.replace(SPEC, **change)
+    with pytest.raises(CatchjaxError, match=match):
+        transfer.run_study(spec, TINY, tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_bad_agent_settings_fail_before_training(tmp_path):
+    import dataclasses
+
+    with pytest.raises(CatchjaxError, match="smaller than the batch"):
+        transfer.run_study(SPEC, dataclasses.replace(TINY, buffer_capacity=8), tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_transfer_command_line(finished_study, tmp_path, capsys):
+    out = tmp_path / "cli"
+    argv = ["transfer", "--benchmark", "synthetic-transnas-micro", "--tasks",
+            "class_object,room_layout", "--steps", "640", "--seeds", "2", "--gamma",
+            "room_layout=0.5", "--out", str(out)]
+    for k in ("n_envs=32", "batch_size=32", "width=16", "heads=2", "layers=1", "eval_points=10",
+              "eval_episodes=16", "learning_starts=32", "buffer_capacity=512",
+              "target_period=256"):
+        argv += ["--set", k]
+    assert cli.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "zero-shot: rows = source" in text and "retrain" in text
+    # the same study as the library call: identical cells
+    full_out, _ = finished_study
+    a = (full_out / "cells.csv").read_text()
+    assert (out / "cells.csv").read_text() == a
+    with pytest.raises(SystemExit) as exc:  # argparse refuses T <= 0
+        cli.main(argv[:-2] + ["--steps", "0", "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2
+    assert not (tmp_path / "x").exists()
