@@ -374,3 +374,41 @@ def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
 
     agent, (rows, picks) = jax.lax.scan(meta_epoch, agent, jnp.arange(config.meta_epochs))
     return agent, {"rows": rows, "pool_task": picks}
+
+
+def train_curve(config: CatchConfig, key, task: TaskArrays, rewards, agent, steps: int,
+                points: int, episodes: int):
+    """:attr:`catchjax.core.Learner.curve` of CATCH: meta-training (:func:`train`) on
+    ``rewards`` [P, n_archs] in ``points`` segments, each of ceil(steps / (points *
+    meta_budget)) meta-epochs of ``meta_budget`` table queries; after each segment (and
+    before the first) ``episodes`` adaptation searches (:func:`catch_search`, ``budget``
+    networks each, from the current agent) on ``task``, each scored by the first report
+    metric (test) of its best-by-reward network."""
+    per_segment = max(1, -(-steps // (points * config.meta_budget)))
+    seg_config = dataclasses.replace(config, meta_epochs=per_segment)
+    search_config = dataclasses.replace(config, meta_trained=True)
+    L, _, K = task.prefix_mask.shape
+    k_init, k_train, k_eval = jax.random.split(key, 3)
+    if agent is None:
+        agent = init_agent(config, k_init, L, K)
+
+    def evaluate(agent, p):
+        keys = jax.random.split(jax.random.fold_in(k_eval, p), episodes)
+        traces = jax.vmap(lambda k: catch_search(search_config, k, task, agent))(keys)
+        best = jnp.argmax(traces.rewards, axis=1)
+        rows = jnp.take_along_axis(traces.rows, best[:, None], axis=1)[:, 0]
+        return task.report[rows, 0]
+
+    def segment(carry, p):
+        agent, seen = carry
+        agent, info = train(seg_config, jax.random.fold_in(k_train, p), task, rewards, agent)
+        seen = seen.at[info["rows"].reshape(-1)].set(True)
+        return (agent, seen), evaluate(agent, p + 1)
+
+    test0 = evaluate(agent, 0)
+    seen = jnp.zeros(task.reward.shape, bool)
+    (agent, seen), tests = jax.lax.scan(segment, (agent, seen), jnp.arange(points))
+    info = {"steps": jnp.arange(points + 1) * per_segment * config.meta_budget,
+            "test_episodes": jnp.concatenate([test0[None], tests]),
+            "distinct": jnp.sum(seen)}
+    return agent, info

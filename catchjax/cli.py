@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("transfer", help="the transfer study of paper 002: train on each "
                         "source task, transfer to each target (zero-shot, fine-tune, retrain)")
     tr.add_argument("--agent", default="dqn",
-                    help="the method whose agent transfers (one that trains on a task: dqn)")
+                    help="the agent that transfers: dqn, or catch (= catch-meta: meta-training "
+                         "on the task, evaluated by adaptation searches)")
     tr.add_argument("--space", choices=("micro", "macro"), default="micro",
                     help="TransNAS-Bench-101 search space")
     tr.add_argument("--benchmark", help="benchmark instead of --space, e.g. "
@@ -129,6 +130,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--seeds", type=_positive_int, default=3, help="agents per cell (seeds 0..N-1)")
     tr.add_argument("--fine-tune", type=float, default=0.1,
                     help="fine-tune regime: this fraction of T on the target (paper: 0.1)")
+    tr.add_argument("--eval-points", type=_positive_int, default=20,
+                    help="training-curve points (the fine-tune point must be one of them)")
+    tr.add_argument("--eval-episodes", type=_positive_int, default=128,
+                    help="evaluations per curve point (DQN: greedy episodes; CATCH: "
+                         "adaptation searches)")
     tr.add_argument("--gamma", action="append", default=[], type=parse_setting,
                     metavar="TASK=GAMMA", help="gamma transform of a task's reward "
                     "(default: segmentsemantic=0.478, as the paper; TASK=none turns it off)")
@@ -274,10 +280,12 @@ def cmd_transfer(args) -> int:
         except ValueError:
             raise CatchjaxError(f"--gamma {task}={value}: expected a number or 'none'") from None
     names = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
-    spec = transfer.StudySpec(args.agent, benchmark, names, args.steps,
+    agent = {"catch": "catch-meta"}.get(args.agent, args.agent)
+    spec = transfer.StudySpec(agent, benchmark, names, args.steps,
                               tuple(range(args.seeds)), args.fine_tune,
-                              tuple(sorted((t, g) for t, g in gammas.items() if t in names)))
-    config = methods.make_config(args.agent, **dict(args.set))
+                              tuple(sorted((t, g) for t, g in gammas.items() if t in names)),
+                              eval_points=args.eval_points, eval_episodes=args.eval_episodes)
+    config = methods.make_config(agent, **dict(args.set))
     result = transfer.run_study(spec, config, args.out, overwrite=args.overwrite)
     for regime in transfer.REGIMES:
         print(transfer.format_matrix(result, spec, regime))

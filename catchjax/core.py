@@ -63,6 +63,13 @@ class Learner:
     * ``trains_on``: ``"pool"`` (CATCH: meta-trained on other tasks, leaving the target
       out) or ``"task"`` (the DQN: trained on the task it is given, its shaped reward by
       default; transfer is the study's job).
+    * ``curve(config, key, task_arrays, rewards, agent, steps, points, episodes) ->
+      (state, info)``: train for about ``steps`` table queries from ``agent`` (None:
+      fresh) and evaluate on ``task_arrays`` at ``points + 1`` equally spaced points
+      (the first before training), ``episodes`` evaluations each: ``info["steps"]``
+      [points + 1], ``info["test_episodes"]`` [points + 1, episodes] (the test metric each
+      evaluation ends on), ``info["distinct"]`` (architectures queried). What the
+      transfer study (:mod:`catchjax.transfer`) needs; None if the method has none.
     """
 
     init: Callable
@@ -70,6 +77,7 @@ class Learner:
     shape_fields: tuple[str, ...] = ()
     requires_agent: bool = True
     trains_on: str = "pool"
+    curve: Callable | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -49,7 +49,7 @@ def unregister(name: str) -> None:
 
 
 CATCH_LEARNER = Learner(init=catch.init_agent, train=catch.train,
-                        shape_fields=("z_dim", "hidden"))
+                        shape_fields=("z_dim", "hidden"), curve=catch.train_curve)
 
 register(Method("random", baselines.RandomSearchConfig, baselines.random_search,
                 family="baseline", help="random search without replacement"))
@@ -77,7 +77,8 @@ for _name, _context, _help in (
                     preset={"context": _context, "meta_trained": False}, family="catch",
                     help=_help))
 DQN_LEARNER = Learner(init=dqn.init_agent, train=dqn.train,
-                      shape_fields=("width", "heads", "layers"), trains_on="task")
+                      shape_fields=("width", "heads", "layers"), trains_on="task",
+                      curve=dqn.learner.train_curve)
 # The edit-based DQN (paper 002): trained on a task (or transferred, catchjax.transfer),
 # a sweep trial is one greedy episode of the trained agent.
 register(Method("dqn", dqn.DQNConfig, dqn.dqn_search, learner=DQN_LEARNER, family="dqn",

@@ -16,9 +16,11 @@ step (and wall time) at which the transferred run's smoothed curve first reaches
 scratch run's final smoothed performance (paper §4.3, Figs. 10-13; curves smoothed by a
 moving average of up to 16 points).
 
-Works for any method whose :class:`~catchjax.core.Learner` trains on a task from an
-optional start agent and reports a training curve (``info["steps"]``,
-``info["test_episodes"]`` [points, episodes]): today the DQN. Every finished stage (a
+Works for any method whose :class:`~catchjax.core.Learner` has a ``curve``: trains on a
+task from an optional start agent and reports a training curve (``info["steps"]``,
+``info["test_episodes"]`` [points, episodes]): the DQN (greedy episodes; T = environment
+steps) and CATCH (``catch-meta``: meta-training on the one task, evaluated by adaptation
+searches; T = table queries of meta-training). Every finished stage (a
 source's scratch agents, or one source -> target pair for all seeds) is kept on disk —
 source agents as Orbax checkpoints under ``agents/``, curves under ``stages/`` — so a
 killed study rerun with the same arguments resumes where it stopped and ends with the
@@ -59,22 +61,25 @@ class StudySpec:
     fine_tune_fraction: float = 0.1
     gammas: tuple[tuple[str, float], ...] = ()  # (task, gamma) reward shaping per task
     smoothing: int = 16
+    eval_points: int = 20  # curve points after the start (the fine-tune point is one)
+    eval_episodes: int = 128  # evaluations per curve point (DQN: greedy episodes)
 
 
 def _key_for(seed: int, stage: str):
     return jax.random.fold_in(jax.random.key(seed), zlib.crc32(stage.encode()) & 0x7FFFFFFF)
 
 
-def check_spec(spec: StudySpec, config) -> tuple[object, int]:
-    """Validate everything before anything compiles; returns (config with T steps,
-    curve index of the fine-tune point)."""
+def check_spec(spec: StudySpec, config) -> int:
+    """Validate everything before anything compiles; returns the curve index of the
+    fine-tune point."""
     m = methods.get(spec.method)
-    if m.learner is None or m.learner.trains_on != "task":
+    if m.learner is None or m.learner.curve is None or not m.learner.requires_agent:
         able = [n for n, x in methods.REGISTRY.items()
-                if x.learner is not None and x.learner.trains_on == "task"]
+                if x.learner is not None and x.learner.curve is not None
+                and x.learner.requires_agent]
         raise CatchjaxError(
             f"the transfer study trains an agent on one task and then on another; method "
-            f"{spec.method!r} has no such learner (one that trains on a given task and "
+            f"{spec.method!r} has no such learner (one that trains from a given agent and "
             f"reports a training curve). Methods that do: {', '.join(able)}")
     info = tables.benchmark_info(spec.benchmark)
     unknown = [t for t in spec.tasks if t not in info.tasks]
@@ -97,16 +102,18 @@ def check_spec(spec: StudySpec, config) -> tuple[object, int]:
             raise CatchjaxError(f"gamma for {task} must be finite and > 0, got {g}")
     if spec.smoothing < 1:
         raise CatchjaxError("the smoothing window must be >= 1")
-    if not hasattr(config, "total_steps") or not hasattr(config, "eval_points"):
-        raise CatchjaxError(f"{type(config).__name__} has no total_steps / eval_points")
-    config = dataclasses.replace(config, total_steps=spec.steps)
-    point = spec.fine_tune_fraction * config.eval_points
+    if spec.eval_points < 1 or spec.eval_episodes < 1:
+        raise CatchjaxError("eval_points and eval_episodes must be >= 1")
+    if not m.matches(config):
+        raise CatchjaxError(f"a {type(config).__name__} with {dict(m.preset)} is needed for "
+                            f"{m.name}")
+    point = spec.fine_tune_fraction * spec.eval_points
     if not 0 < spec.fine_tune_fraction < 1 or abs(point - round(point)) > 1e-9:
         raise CatchjaxError(
             f"the fine-tune point ({spec.fine_tune_fraction} of T) must fall on a curve point: "
             f"fine_tune_fraction * eval_points must be a whole number between 0 and "
-            f"eval_points (eval_points is {config.eval_points}; use a multiple of 10)")
-    return config, int(round(point))
+            f"eval_points (eval_points is {spec.eval_points}; use a multiple of 10)")
+    return int(round(point))
 
 
 def make_tasks(spec: StudySpec, table=None) -> dict[str, tasks.Task]:
@@ -204,7 +211,8 @@ def _load_stage(out: Path, stage: str):
 _COMPILED: dict = {}
 
 
-def _train_batch(m, config, task: tasks.Task, seeds, stage: str, agents=None):
+def _train_batch(m, config, spec: StudySpec, task: tasks.Task, seeds, stage: str,
+                 agents=None):
     """Train one agent per seed in one vmapped call. The task's arrays are arguments,
     not constants, so every stage of a study reuses one compiled function (one for
     scratch runs, one for transfers)."""
@@ -212,14 +220,15 @@ def _train_batch(m, config, task: tasks.Task, seeds, stage: str, agents=None):
     rewards = task.arrays.reward[None]
     args = (keys, task.arrays, rewards) + (() if agents is None else (agents,))
     shapes = jax.tree.map(lambda x: (x.shape, x.dtype), args[1:])
-    cache_key = (m.name, config, len(seeds), agents is None, str(shapes))
+    run = (spec.steps, spec.eval_points, spec.eval_episodes)
+    cache_key = (m.name, config, run, len(seeds), agents is None, str(shapes))
     t0 = time.perf_counter()
     if cache_key not in _COMPILED:
         if agents is None:
-            fn = jax.vmap(lambda k, t, r: m.learner.train(config, k, t, r),
+            fn = jax.vmap(lambda k, t, r: m.learner.curve(config, k, t, r, None, *run),
                           in_axes=(0, None, None))
         else:
-            fn = jax.vmap(lambda k, t, r, a: m.learner.train(config, k, t, r, a),
+            fn = jax.vmap(lambda k, t, r, a: m.learner.curve(config, k, t, r, a, *run),
                           in_axes=(0, None, None, 0))
         _COMPILED[cache_key] = jax.jit(fn).lower(*args).compile()
     t1 = time.perf_counter()
@@ -241,7 +250,7 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
 
     m = methods.get(spec.method)
     config = config if config is not None else methods.make_config(spec.method)
-    config, ft_point = check_spec(spec, config)
+    ft_point = check_spec(spec, config)
     task_objs = make_tasks(spec, table)
     for t in task_objs.values():
         config.validate(t)
@@ -260,8 +269,8 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
         if not budget_left():
             return {}
         log(f"training {len(seeds)} {spec.method} agent(s) from scratch on {s} "
-            f"({config.trained_steps:,} steps each)")
-        agent, info, secs, comp = _train_batch(m, config, task_objs[s], seeds, stage)
+            f"({spec.steps:,} steps each)")
+        agent, info, secs, comp = _train_batch(m, config, spec, task_objs[s], seeds, stage)
         L, _, K = task_objs[s].arrays.prefix_mask.shape
         for a, sd in enumerate(seeds):
             trained = TrainedAgent(jax.tree.map(lambda x, a=a: x[a], agent), config,
@@ -280,11 +289,12 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
                 continue
             if not budget_left():
                 return {}
-            log(f"transferring the {s} agents to {t} ({config.trained_steps:,} steps each)")
+            log(f"transferring the {s} agents to {t} ({spec.steps:,} steps each)")
             loaded = [checkpoints.load_agent(_agent_dir(out, s, sd), task_objs[t],
                                              method=m.name) for sd in seeds]
             start = jax.tree.map(lambda *xs: jnp.stack(xs), *[x.agent for x in loaded])
-            _, info, secs, comp = _train_batch(m, config, task_objs[t], seeds, stage, start)
+            _, info, secs, comp = _train_batch(m, config, spec, task_objs[t], seeds, stage,
+                                               start)
             _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
             done_now += 1
     result = analyze(out, spec, config, ft_point, task_objs)

@@ -41,7 +41,8 @@ from catchjax.benchmarks import tables  # noqa: E402
 
 TASKS = ("class_object", "room_layout", "autoencoder", "segmentsemantic")
 CPU_SETTINGS = dict(width=64, n_envs=64, batch_size=64, learning_rate=3e-4, target_period=2048,
-                    learning_starts=256, eval_points=20, eval_episodes=128)
+                    learning_starts=256)
+EVAL = dict(eval_points=20, eval_episodes=128)  # curve points, greedy episodes per point
 
 
 def baselines(study_dir, spec, task_objs, budget_episode):
@@ -97,7 +98,7 @@ def main(argv=None):
         rel = task_relations.compute(bench)
         report += [f"## {space} space", "", "```", task_relations.format_report(rel), "```", ""]
         spec = transfer.StudySpec("dqn", bench, TASKS, steps, tuple(range(args.seeds)),
-                                  gammas=(("segmentsemantic", 0.478),))
+                                  gammas=(("segmentsemantic", 0.478),), **EVAL)
         config = methods.make_config("dqn", **settings)
         t0 = time.perf_counter()
         study_dir = out / f"study_{space}"

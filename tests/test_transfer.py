@@ -12,10 +12,11 @@ from catchjax import cli, shaping, task_relations, transfer
 from catchjax.dqn import DQNConfig
 from catchjax.errors import CatchjaxError
 
-TINY = DQNConfig(n_envs=32, batch_size=32, width=16, heads=2, layers=1, eval_points=10,
-                 eval_episodes=16, learning_starts=32, buffer_capacity=512, target_period=256)
+TINY = DQNConfig(n_envs=32, batch_size=32, width=16, heads=2, layers=1, learning_starts=32,
+                 buffer_capacity=512, target_period=256)
 SPEC = transfer.StudySpec("dqn", "synthetic-transnas-micro", ("class_object", "room_layout"),
-                          steps=640, seeds=(0, 1), gammas=(("room_layout", 0.5),))
+                          steps=640, seeds=(0, 1), gammas=(("room_layout", 0.5),),
+                          eval_points=10, eval_episodes=16)
 
 
 # -- shaping and task relations ---------------------------------------------------------
@@ -191,8 +192,9 @@ def test_killed_study_resumes_to_the_identical_result(finished_study, tmp_path):
 
 def test_a_different_study_in_the_same_folder_is_refused(finished_study):
     out, _ = finished_study
-    other = transfer.StudySpec("dqn", SPEC.benchmark, SPEC.tasks, 1280, SPEC.seeds,
-                               gammas=SPEC.gammas)
+    import dataclasses
+
+    other = dataclasses.replace(SPEC, steps=1280)
     with pytest.raises(CatchjaxError, match="another transfer study.*steps"):
         transfer.run_study(other, TINY, out)
 
@@ -214,8 +216,9 @@ def test_a_foreign_folder_is_refused(tmp_path):
     (dict(gammas=(("room_layout", 0.0),)), "finite and > 0"),
     (dict(gammas=(("jigsaw", 0.5),)), "not one of the study"),
     (dict(fine_tune_fraction=0.15), "fine-tune point"),
-    (dict(method="catch-meta"), "no such learner"),
     (dict(method="rea"), "no such learner"),
+    (dict(method="catch-sfs"), "no such learner"),
+    (dict(eval_points=0), "eval_points"),
 ])
 def test_bad_studies_fail_before_training(tmp_path, change, match):
     import dataclasses
@@ -238,10 +241,9 @@ def test_transfer_command_line(finished_study, tmp_path, capsys):
     out = tmp_path / "cli"
     argv = ["transfer", "--benchmark", "synthetic-transnas-micro", "--tasks",
             "class_object,room_layout", "--steps", "640", "--seeds", "2", "--gamma",
-            "room_layout=0.5", "--out", str(out)]
-    for k in ("n_envs=32", "batch_size=32", "width=16", "heads=2", "layers=1", "eval_points=10",
-              "eval_episodes=16", "learning_starts=32", "buffer_capacity=512",
-              "target_period=256"):
+            "room_layout=0.5", "--eval-points", "10", "--eval-episodes", "16", "--out", str(out)]
+    for k in ("n_envs=32", "batch_size=32", "width=16", "heads=2", "layers=1",
+              "learning_starts=32", "buffer_capacity=512", "target_period=256"):
         argv += ["--set", k]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
@@ -254,3 +256,24 @@ def test_transfer_command_line(finished_study, tmp_path, capsys):
         cli.main(argv[:-2] + ["--steps", "0", "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
     assert not (tmp_path / "x").exists()
+
+
+def test_catch_transfers_through_the_same_study(tmp_path):
+    """The regimes are written once: CATCH (meta-training on one task, evaluated by
+    adaptation searches) runs through the same study, and its zero-shot cell is the
+    source agent adapting on the target."""
+    from catchjax.catch import CatchConfig
+
+    cfg = CatchConfig(meta_trained=True, budget=8, n_initial=3, candidates=8, hidden=16,
+                      z_dim=4, meta_budget=8, updates_per_epoch=1)
+    spec = transfer.StudySpec("catch-meta", "synthetic-transnas-micro",
+                              ("class_object", "room_layout"), steps=160, seeds=(0, 1),
+                              eval_points=10, eval_episodes=4)
+    result = transfer.run_study(spec, cfg, tmp_path / "catch", log=lambda *_: None)
+    st = transfer._load_stage(tmp_path / "catch", "scratch__class_object")
+    np.testing.assert_array_equal(st["steps"], np.arange(11) * 16)  # 2 meta-epochs of 8
+    assert st["test"].shape == (2, 11, 4)
+    assert 8 <= int(st["distinct"].min()) <= 160
+    kinds = {(c["regime"], c["source"], c["target"]) for c in result["cells"]}
+    assert ("zero-shot", "room_layout", "class_object") in kinds
+    assert (tmp_path / "catch" / "agents" / "room_layout" / "seed0" / "catchjax.json").exists()

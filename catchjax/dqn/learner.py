@@ -344,3 +344,13 @@ def dqn_search(config: DQNConfig, key, task: TaskArrays, agent: DQNAgent | None 
         raise CatchjaxError("dqn needs a trained agent (agent= / --init, or train first)")
     path = greedy_episodes(config, agent.params, key, task, 1, config.budget - 1)[0]
     return SearchTrace(rows=path, rewards=task.reward[path])
+
+
+def train_curve(config: DQNConfig, key, task: TaskArrays, rewards, agent, steps: int,
+                points: int, episodes: int):
+    """:attr:`catchjax.core.Learner.curve` of the DQN: :func:`train` for ``steps``
+    environment steps (rounded up to whole curve segments) with ``points`` curve points
+    of ``episodes`` greedy episodes."""
+    config = dataclasses.replace(config, total_steps=steps, eval_points=points,
+                                 eval_episodes=episodes)
+    return train(config, key, task, rewards, agent)
