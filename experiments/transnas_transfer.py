@@ -6,8 +6,9 @@ seven tasks (`catchjax tasks`), then the 4 x 4 study of the paper's tasks
 (class_object, room_layout, autoencoder, segmentsemantic; segmentsemantic's reward
 gamma-transformed with 0.478) with the edit-based DQN, N seeds per cell, T steps per
 run; then random search and regularized evolution on each target, 500 trials each, with
-(a) as many queries as the DQN's scratch runs made (distinct architectures) and (b) the
-11 queries of one greedy episode of a trained agent. Writes ``transfer.md`` (tables and a
+(a) as many queries as the DQN's scratch runs made (distinct architectures), (b) the 11
+queries of one greedy episode of a trained agent and (c) 50; CATCH from scratch with
+(b) and (c). Writes ``transfer.md`` (tables and a
 reading) and the study folders with CSVs and plots.
 
     CATCHJAX_DATA=../shared/data python experiments/transnas_transfer.py --out runs/transfer
@@ -45,20 +46,24 @@ CPU_SETTINGS = dict(width=64, n_envs=64, batch_size=64, learning_rate=3e-4, targ
 EVAL = dict(eval_points=20, eval_episodes=128)  # curve points, greedy episodes per point
 
 
-def baselines(study_dir, spec, task_objs, budget_episode):
+def baselines(study_dir, spec, task_objs, budget_episode, trials=500,
+              methods_=("random", "rea", "catch-sfs")):
     """RS and REA on each target with the DQN scratch runs' number of distinct queries,
-    and with one greedy episode's."""
+    with one greedy episode's and with 50; CATCH from scratch with one episode's and 50."""
     rows = []
     for t in spec.tasks:
         distinct = float(np.mean(transfer._load_stage(study_dir, f"scratch__{t}")["distinct"]))
-        for method in ("random", "rea"):
-            for label, budget in (("= DQN queries", int(round(distinct))),
-                                  ("= one episode", budget_episode)):
-                res = sweep(method, task_objs[t], trials=500, budget=budget, seed=0,
-                            progress=False)
-                v = np.asarray(res.final_report, np.float64)
-                lo, hi = bootstrap_ci(v)
-                rows.append((t, method, label, budget, v.mean(), v.std(), lo, hi))
+        runs = [(m, label, b) for m in ("random", "rea") if m in methods_
+                for label, b in (("= DQN queries", int(round(distinct))),
+                                 ("= one episode", budget_episode), ("50", 50))]
+        if "catch-sfs" in methods_:
+            runs += [("catch-sfs", "= one episode", budget_episode), ("catch-sfs", "50", 50)]
+        for method, label, budget in runs:
+            res = sweep(method, task_objs[t], trials=trials, budget=budget, seed=0,
+                        progress=False)
+            v = np.asarray(res.final_report, np.float64)
+            lo, hi = bootstrap_ci(v)
+            rows.append((t, method, label, budget, v.mean(), v.std(), lo, hi))
     return rows
 
 
@@ -85,6 +90,10 @@ def main(argv=None):
                    help="T per space, in the order of --spaces")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--synthetic", action="store_true", help="synthetic tables (a smoke run)")
+    p.add_argument("--trials", type=int, default=500, help="trials per baseline sweep")
+    p.add_argument("--tasks", nargs="+", default=list(TASKS))
+    p.add_argument("--baselines", nargs="*", default=["random", "rea", "catch-sfs"])
+    p.add_argument("--eval-episodes", type=int, default=EVAL["eval_episodes"])
     p.add_argument("--set", nargs="*", default=[], help="extra agent settings NAME=VALUE")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -97,16 +106,22 @@ def main(argv=None):
         bench = f"{'synthetic-' if args.synthetic else ''}transnas-{space}"
         rel = task_relations.compute(bench)
         report += [f"## {space} space", "", "```", task_relations.format_report(rel), "```", ""]
-        spec = transfer.StudySpec("dqn", bench, TASKS, steps, tuple(range(args.seeds)),
-                                  gammas=(("segmentsemantic", 0.478),), **EVAL)
+        spec = transfer.StudySpec(
+            "dqn", bench, tuple(args.tasks), steps, tuple(range(args.seeds)),
+            gammas=(("segmentsemantic", 0.478),) if "segmentsemantic" in args.tasks else (),
+            eval_points=EVAL["eval_points"], eval_episodes=args.eval_episodes)
         config = methods.make_config("dqn", **settings)
         t0 = time.perf_counter()
         study_dir = out / f"study_{space}"
         result = transfer.run_study(spec, config, study_dir)
         minutes = (time.perf_counter() - t0) / 60
-        report += [f"Study: {len(TASKS)} tasks, T = {result['trained_steps']:,} steps per run, "
-                   f"{args.seeds} seeds per cell, fine-tune = first "
-                   f"{result['fine_tune_step']:,} target steps; {minutes:.1f} min. Cells: mean ± "
+        stages = list((study_dir / "stages").glob("*.npz"))
+        train_min = sum(float(np.load(f)["seconds"]) + float(np.load(f)["compile_seconds"])
+                        for f in stages) / 60
+        report += [f"Study: {len(spec.tasks)} tasks, T = {result['trained_steps']:,} steps per "
+                   f"run, {args.seeds} seeds per cell, fine-tune = first "
+                   f"{result['fine_tune_step']:,} target steps; training and compiling "
+                   f"{train_min:.1f} min (this run: {minutes:.1f} min). Cells: mean ± "
                    f"std over episodes and seeds [bootstrap 95% CI] (seeds ± std of the "
                    f"per-seed means); the target's test metric of the architecture greedy "
                    f"episodes end on.", ""]
@@ -122,8 +137,9 @@ def main(argv=None):
                           f"{c['ci_high_steps']:.0f}] | {c['mean_seconds']:.2f} | "
                           f"{c['pairs_reached']}/{c['pairs']} |")
         task_objs = transfer.make_tasks(spec, tables.load_table(bench))
-        rows = baselines(study_dir, spec, task_objs, config.max_episode_steps + 1)
-        report += ["", "### Baselines at equal table queries (500 trials each)", "",
+        rows = baselines(study_dir, spec, task_objs, config.max_episode_steps + 1, args.trials,
+                         tuple(args.baselines))
+        report += ["", f"### Baselines at equal table queries ({args.trials} trials each)", "",
                    "| target | method | budget | queries | test metric mean ± std [95% CI] |",
                    "|---|---|---|---|---|"]
         for t, m, label, b, mean, std, lo, hi in rows:

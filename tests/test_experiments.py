@@ -22,3 +22,22 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
     assert len(rows) == 2 * 6
     assert "| catch-meta |" in (out / "summary.md").read_text()
     assert (out / "meta-agent-cifar100" / "catchjax.json").exists()
+
+
+def test_transnas_transfer_script_writes_the_study_and_baselines(tmp_path):
+    from experiments import transnas_transfer
+
+    out = tmp_path / "transfer"
+    rc = transnas_transfer.main([
+        "--synthetic", "--spaces", "micro", "--steps", "640", "--seeds", "1", "--trials", "3",
+        "--tasks", "class_object", "segmentsemantic", "--eval-episodes", "8",
+        "--baselines", "random",
+        "--out", str(out), "--set", "width=16", "heads=2", "layers=1", "n_envs=32",
+        "batch_size=32", "learning_starts=32", "buffer_capacity=512",
+    ])
+    assert rc == 0
+    text = (out / "transfer.md").read_text()
+    for part in ("### zero-shot", "### fine-tune", "### retrain", "### Crossover",
+                 "| random |", "Kendall tau"):
+        assert part in text
+    assert (out / "study_micro" / "cells.csv").stat().st_size > 0
