@@ -353,54 +353,47 @@ def _cell(values: np.ndarray, seed: int = 0) -> dict:
 
 
 def analyze(out: Path, spec: StudySpec, config, ft_point: int, task_objs=None) -> dict:
-    """Cells of the three matrices, curves and crossovers from the stage files."""
+    """Cells of the three matrices, curves and crossovers from the stage files (each
+    read once)."""
+    from catchjax.analysis import bootstrap_ci
+
+    runs = {(s, s): _load_stage(out, f"scratch__{s}") for s in spec.tasks}
+    runs.update({(s, t): _load_stage(out, f"{s}__to__{t}")
+                 for s in spec.tasks for t in spec.tasks if s != t})
     cells, curves, cross = [], [], []
-    scratch = {s: _load_stage(out, f"scratch__{s}") for s in spec.tasks}
-    per_step = {}
-    for s in spec.tasks:
-        st = scratch[s]
-        n = len(st["seeds"])
-        per_step[("scratch", s)] = float(st["seconds"]) / n / max(float(st["steps"][-1]), 1)
-        for regime in ("fine-tune", "retrain"):
-            cells.append({"regime": regime, "source": s, "target": s, "kind": "scratch",
-                          **_cell(st["test"][:, -1])})
-    for s in spec.tasks:
-        for t in spec.tasks:
-            if s == t:
-                continue
-            st = _load_stage(out, f"{s}__to__{t}")
-            n = len(st["seeds"])
-            per_step[(s, t)] = float(st["seconds"]) / n / max(float(st["steps"][-1]), 1)
+    for (s, t), st in runs.items():
+        if s == t:  # the diagonal: the scratch run, in the regimes that train on the target
+            for regime in ("fine-tune", "retrain"):
+                cells.append({"regime": regime, "source": s, "target": s, "kind": "scratch",
+                              **_cell(st["test"][:, -1])})
+        else:
             for regime, p in (("zero-shot", 0), ("fine-tune", ft_point), ("retrain", -1)):
                 cells.append({"regime": regime, "source": s, "target": t, "kind": "transfer",
                               **_cell(st["test"][:, p])})
-    for (s, t), st in [((s, s), scratch[s]) for s in spec.tasks] + [
-            ((s, t), _load_stage(out, f"{s}__to__{t}")) for s in spec.tasks for t in spec.tasks
-            if s != t]:
+    for (s, t), st in runs.items():
+        # seconds per step of one agent in this stage's vmapped run
+        per_step = float(st["seconds"]) / len(st["seeds"]) / max(float(st["steps"][-1]), 1)
         mean_curve = st["test"].mean(axis=-1)  # [N, P]
         for i, sd in enumerate(st["seeds"]):
             for j, step in enumerate(st["steps"]):
                 curves.append({"source": s, "target": t, "seed": int(sd), "step": int(step),
                                "test": float(mean_curve[i, j])})
-        ref = scratch[t]["test"].mean(axis=-1)
+        ref = runs[(t, t)]["test"].mean(axis=-1)
         pairs = crossover_steps(mean_curve, ref, st["steps"], spec.smoothing,
                                 exclude_self=(s == t))
         finite = pairs[np.isfinite(pairs)]
-        key = ("scratch", s) if s == t else (s, t)
-        from catchjax.analysis import bootstrap_ci
-
         lo, hi = bootstrap_ci(finite) if finite.size else (np.nan, np.nan)
-        n_pairs = int(np.isfinite(pairs).size - (min(pairs.shape) if s == t else 0))
+        mean = float(finite.mean()) if finite.size else float("nan")
         cross.append({"source": s, "target": t, "kind": "scratch" if s == t else "transfer",
-                      "mean_steps": float(finite.mean()) if finite.size else float("nan"),
-                      "ci_low_steps": lo, "ci_high_steps": hi,
-                      "mean_seconds": (float(finite.mean()) * per_step[key]
-                                       if finite.size else float("nan")),
-                      "ci_low_seconds": lo * per_step[key], "ci_high_seconds": hi * per_step[key],
-                      "pairs_reached": int(finite.size), "pairs": n_pairs})
+                      "mean_steps": mean, "ci_low_steps": lo, "ci_high_steps": hi,
+                      "mean_seconds": mean * per_step,
+                      "ci_low_seconds": lo * per_step, "ci_high_seconds": hi * per_step,
+                      "pairs_reached": int(finite.size),
+                      "pairs": int(pairs.size - (min(pairs.shape) if s == t else 0))})
+    first = runs[(spec.tasks[0], spec.tasks[0])]
     return {"cells": cells, "curves": curves, "crossover": cross,
-            "fine_tune_step": int(scratch[spec.tasks[0]]["steps"][ft_point]),
-            "trained_steps": int(scratch[spec.tasks[0]]["steps"][-1])}
+            "fine_tune_step": int(first["steps"][ft_point]),
+            "trained_steps": int(first["steps"][-1])}
 
 
 def _csv(rows: list[dict]) -> bytes:
