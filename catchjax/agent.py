@@ -142,21 +142,23 @@ def train(method: str, task: Task, config=None, seed: int = 0,
 
 
 def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
-               pool: list[str] | str | None = None) -> list[TrainedAgent]:
+               pool: list[str] | str | None = None, devices=None) -> list[TrainedAgent]:
     """Train one agent per seed in one compiled, vmapped call (agent ``a`` = seed
-    ``seeds[a]``): a result that rests on trained agents should show their spread."""
+    ``seeds[a]``), the seeds sharded over ``devices`` (default: all local devices; see
+    :mod:`catchjax.seed_batch`): a result that rests on trained agents should show their
+    spread."""
+    from catchjax.seed_batch import SeedBatch
+
     seeds = [int(s) for s in seeds]
     m, config, pool, rewards = _prepare(method, task, config, seeds, pool)
     keys = jax.vmap(jax.random.key)(jax.numpy.asarray(seeds, jax.numpy.int32))
-    fn = jax.jit(jax.vmap(lambda key, t, r: m.learner.train(config, key, t, r)[0],
-                          in_axes=(0, None, None)))
-    t0 = time.perf_counter()
-    compiled = fn.lower(keys, task.arrays, rewards).compile()
+    fn = jax.vmap(lambda key, tr: m.learner.train(config, key, *tr)[0], in_axes=(0, None))
+    batch = SeedBatch(fn, keys, (task.arrays, rewards), devices)
     t1 = time.perf_counter()
-    states = jax.block_until_ready(compiled(keys, task.arrays, rewards))
+    states = jax.block_until_ready(batch(keys, (task.arrays, rewards)))
     seconds = (time.perf_counter() - t1) / len(seeds)
     return [_trained(m, config, task, pool, seed, jax.tree.map(lambda x, a=a: x[a], states),
-                     seconds, t1 - t0)
+                     seconds, batch.compile_seconds)
             for a, seed in enumerate(seeds)]
 
 

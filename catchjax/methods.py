@@ -121,6 +121,7 @@ def make_config(name: str, budget: int = 50, **overrides):
         )
     hints = typing.get_type_hints(method.config)
     values = {k: parse_value(name, k, hints[k], v) for k, v in overrides.items()}
+    budget = parse_value(name, "budget", hints["budget"], budget)
     for k, v in method.preset.items():
         if k in values and values[k] != v:
             raise CatchjaxError(

@@ -43,6 +43,7 @@ import numpy as np
 from catchjax import methods, safe_io
 from catchjax.benchmarks import tables, tasks
 from catchjax.errors import CatchjaxError
+from catchjax.seed_batch import SeedBatch
 
 REGIMES = ("zero-shot", "fine-tune", "retrain")
 STUDY_FILE = "study.json"
@@ -193,8 +194,12 @@ def _save_stage(out: Path, stage: str, **arrays) -> None:
     safe_io.atomic_write_bytes(_stage_file(out, stage), buf.getvalue())
 
 
-def _load_stage(out: Path, stage: str):
-    f = _stage_file(out, stage)
+def load_stage(out, stage: str) -> dict | None:
+    """A finished stage's arrays (None if it has not run): ``scratch__SOURCE`` or
+    ``SOURCE__to__TARGET``; ``steps`` [P+1], ``test`` [seeds, P+1, episodes] (the target's
+    test metric where each greedy episode ended), ``distinct`` [seeds] (architectures the
+    run queried), ``seconds``, ``compile_seconds``, ``seeds``."""
+    f = _stage_file(Path(out), stage)
     if not f.exists():
         return None
     try:
@@ -212,28 +217,32 @@ _COMPILED: dict = {}
 
 
 def _train_batch(m, config, spec: StudySpec, task: tasks.Task, seeds, stage: str,
-                 agents=None):
-    """Train one agent per seed in one vmapped call. The task's arrays are arguments,
-    not constants, so every stage of a study reuses one compiled function (one for
-    scratch runs, one for transfers)."""
+                 agents=None, devices=None):
+    """Train one agent per seed in one vmapped call, the seeds sharded over the devices
+    (:mod:`catchjax.seed_batch`). The task's arrays are arguments, not constants, so every
+    stage of a study reuses one compiled function (one for scratch runs, one for
+    transfers)."""
+    devices = list(devices) if devices is not None else jax.local_devices()
     keys = jnp.stack([_key_for(s, stage) for s in seeds])
-    rewards = task.arrays.reward[None]
-    args = (keys, task.arrays, rewards) + (() if agents is None else (agents,))
-    shapes = jax.tree.map(lambda x: (x.shape, x.dtype), args[1:])
+    shared = (task.arrays, task.arrays.reward[None])
+    batched = (keys,) if agents is None else (keys, agents)
+    shapes = jax.tree.map(lambda x: (x.shape, x.dtype), (shared, batched[1:]))
     run = (spec.steps, spec.eval_points, spec.eval_episodes)
-    cache_key = (m.name, config, run, len(seeds), agents is None, str(shapes))
-    t0 = time.perf_counter()
+    cache_key = (m.name, config, run, len(seeds), agents is None, str(shapes),
+                 tuple(devices))
+    comp = 0.0
     if cache_key not in _COMPILED:
-        if agents is None:
-            fn = jax.vmap(lambda k, t, r: m.learner.curve(config, k, t, r, None, *run),
-                          in_axes=(0, None, None))
-        else:
-            fn = jax.vmap(lambda k, t, r, a: m.learner.curve(config, k, t, r, a, *run),
-                          in_axes=(0, None, None, 0))
-        _COMPILED[cache_key] = jax.jit(fn).lower(*args).compile()
+        def one(b, sh):
+            start = None if agents is None else b[1]
+            return m.learner.curve(config, b[0], *sh, start, *run)
+
+        _COMPILED[cache_key] = SeedBatch(jax.vmap(one, in_axes=(0, None)), batched, shared,
+                                         devices)
+        comp = _COMPILED[cache_key].compile_seconds
+    batch = _COMPILED[cache_key]
     t1 = time.perf_counter()
-    agent, info = jax.block_until_ready(_COMPILED[cache_key](*args))
-    return agent, info, time.perf_counter() - t1, t1 - t0
+    agent, info = jax.block_until_ready(batch(batched, shared))
+    return agent, info, time.perf_counter() - t1, comp
 
 
 def _agent_dir(out: Path, source: str, seed: int) -> Path:
@@ -241,10 +250,12 @@ def _agent_dir(out: Path, source: str, seed: int) -> Path:
 
 
 def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
-              table=None, log=print, stop_after: int | None = None) -> dict:
+              table=None, log=print, stop_after: int | None = None,
+              devices=None) -> dict:
     """Run (or resume) the study; writes the results into ``out`` and returns the
-    analysis (see :func:`analyze`). ``stop_after``: run at most this many new stages
-    (tests use it to simulate an interruption)."""
+    analysis (see :func:`analyze`). Each stage's seeds run as one call sharded over
+    ``devices`` (default: all local devices). ``stop_after``: run at most this many new
+    stages (tests use it to simulate an interruption)."""
     from catchjax import checkpoints
     from catchjax.core import TrainedAgent
 
@@ -263,14 +274,15 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
 
     for s in spec.tasks:  # sources: scratch runs (also the diagonal)
         stage = f"scratch__{s}"
-        if _load_stage(out, stage) is not None and all(
+        if load_stage(out, stage) is not None and all(
                 (_agent_dir(out, s, sd) / checkpoints.MANIFEST).exists() for sd in seeds):
             continue
         if not budget_left():
             return {}
         log(f"training {len(seeds)} {spec.method} agent(s) from scratch on {s} "
             f"({spec.steps:,} steps each)")
-        agent, info, secs, comp = _train_batch(m, config, spec, task_objs[s], seeds, stage)
+        agent, info, secs, comp = _train_batch(m, config, spec, task_objs[s], seeds, stage,
+                                              devices=devices)
         L, _, K = task_objs[s].arrays.prefix_mask.shape
         for a, sd in enumerate(seeds):
             trained = TrainedAgent(jax.tree.map(lambda x, a=a: x[a], agent), config,
@@ -285,7 +297,7 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
             if s == t:
                 continue
             stage = f"{s}__to__{t}"
-            if _load_stage(out, stage) is not None:
+            if load_stage(out, stage) is not None:
                 continue
             if not budget_left():
                 return {}
@@ -294,7 +306,7 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
                                              method=m.name) for sd in seeds]
             start = jax.tree.map(lambda *xs: jnp.stack(xs), *[x.agent for x in loaded])
             _, info, secs, comp = _train_batch(m, config, spec, task_objs[t], seeds, stage,
-                                               start)
+                                               start, devices)
             _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
             done_now += 1
     result = analyze(out, spec, config, ft_point, task_objs)
@@ -357,8 +369,8 @@ def analyze(out: Path, spec: StudySpec, config, ft_point: int, task_objs=None) -
     read once)."""
     from catchjax.analysis import bootstrap_ci
 
-    runs = {(s, s): _load_stage(out, f"scratch__{s}") for s in spec.tasks}
-    runs.update({(s, t): _load_stage(out, f"{s}__to__{t}")
+    runs = {(s, s): load_stage(out, f"scratch__{s}") for s in spec.tasks}
+    runs.update({(s, t): load_stage(out, f"{s}__to__{t}")
                  for s in spec.tasks for t in spec.tasks if s != t})
     cells, curves, cross = [], [], []
     for (s, t), st in runs.items():

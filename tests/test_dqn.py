@@ -239,6 +239,44 @@ def test_seed_in_a_vmapped_batch_equals_seed_alone_and_seeds_differ(tiny_agents)
     assert int(alone.agent.env_steps) == TINY.trained_steps
 
 
+def test_seeds_shard_over_several_devices():
+    """3 seeds on 2 (forced) CPU devices — padded to 4, the copy dropped — train the same
+    agents as on one device, up to the rounding of a different per-device batch (see
+    above), and keep their order."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent("""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        import jax, numpy as np
+        from catchjax import agent as agents
+        from catchjax.benchmarks import tasks
+        from catchjax.dqn.learner import DQNConfig
+        assert jax.local_device_count() == 2
+        cfg = DQNConfig(total_steps=512, n_envs=16, batch_size=16, width=16, heads=2,
+                        layers=1, eval_points=2, eval_episodes=8, learning_starts=16,
+                        buffer_capacity=256, target_period=128, budget=6)
+        task = tasks.make_task("synthetic-transnas-micro", "class_object")
+        two = agents.train_many("dqn", task, cfg, seeds=(0, 1, 2))
+        one = agents.train_many("dqn", task, cfg, seeds=(0, 1, 2),
+                                devices=jax.local_devices()[:1])
+        def diff(a, b):
+            return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+                       for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+        for a, b in zip(two, one):
+            assert a.seed == b.seed and int(a.agent.env_steps) == cfg.trained_steps
+            assert diff(a.agent.params, b.agent.params) < 1e-3, diff(a.agent.params, b.agent.params)
+        assert diff(two[0].agent.params, two[2].agent.params) > 1e-1
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok" in out.stdout
+
+
 def test_acting_without_updates_is_bitwise_vmap_invariant(micro):
     cfg = dataclasses.replace(TINY, updates_per_iteration=0, eval_points=1)
     fn = lambda k: learner.train(cfg, k, micro.arrays, micro.arrays.reward[None])[1]  # noqa: E731

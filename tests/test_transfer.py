@@ -147,8 +147,8 @@ def test_study_cells_follow_the_regimes(finished_study):
     assert ("zero-shot", "class_object", "class_object") not in cells
     for regime in ("fine-tune", "retrain"):
         assert cells[(regime, "room_layout", "room_layout")]["kind"] == "scratch"
-    scratch = transfer._load_stage(out, "scratch__room_layout")
-    moved = transfer._load_stage(out, "class_object__to__room_layout")
+    scratch = transfer.load_stage(out, "scratch__room_layout")
+    moved = transfer.load_stage(out, "class_object__to__room_layout")
     assert scratch["test"].shape == (2, 11, 16)  # seeds, curve points, episodes
     c = cells[("zero-shot", "class_object", "room_layout")]
     assert c["mean"] == pytest.approx(moved["test"][:, 0].mean())
@@ -170,8 +170,8 @@ def test_transferred_agents_start_from_the_source_parameters(finished_study):
     """Zero-shot = the source agent on the target: its evaluation differs from a fresh
     agent's on the same target (curve point 0 of the scratch run)."""
     out, _ = finished_study
-    moved = transfer._load_stage(out, "class_object__to__room_layout")
-    scratch = transfer._load_stage(out, "scratch__room_layout")
+    moved = transfer.load_stage(out, "class_object__to__room_layout")
+    scratch = transfer.load_stage(out, "scratch__room_layout")
     assert not np.array_equal(moved["test"][:, 0], scratch["test"][:, 0])
 
 
@@ -179,13 +179,13 @@ def test_killed_study_resumes_to_the_identical_result(finished_study, tmp_path):
     out_full, full = finished_study
     out = tmp_path / "resumed"
     assert transfer.run_study(SPEC, TINY, out, stop_after=1, log=lambda *_: None) == {}
-    assert transfer._load_stage(out, "scratch__class_object") is not None
-    assert transfer._load_stage(out, "scratch__room_layout") is None
+    assert transfer.load_stage(out, "scratch__class_object") is not None
+    assert transfer.load_stage(out, "scratch__room_layout") is None
     assert transfer.run_study(SPEC, TINY, out, stop_after=2, log=lambda *_: None) == {}
     again = transfer.run_study(SPEC, TINY, out, log=lambda *_: None)
     for name in ("scratch__class_object", "scratch__room_layout",
                  "class_object__to__room_layout", "room_layout__to__class_object"):
-        a, b = transfer._load_stage(out_full, name), transfer._load_stage(out, name)
+        a, b = transfer.load_stage(out_full, name), transfer.load_stage(out, name)
         np.testing.assert_array_equal(a["test"], b["test"])
     assert [c["mean"] for c in again["cells"]] == [c["mean"] for c in full["cells"]]
 
@@ -270,7 +270,7 @@ def test_catch_transfers_through_the_same_study(tmp_path):
                               ("class_object", "room_layout"), steps=160, seeds=(0, 1),
                               eval_points=10, eval_episodes=4)
     result = transfer.run_study(spec, cfg, tmp_path / "catch", log=lambda *_: None)
-    st = transfer._load_stage(tmp_path / "catch", "scratch__class_object")
+    st = transfer.load_stage(tmp_path / "catch", "scratch__class_object")
     np.testing.assert_array_equal(st["steps"], np.arange(11) * 16)  # 2 meta-epochs of 8
     assert st["test"].shape == (2, 11, 4)
     assert 8 <= int(st["distinct"].min()) <= 160

@@ -58,13 +58,21 @@ def reset(key, task: TaskArrays) -> EnvState:
     return EnvState(row=uniform_rows(key, task.valid_rows, ()), t=jnp.zeros((), jnp.int32))
 
 
-def step(key, state: EnvState, action, task: TaskArrays, reward, max_steps: int):
+def step(key, state: EnvState, action, task: TaskArrays, reward, max_steps: int,
+         pool_task=None):
     """Apply ``action``; returns (next state, transition). An ended episode is reset at
     once (from ``key``), so a vector of environments never waits on one another.
+
+    ``reward``: the shaped metric per architecture [n_archs]; or, with ``pool_task``, the
+    pool's [P, n_archs] and the row this episode runs on (a vector of environments on
+    different pool tasks then reads two entries each instead of copying a row per env).
 
     ``action`` must be allowed by :func:`action_mask` (the agent masks; an invalid move
     would index slot -1, so it is turned into a stop here rather than read garbage).
     """
+    def value(row):
+        return reward[row] if pool_task is None else reward[pool_task, row]
+
     slot = jnp.maximum(action - 1, 0)
     target = task.neighbors[state.row, slot]
     moves = (action != STOP) & (target >= 0)
@@ -73,7 +81,7 @@ def step(key, state: EnvState, action, task: TaskArrays, reward, max_steps: int)
     t = state.t + 1
     truncated = moves & (t >= max_steps)
     tr = Transition(state.row, action.astype(jnp.int32),
-                    jnp.where(moves, reward[next_row] - reward[state.row], 0.0), next_row,
+                    jnp.where(moves, value(next_row) - value(state.row), 0.0), next_row,
                     terminal, truncated)
     fresh = reset(key, task)
     ended = terminal | truncated

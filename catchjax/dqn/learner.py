@@ -236,10 +236,9 @@ def _iteration(config: DQNConfig, task: TaskArrays, pool_rewards, eps, state: Tr
     q = q_values(config.network(), agent.params, rows, task)
     mask = jax.vmap(edit_env.action_mask, in_axes=(0, None))(rows, task)
     actions = select_actions(k_act, q, mask, eps)
-    rewards = pool_rewards[state.env_task]  # [n_envs, n_archs]
-    envs, tr = jax.vmap(edit_env.step, in_axes=(0, 0, 0, None, 0, None))(
-        jax.random.split(k_env, config.n_envs), state.envs, actions, task, rewards,
-        config.max_episode_steps)
+    envs, tr = jax.vmap(edit_env.step, in_axes=(0, 0, 0, None, None, None, 0))(
+        jax.random.split(k_env, config.n_envs), state.envs, actions, task, pool_rewards,
+        config.max_episode_steps, state.env_task)
     ended = tr.terminal | tr.truncated
     new_task = jax.random.randint(k_task, (config.n_envs,), 0, pool_rewards.shape[0])
     env_task = jnp.where(ended, new_task, state.env_task)
