@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"catchjax {_version()}")
     parser.add_argument("--debug", action="store_true",
                         help="show the full traceback of an error")
+    parser.add_argument("--no-compile-cache", action="store_true",
+                        help="do not keep compiled functions on disk (default: JAX's "
+                        "persistent compilation cache in the user cache folder, or in "
+                        "$CATCHJAX_COMPILE_CACHE; 'off' there turns it off too)")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("methods", help="list the search methods and their settings")
 
@@ -339,6 +343,12 @@ def main(argv=None) -> int:
                 "data": cmd_data, "methods": cmd_methods, "transfer": cmd_transfer,
                 "tasks": cmd_tasks}
     try:
+        if args.command not in ("methods", "data"):  # the commands that compile
+            from catchjax import compile_cache
+
+            where = compile_cache.resolve(args.no_compile_cache)
+            if where is not None:
+                compile_cache.enable(where)
         return commands[args.command](args)
     except CatchjaxError as exc:
         if args.debug:

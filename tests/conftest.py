@@ -9,6 +9,10 @@ import pytest
 
 from catchjax.benchmarks import tables, tasks
 
+# The CLI turns JAX's persistent compilation cache on; tests that call it in-process must
+# not write into the user's cache folder (test_cli checks the cache in a subprocess).
+os.environ.setdefault("CATCHJAX_COMPILE_CACHE", "off")
+
 HERE = Path(__file__).resolve().parent
 # CI sets CATCHJAX_DATA=../shared/data; a developer checkout has ../shared beside it too.
 _CANDIDATES = [os.environ.get("CATCHJAX_DATA"), str(HERE.parent.parent / "shared" / "data")]

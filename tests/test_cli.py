@@ -80,3 +80,32 @@ def test_data_import_and_list(tmp_path, capsys, monkeypatch):
     assert _run("data", "list") == 0
     out = capsys.readouterr().out
     assert str(tmp_path / "data" / "nb201.npz") in out
+
+
+def test_persistent_compile_cache_makes_the_second_call_compile_faster(tmp_path):
+    """Two CLI processes with the same sweep: the second loads the compiled function from
+    $CATCHJAX_COMPILE_CACHE (same results, a fraction of the compile time); with
+    --no-compile-cache nothing is written there."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CATCHJAX_COMPILE_CACHE=str(tmp_path / "cache"))
+
+    def run(out, *extra):
+        cmd = [sys.executable, "-m", "catchjax.cli", *extra, "sweep", "--method", "reinforce",
+               "--benchmark", "synthetic-nb201", "--task", "cifar10", "--trials", "20",
+               "--budget", "30", "--no-progress", "--out", str(tmp_path / out)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return json.loads((tmp_path / out / "summary.json").read_text())
+
+    off = run("off", "--no-compile-cache")
+    assert not (tmp_path / "cache").exists()
+    first, second = run("first"), run("second")
+    assert any((tmp_path / "cache").iterdir())
+    assert second["compile_seconds"] < 0.5 * first["compile_seconds"], (first, second)
+    assert (tmp_path / "first" / "results.csv").read_bytes() == \
+        (tmp_path / "second" / "results.csv").read_bytes() == \
+        (tmp_path / "off" / "results.csv").read_bytes()
+    assert off["mean"] == second["mean"]
