@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--init", help="methods that adapt a trained agent (catch-meta): this "
                     "checkpoint (without it, they train one first)")
     sw.add_argument("--no-progress", action="store_true")
+    sw.add_argument("--parquet", action="store_true",
+                    help="also write results.parquet (automatic from 100,000 rows)")
 
     for command, text in (("train", "train the agent of a method (CATCH: on the leave-target-"
                                     "out pool; the DQN: on the task)"),
@@ -154,6 +156,16 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--benchmark", help="benchmark instead of --space")
     tk.add_argument("--out", help="folder for kendall.csv/.png and gamma_spread.csv/.png")
     tk.add_argument("--overwrite", action="store_true")
+
+    rp = sub.add_parser("report", help="compare saved runs (sweeps, transfer studies): "
+                        "table, Fig. 3 sorted-trial plot, best-so-far curves, heatmaps")
+    rp.add_argument("runs", nargs="+", metavar="RUN_DIR",
+                    help="sweep results folders (--out of `catchjax sweep`) or transfer "
+                    "study folders")
+    rp.add_argument("--out", required=True, help="report folder to write")
+    rp.add_argument("--mix", action="store_true",
+                    help="allow runs of different benchmarks/tasks (one table per task)")
+    rp.add_argument("--overwrite", action="store_true", help="replace a report in --out")
 
     data = sub.add_parser("data", help="import and list benchmark tables")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -238,7 +250,8 @@ def cmd_sweep(args) -> int:
         progress_dir=partial,
     )
     result.info.update(info)
-    out = reporting.write_results(result, out, overwrite=args.overwrite)
+    out = reporting.write_results(result, out, overwrite=args.overwrite,
+                                  parquet=True if args.parquet else None)
     if new_agent is not None:
         os.replace(new_agent, out / "meta-agent")
         print(f"  meta-trained agent saved in {out / 'meta-agent'} (reuse it with --init)")
@@ -305,6 +318,17 @@ def cmd_tasks(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from catchjax import runs_report
+
+    used = runs_report.build(args.runs, args.out, mix=args.mix, overwrite=args.overwrite)
+    print(f"report of {len(used['runs'])} run(s) in {used['out']}:")
+    for r in used["runs"]:
+        print(f"  {r}")
+    print((Path(used["out"]) / "report.md").read_text())
+    return 0
+
+
 def cmd_data(args) -> int:
     from catchjax.benchmarks import importers, tables
 
@@ -341,9 +365,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"sweep": cmd_sweep, "train": cmd_train, "meta-train": cmd_train,
                 "data": cmd_data, "methods": cmd_methods, "transfer": cmd_transfer,
-                "tasks": cmd_tasks}
+                "tasks": cmd_tasks, "report": cmd_report}
     try:
-        if args.command not in ("methods", "data"):  # the commands that compile
+        if args.command not in ("methods", "data", "report"):  # the commands that compile
             from catchjax import compile_cache
 
             where = compile_cache.resolve(args.no_compile_cache)

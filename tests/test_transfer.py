@@ -166,6 +166,25 @@ def test_study_cells_follow_the_regimes(finished_study):
         assert (out / f).stat().st_size > 0
 
 
+def test_report_shows_the_study_matrices_from_its_files(finished_study, tmp_path):
+    """`catchjax report STUDY` rebuilds the matrices from cells.csv (nothing retrained):
+    the same numbers as the study's own analysis, and the heatmaps."""
+    from catchjax import cli, runs_report
+
+    out, result = finished_study
+    assert cli.main(["report", str(out), "--out", str(tmp_path / "r")]) == 0
+    text = (tmp_path / "r" / "report.md").read_text()
+    saved = runs_report.load_run(out).result  # cells.csv keeps 6 significant digits
+    assert len(saved["cells"]) == len(result["cells"])
+    for a, b in zip(saved["cells"], result["cells"]):
+        assert (a["regime"], a["source"], a["target"]) == (b["regime"], b["source"], b["target"])
+        assert a["mean"] == pytest.approx(b["mean"], rel=1e-5)
+    for regime in transfer.REGIMES:
+        assert transfer.format_matrix(saved, SPEC, regime) in text
+    for f in ("matrix_zero-shot.png", "matrix_retrain.png", "curves.png", "crossover.png"):
+        assert (tmp_path / "r" / "transfer" / "full" / f).stat().st_size > 0
+
+
 def test_transferred_agents_start_from_the_source_parameters(finished_study):
     """Zero-shot = the source agent on the target: its evaluation differs from a fresh
     agent's on the same target (curve point 0 of the scratch run)."""

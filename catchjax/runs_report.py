@@ -1,0 +1,283 @@
+"""``catchjax report``: a comparison of saved runs, built from their files alone.
+
+A sweep folder (``summary.json`` + ``results.csv`` or ``results.parquet``, written by
+:mod:`catchjax.reporting`) gives one row of the comparison table — taken from its
+summary, never recomputed — and its per-trial best-so-far curves for the plots: the
+sorted final values of every trial (CATCH paper Fig. 3) and the mean best-so-far with a
+95% band. Each run's table is checked against its summary (the trial count and the mean
+final value), so a truncated or edited run is named instead of silently plotted. A
+transfer-study folder (``study.json``, written by :mod:`catchjax.transfer`) contributes
+its three regime matrices (markdown and heatmaps, from ``cells.csv``/``curves.csv``/
+``crossover.csv``). Runs of different benchmarks, tasks or report metrics are not put in
+one table unless asked (``mix``); then each gets its own table and panel.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from catchjax import safe_io
+from catchjax.errors import CatchjaxError
+
+REPORT_FILES = {"report.md", "comparison.csv", "fig3_sorted.png", "best_so_far.png",
+                "transfer"}
+COLUMNS = ["run", "method", "benchmark", "task", "report_metric", "trials", "budget", "seed",
+           "mean", "std", "ci_low", "ci_high", "best_hits", "table_best", "compile_seconds",
+           "wall_seconds", "device"]
+
+
+@dataclass
+class SweepRun:
+    path: Path
+    summary: dict
+    curves: np.ndarray  # [trials, budget]: best-so-far report metric of each trial
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        s = self.summary
+        return (s["benchmark"], s["task"], s["report_metric"])
+
+    @property
+    def finals(self) -> np.ndarray:
+        return self.curves[:, -1]
+
+    def row(self) -> dict:
+        s = self.summary
+        lo, hi = s["ci95"]
+        out = {"run": str(self.path), "ci_low": lo, "ci_high": hi}
+        out.update({k: s[k] for k in COLUMNS if k in s})
+        return {k: out.get(k) for k in COLUMNS}
+
+
+@dataclass
+class StudyRun:
+    path: Path
+    summary: dict
+    result: dict = field(default_factory=dict)  # cells, curves, crossover as saved
+
+
+def _read_json(path: Path, what: str) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CatchjaxError(f"{path.parent} has no {path.name}: {what}") from None
+    except (OSError, ValueError) as exc:
+        raise CatchjaxError(f"{path} is unreadable ({exc}); rerun that run") from None
+
+
+def _sweep_curves(path: Path, s: dict) -> np.ndarray:
+    """[trials, budget] best-so-far report metric from results.parquet or results.csv."""
+    col = f"best_{s['report_metric']}"
+    n, b = int(s["trials"]), int(s["budget"])
+    if (path / "results.parquet").exists():
+        import pyarrow.parquet as pq
+
+        try:
+            t = pq.read_table(path / "results.parquet", columns=["trial", "step", col])
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise CatchjaxError(f"{path / 'results.parquet'} is unreadable ({exc}); delete "
+                                f"it to use results.csv") from None
+        trial, step = t["trial"].to_numpy(), t["step"].to_numpy()
+        value = t[col].to_numpy().astype(np.float64)
+    else:
+        f = path / "results.csv"
+        if not f.exists():
+            raise CatchjaxError(f"{path} has a summary.json but no results.csv; the run is "
+                                f"incomplete")
+        with open(f, newline="") as fh:
+            reader = csv.DictReader(fh)
+            if reader.fieldnames is None or not {"trial", "step", col} <= set(reader.fieldnames):
+                raise CatchjaxError(f"{f} lacks the columns trial, step, {col}")
+            trial, step, value = [], [], []
+            for r in reader:
+                trial.append(int(r["trial"]))
+                step.append(int(r["step"]))
+                value.append(float(r[col]))
+        trial, step, value = np.asarray(trial), np.asarray(step), np.asarray(value)
+    if trial.size != n * b or trial.min(initial=0) < 0 or trial.max(initial=0) >= n \
+            or step.min(initial=1) < 1 or step.max(initial=1) > b:
+        raise CatchjaxError(
+            f"{path}: the results table has {trial.size:,} rows, its summary says {n} trials "
+            f"x {b} steps = {n * b:,}; the run is incomplete or its files are from "
+            f"different runs")
+    curves = np.full((n, b), np.nan)
+    curves[trial, step - 1] = value
+    if np.isnan(curves).any():
+        raise CatchjaxError(f"{path}: some (trial, step) rows are missing or repeated")
+    return curves
+
+
+def load_run(path) -> SweepRun | StudyRun:
+    """One saved run: a sweep results folder or a transfer-study folder."""
+    path = Path(path)
+    if not path.is_dir():
+        raise CatchjaxError(f"{path} is not a folder of a catchjax run")
+    if (path / "study.json").exists():
+        spec = _read_json(path / "study.json", "a transfer study")
+        result = {}
+        for name in ("cells", "curves", "crossover"):
+            f = path / f"{name}.csv"
+            if not f.exists():
+                raise CatchjaxError(f"{path} has no {name}.csv: the study has not finished "
+                                    f"(rerun its command to resume it)")
+            result[name] = [{k: _number(v) for k, v in r.items()}
+                            for r in csv.DictReader(io.StringIO(f.read_text()))]
+        return StudyRun(path, spec, result)
+    if not (path / "summary.json").exists():
+        raise CatchjaxError(f"{path} holds neither a sweep (summary.json) nor a transfer "
+                            f"study (study.json)")
+    s = _read_json(path / "summary.json", "a sweep")
+    missing = [k for k in ("method", "benchmark", "task", "report_metric", "trials", "budget",
+                           "mean", "std", "ci95") if k not in s]
+    if missing:
+        raise CatchjaxError(f"{path / 'summary.json'} is not a sweep summary (no "
+                            f"{', '.join(missing)})")
+    curves = _sweep_curves(path, s)
+    mean = float(curves[:, -1].mean())
+    if not np.isclose(mean, float(s["mean"]), rtol=1e-6, atol=1e-9):
+        raise CatchjaxError(f"{path}: results table and summary.json disagree (mean final "
+                            f"{mean:.6g} vs {float(s['mean']):.6g}); the files are from "
+                            f"different runs")
+    return SweepRun(path, s, curves)
+
+
+def _number(text: str):
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _labels(runs: list[SweepRun]) -> dict[int, str]:
+    """Method names, with the folder name where two runs share one."""
+    names = [r.summary["method"] for r in runs]
+    return {id(r): (n if names.count(n) == 1 else f"{n} ({r.path.name})")
+            for r, n in zip(runs, names)}
+
+
+def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
+    """Write the report of the runs in ``paths`` into ``out``; returns what it used."""
+    if not paths:
+        raise CatchjaxError("name at least one run folder")
+    safe_io.check_output_dir(out, overwrite, owned=REPORT_FILES, marker="report.md",
+                             what="report")
+    runs = [load_run(p) for p in paths]
+    seen = {}
+    for r in runs:
+        key = r.path.resolve()
+        if key in seen:
+            raise CatchjaxError(f"{r.path} is named twice")
+        seen[key] = r
+    sweeps = [r for r in runs if isinstance(r, SweepRun)]
+    studies = [r for r in runs if isinstance(r, StudyRun)]
+    groups: dict[tuple, list[SweepRun]] = {}
+    for r in sweeps:
+        groups.setdefault(r.group, []).append(r)
+    if len(groups) > 1 and not mix:
+        listed = "; ".join(f"{b}/{t} ({m}): {', '.join(str(x.path) for x in g)}"
+                           for (b, t, m), g in groups.items())
+        raise CatchjaxError(f"these runs are of different benchmarks, tasks or report "
+                            f"metrics ({listed}); one table would compare unlike numbers. "
+                            f"Report them separately, or pass --mix for one table per task")
+
+    def fill(tmp: Path):
+        lines = ["# catchjax report", "", "Runs used:", ""]
+        lines += [f"* `{r.path}`" + (" (transfer study)" if isinstance(r, StudyRun) else "")
+                  for r in runs]
+        rows = []
+        for (bench, task, metric), group in groups.items():
+            group = sorted(group, key=lambda r: -float(r.summary["mean"]))
+            labels = _labels(group)
+            lines += ["", f"## {bench} / {task} — {metric} of the chosen network", "",
+                      "| method | trials × budget | mean ± std [95% CI] | table's best found | "
+                      "compile s | run s | device |", "|---|---|---|---|---|---|---|"]
+            for r in group:
+                s, row = r.summary, r.row()
+                rows.append(row)
+                best = (f"{s['best_hits']}/{s['trials']}" if s.get("best_hits") is not None
+                        else "")
+                lines.append(
+                    f"| {labels[id(r)]} | {s['trials']} × {s['budget']} | {s['mean']:.4g} ± "
+                    f"{s['std']:.3g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | {best} | "
+                    f"{_fmt(s.get('compile_seconds'))} | {_fmt(s.get('wall_seconds'))} | "
+                    f"{s.get('device', '')} |")
+        if rows:
+            buf = io.StringIO()
+            w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+            w.writeheader()
+            w.writerows(rows)
+            (tmp / "comparison.csv").write_text(buf.getvalue())
+            _plot_sweeps(groups, tmp)
+            lines += ["", "Plots: `fig3_sorted.png` (final value of every trial, sorted; "
+                      "CATCH Fig. 3), `best_so_far.png` (mean best-so-far, 95% band)."]
+        for st in studies:
+            lines += _study_section(st, tmp)
+        (tmp / "report.md").write_text("\n".join(lines) + "\n")
+
+    where = safe_io.write_dir(out, fill, overwrite=overwrite, owned=REPORT_FILES,
+                              marker="report.md", what="report")
+    return {"out": where, "runs": [str(r.path) for r in runs], "groups": list(groups)}
+
+
+def _fmt(x) -> str:
+    return "" if x is None else f"{float(x):.3g}"
+
+
+def _plot_sweeps(groups: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(groups)
+    for name, draw in (("fig3_sorted.png", "sorted"), ("best_so_far.png", "curve")):
+        fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
+        for ax, ((bench, task, metric), group) in zip(axes[0], groups.items()):
+            labels = _labels(group)
+            for r in group:
+                if draw == "sorted":
+                    ax.plot(np.sort(r.finals), label=labels[id(r)], lw=1.5)
+                else:
+                    c = r.curves
+                    mean = c.mean(axis=0)
+                    half = (1.96 * c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1
+                            else np.zeros_like(mean))
+                    steps = np.arange(1, c.shape[1] + 1)
+                    line, = ax.plot(steps, mean, label=labels[id(r)], lw=1.5)
+                    ax.fill_between(steps, mean - half, mean + half, alpha=0.2,
+                                    color=line.get_color())
+            ax.set_title(f"{bench} / {task}", fontsize=10)
+            ax.set_xlabel("trial (sorted)" if draw == "sorted" else "networks evaluated")
+            ax.set_ylabel(metric if draw == "sorted" else f"best-so-far {metric}")
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / name, dpi=120)
+        plt.close(fig)
+
+
+def _study_section(st: StudyRun, out: Path) -> list[str]:
+    from types import SimpleNamespace
+
+    from catchjax import transfer, transfer_plots
+
+    spec = SimpleNamespace(**st.summary["spec"])
+    sub, k = out / "transfer" / st.path.name, 1
+    while sub.exists():  # two studies in folders of the same name
+        k += 1
+        sub = out / "transfer" / f"{st.path.name}-{k}"
+    sub.mkdir(parents=True)
+    transfer_plots.plot_all(sub, st.result, spec)
+    lines = ["", f"## Transfer study `{st.path}`: {spec.method} on {spec.benchmark}, "
+             f"T = {spec.steps:,}, seeds {list(spec.seeds)}", "",
+             f"Heatmaps, curves and crossover in `transfer/{sub.name}/`.", ""]
+    for regime in transfer.REGIMES:
+        lines += ["```", transfer.format_matrix(st.result, spec, regime), "```"]
+    return lines

@@ -1,0 +1,106 @@
+"""`catchjax report`: comparison tables and plots from saved runs, never recomputed; and
+the Parquet copy of a large results table."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from catchjax import cli, reporting, runs_report, sweep
+from catchjax.benchmarks import tasks
+from catchjax.errors import CatchjaxError
+
+
+@pytest.fixture(scope="session")
+def saved_runs(tmp_path_factory):
+    """Three saved sweeps: rea and random on cifar10 (rea also as Parquet), rea on cifar100."""
+    root = tmp_path_factory.mktemp("runs")
+    c10 = tasks.make_task("synthetic-nb201", "cifar10")
+    c100 = tasks.make_task("synthetic-nb201", "cifar100")
+    runs = {}
+    for name, method, task, parquet in (("rea", "rea", c10, True), ("rs", "random", c10, False),
+                                        ("rea100", "rea", c100, False)):
+        res = sweep(method, task, trials=12, budget=10, seed=3)
+        runs[name] = reporting.write_results(res, root / name, parquet=parquet)
+    return runs
+
+
+def _csv_rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_parquet_holds_the_same_table_as_the_csv(saved_runs):
+    rows = _csv_rows(saved_runs["rea"] / "results.csv")
+    table = pq.read_table(saved_runs["rea"] / "results.parquet").to_pylist()
+    assert len(table) == len(rows) == 12 * 10
+    for a, b in zip(rows, table):
+        assert list(a) == list(b)
+        for k in a:
+            assert (float(a[k]) == b[k]) if isinstance(b[k], float) else (a[k] == str(b[k]))
+    assert not (saved_runs["rs"] / "results.parquet").exists()  # small: CSV only
+
+
+def test_report_rows_are_the_summaries_it_read(saved_runs, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert cli.main(["report", str(saved_runs["rea"]), str(saved_runs["rs"]),
+                     "--out", str(out)]) == 0
+    table = {r["method"]: r for r in _csv_rows(out / "comparison.csv")}
+    assert set(table) == {"rea", "random"}
+    for name in ("rea", "rs"):
+        s = json.loads((saved_runs[name] / "summary.json").read_text())
+        row = table[s["method"]]
+        assert row["run"] == str(saved_runs[name])
+        for k in ("mean", "std", "table_best", "compile_seconds", "wall_seconds"):
+            assert float(row[k]) == s[k]
+        assert [float(row["ci_low"]), float(row["ci_high"])] == s["ci95"]
+        for k in ("trials", "budget", "seed", "best_hits"):
+            assert int(row[k]) == s[k]
+    text = (out / "report.md").read_text()
+    assert str(saved_runs["rea"]) in text and str(saved_runs["rs"]) in text
+    assert (out / "fig3_sorted.png").stat().st_size > 0
+    assert (out / "best_so_far.png").stat().st_size > 0
+    assert str(saved_runs["rs"]) in capsys.readouterr().out  # says which runs it used
+
+
+def test_report_reads_the_per_trial_curves(saved_runs):
+    run = runs_report.load_run(saved_runs["rs"])
+    rows = _csv_rows(saved_runs["rs"] / "results.csv")
+    col = f"best_{run.summary['report_metric']}"
+    assert run.curves[4, 6] == float(next(r[col] for r in rows
+                                          if r["trial"] == "4" and r["step"] == "7"))
+    assert np.isclose(run.finals.mean(), run.summary["mean"])
+
+
+def test_runs_of_different_tasks_are_not_mixed_unless_asked(saved_runs, tmp_path, capsys):
+    argv = ["report", str(saved_runs["rea"]), str(saved_runs["rea100"]), "--out"]
+    assert cli.main(argv + [str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "different benchmarks, tasks" in err and "--mix" in err
+    assert not (tmp_path / "r").exists()
+    assert cli.main(argv + [str(tmp_path / "m"), "--mix"]) == 0
+    text = (tmp_path / "m" / "report.md").read_text()
+    assert "synthetic-nb201 / cifar10 " in text and "synthetic-nb201 / cifar100 " in text
+
+
+def test_incomplete_or_mismatched_runs_are_named(saved_runs, tmp_path):
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(saved_runs["rs"], cut)
+    lines = (cut / "results.csv").read_text().splitlines()
+    (cut / "results.csv").write_text("\n".join(lines[:-5]) + "\n")
+    with pytest.raises(CatchjaxError, match="incomplete"):
+        runs_report.build([cut], tmp_path / "out")
+    mixed = tmp_path / "mixed"
+    shutil.copytree(saved_runs["rs"], mixed)
+    shutil.copy(saved_runs["rea"] / "results.csv", mixed / "results.csv")
+    with pytest.raises(CatchjaxError, match="disagree"):
+        runs_report.build([mixed], tmp_path / "out")
+    with pytest.raises(CatchjaxError, match="neither a sweep"):
+        runs_report.build([tmp_path], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
