@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-progress", action="store_true")
     sw.add_argument("--parquet", action="store_true",
                     help="also write results.parquet (automatic from 100,000 rows)")
+    hosts = sw.add_argument_group(
+        "several processes or hosts (jax.distributed; each process runs the same command "
+        "with its own --process-id, process 0 writes the results)")
+    hosts.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="address of process 0, which hosts the coordinator")
+    hosts.add_argument("--num-processes", type=_positive_int)
+    hosts.add_argument("--process-id", type=int)
+    hosts.add_argument("--distributed", action="store_true",
+                       help="let JAX detect the processes (SLURM, Open MPI, TPU pod, or "
+                       "JAX_COORDINATOR_ADDRESS) instead of the three flags above")
+    hosts.add_argument("--init-timeout", type=float, default=300,
+                       help="seconds to wait for the other processes (default 300)")
 
     for command, text in (("train", "train the agent of a method (CATCH: on the leave-target-"
                                     "out pool; the DQN: on the task)"),
@@ -195,12 +207,23 @@ def _add_debug(parser):
 
 def cmd_sweep(args) -> int:
     from catchjax import agent as agents
-    from catchjax import methods, reporting, sweeps
+    from catchjax import distributed, methods, reporting, sweeps
     from catchjax.benchmarks import tasks
 
     # Everything the user typed is checked before anything trains or compiles.
     sweeps.check_run(args.trials, args.budget, args.seed)
-    reporting.check_out_dir(Path(args.out), args.overwrite)
+    distributed.check(args.coordinator, args.num_processes, args.process_id)
+    if args.init_timeout <= 0:
+        raise CatchjaxError(f"--init-timeout must be positive, got {args.init_timeout}")
+    worker = args.process_id not in (None, 0)  # process 0 alone writes files
+    if not worker:
+        reporting.check_out_dir(Path(args.out), args.overwrite)
+    multi = distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                                   args.init_timeout, auto=args.distributed)
+    if multi:
+        import jax
+
+        worker = jax.process_index() != 0
     cost = None
     if args.cost_metric is not None or args.cost_target is not None:
         if args.cost_metric is None or args.cost_target is None:
@@ -233,8 +256,9 @@ def cmd_sweep(args) -> int:
             print(f"training {method.name} {where}: "
                   f"{', '.join(agents.training_columns(method.name, task, args.pool))}")
             trained = agents.train(method.name, task, config, seed=args.seed, pool=args.pool)
-            new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
-                                          overwrite=True)
+            if not worker:
+                new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
+                                              overwrite=True)
             info["meta_train_seconds"] = trained.seconds
         config, agent = trained.config, trained.agent
         info.update(meta_pool=trained.pool, meta_seed=trained.seed)
@@ -247,8 +271,14 @@ def cmd_sweep(args) -> int:
     result = sweeps.sweep(
         config, task, trials=args.trials, budget=args.budget, seed=args.seed,
         chunk_size=args.chunk_size, progress=not args.no_progress, agent=agent,
-        progress_dir=partial,
+        progress_dir=None if worker else partial,
     )
+    if worker:
+        import jax
+
+        print(f"process {jax.process_index()} of {jax.process_count()}: its trials are done; "
+              f"process 0 writes the results")
+        return 0
     result.info.update(info)
     out = reporting.write_results(result, out, overwrite=args.overwrite,
                                   parquet=True if args.parquet else None)

@@ -3,7 +3,9 @@
 Trial ``i`` of seed ``s`` uses the key ``fold_in(key(s), i)``, which does not depend on
 how many trials run or how they are chunked, so trial ``i`` of a sweep equals
 :func:`run_trial` ``(…, trial=i)`` run alone. Trials are vmapped, cut into chunks of equal
-size (one compilation), and sharded over the local devices along a ``trials`` mesh axis.
+size (one compilation), and sharded over the devices along a ``trials`` mesh axis — the
+local ones, or after :func:`catchjax.distributed.initialize` those of every process (each
+computes its share; the results are gathered to all, and only process 0 keeps progress).
 The driver knows methods only through the protocol of :mod:`catchjax.core`.
 """
 
@@ -17,6 +19,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from catchjax import methods
@@ -123,24 +126,32 @@ def sweep(
     config = resolve_config(method, budget, settings)
     methods.validate(config, task, agent)
     name = methods.method_name(config)
-    devices = list(devices) if devices is not None else jax.local_devices()
+    # after jax.distributed.initialize (catchjax.distributed), jax.devices() spans processes
+    devices = list(devices) if devices is not None else jax.devices()
     n_dev = len(devices)
+    me = jax.process_index()
+    multi = any(d.process_index != me for d in devices)
+    arrays = task.arrays
+    if multi:  # inputs every process holds whole: host arrays, replicated by jit
+        arrays, agent = jax.tree.map(np.asarray, (arrays, agent))
     chunk = min(trials, chunk_size or DEFAULT_MAX_CHUNK)
     if chunk <= 0:
         raise CatchjaxError(f"chunk_size must be positive, got {chunk_size}")
     chunk = math.ceil(chunk / n_dev) * n_dev
-    compiled, compile_seconds = _compiled(config, chunk, task.arrays, agent, devices)
+    compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices)
 
     n_chunks = math.ceil(trials / chunk)
     chunks: list[SearchTrace] = []
     store = None
-    if progress_dir is not None:
+    if progress_dir is not None and me == 0:  # only process 0 keeps progress
         store = SweepProgress(progress_dir,
                               fingerprint(name, config, task, seed, trials, chunk, agent))
         chunks = store.restore()
+    if multi:
+        chunks = _share_restored(chunks, config, chunk, trials, arrays, agent)
     done = len(chunks)
     bar = None
-    if progress:
+    if progress and me == 0:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=trials, unit="trial", desc=f"{name} sweep",
@@ -149,7 +160,13 @@ def sweep(
     for c in range(done, n_chunks):
         ids = np.arange(c * chunk, (c + 1) * chunk, dtype=np.int32)
         ids = np.minimum(ids, trials - 1)  # pad the last chunk; padded trials are dropped
-        out = compiled(jnp.asarray(seed, jnp.int32), jnp.asarray(ids), task.arrays, agent)
+        if multi:
+            split = compiled.input_shardings[0][1]
+            out = compiled(np.int32(seed), jax.make_array_from_callback(
+                ids.shape, split, lambda index, ids=ids: ids[index]), arrays, agent)
+            out = multihost_utils.process_allgather(out, tiled=True)
+        else:
+            out = compiled(jnp.asarray(seed, jnp.int32), jnp.asarray(ids), arrays, agent)
         n_real = min(chunk, trials - c * chunk)
         chunks.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], out))
         if store is not None:
@@ -171,10 +188,28 @@ def sweep(
         rewards=trace.rewards,
         compile_seconds=compile_seconds,
         wall_seconds=wall,
-        device=", ".join(sorted({d.device_kind for d in devices})) + f" x{n_dev}",
+        device=", ".join(sorted({d.device_kind for d in devices})) + f" x{n_dev}"
+        + (f" ({jax.process_count()} processes)" if multi else ""),
         metrics=dict(trace.metrics),
         trials_run=trials - min(done * chunk, trials),
     )
+
+
+def _share_restored(chunks, config, chunk, trials, arrays, agent):
+    """Process 0 restored ``chunks`` from its progress folder; every process gets them
+    (and their count), so all run the same remaining chunks."""
+    count = int(multihost_utils.broadcast_one_to_all(np.int32(len(chunks))))
+    if count == 0:
+        return []
+    shapes = jax.eval_shape(_trials_fn(config), jnp.int32(0), jnp.zeros((chunk,), jnp.int32),
+                            arrays, agent)
+    shared = []
+    for c in range(count):
+        n_real = min(chunk, trials - c * chunk)
+        mine = chunks[c] if jax.process_index() == 0 else jax.tree.map(
+            lambda s, n=n_real: np.zeros((n, *s.shape[1:]), s.dtype), shapes)
+        shared.append(jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(mine)))
+    return shared
 
 
 @functools.lru_cache(maxsize=64)

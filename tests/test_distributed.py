@@ -1,0 +1,137 @@
+"""Sweeps across processes (jax.distributed on the CPU, two local processes) and over many
+devices of one process: the same trials as one process on one device, bit for bit."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from catchjax import cli
+
+SWEEP = ["sweep", "--method", "rea", "--benchmark", "synthetic-nb201", "--task", "cifar10",
+         "--trials", "10", "--budget", "15", "--seed", "2", "--no-progress"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _cli(*args):
+    env = dict(os.environ, CATCHJAX_COMPILE_CACHE="off")
+    return subprocess.Popen([sys.executable, "-m", "catchjax.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_two_process_sweep_equals_one_process(tmp_path):
+    port = _free_port()
+    hosts = ["--coordinator", f"127.0.0.1:{port}", "--num-processes", "2"]
+    procs = [_cli(*SWEEP, "--out", str(tmp_path / "two"), *hosts, "--process-id", str(i),
+                  "--init-timeout", "60") for i in (0, 1)]
+    one = _cli(*SWEEP, "--out", str(tmp_path / "one"))
+    outs = [p.communicate(timeout=300) for p in (*procs, one)]
+    for p, (_, err) in zip((*procs, one), outs):
+        assert p.returncode == 0, err[-2000:]
+    assert "cpu x2 (2 processes)" in outs[0][0]
+    assert "process 0 writes the results" in outs[1][0]
+    assert (tmp_path / "two" / "results.csv").read_bytes() == \
+        (tmp_path / "one" / "results.csv").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]  # nothing else written
+
+
+def test_a_coordinator_that_never_answers_is_a_clear_error(tmp_path):
+    p = _cli(*SWEEP, "--out", str(tmp_path / "x"), "--coordinator",
+             f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id", "1",
+             "--init-timeout", "1")
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 2
+    assert "did not answer within 1 s" in err and "start process 0" in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("flags, match", [
+    (["--coordinator", "127.0.0.1:1234"], "go together"),
+    (["--coordinator", "nohost", "--num-processes", "2", "--process-id", "0"], "HOST:PORT"),
+    (["--coordinator", "127.0.0.1:1234", "--num-processes", "2", "--process-id", "2"],
+     r"in 0\.\.1"),
+])
+def test_bad_process_flags_fail_before_anything_runs(tmp_path, capsys, flags, match):
+    import re
+
+    assert cli.main([*SWEEP, "--out", str(tmp_path / "x"), *flags]) == 2
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "x").exists()
+
+
+def test_two_processes_resume_the_progress_of_process_0(tmp_path):
+    """Process 0 restores the finished chunks of a killed sweep and shares them: the
+    two-process result equals the uninterrupted one-process sweep."""
+    port = _free_port()
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        from catchjax import distributed
+        pid = int(sys.argv[1])
+        distributed.initialize("127.0.0.1:{port}", 2, pid, timeout=60)
+        from catchjax import make_task, sweep
+        task = make_task("synthetic-transnas-micro", "jigsaw")
+        res = sweep("random", task, trials=12, budget=8, seed=5, chunk_size=4,
+                    progress_dir=r"{tmp_path / 'progress'}")
+        np.save(r"{tmp_path}/rows%d.npy" % pid, res.rows)
+        print("run", res.trials_run)
+    """)
+    prep = textwrap.dedent(f"""
+        import numpy as np
+        from catchjax import make_task, sweep
+        task = make_task("synthetic-transnas-micro", "jigsaw")
+        res = sweep("random", task, trials=12, budget=8, seed=5, chunk_size=4,
+                    progress_dir=r"{tmp_path / 'progress'}")
+        np.save(r"{tmp_path}/full.npy", res.rows)
+    """)
+    env = dict(os.environ, CATCHJAX_COMPILE_CACHE="off")
+    done = subprocess.run([sys.executable, "-c", prep], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (tmp_path / "progress" / "chunks" / "000002.npz").unlink()  # as if killed in chunk 2
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in (0, 1)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-2000:]
+    assert all("run 4" in out for out, _ in outs)  # only the missing chunk ran
+    import numpy as np
+
+    full = np.load(tmp_path / "full.npy")
+    for i in (0, 1):
+        np.testing.assert_array_equal(np.load(tmp_path / f"rows{i}.npy"), full)
+
+
+def test_sweep_over_eight_forced_devices_equals_one_device():
+    """10 trials over 8 devices: padded to 16, the copies dropped, never mixed in."""
+    script = textwrap.dedent("""
+        import os
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+        import jax, numpy as np
+        from catchjax import make_task, sweep
+        assert jax.local_device_count() == 8
+        task = make_task("synthetic-transnas-macro", "class_scene")
+        eight = sweep("reinforce", task, trials=10, budget=12, seed=4)
+        one = sweep("reinforce", task, trials=10, budget=12, seed=4,
+                    devices=jax.local_devices()[:1])
+        assert np.array_equal(eight.rows, one.rows) and eight.rows.shape == (10, 12)
+        assert np.array_equal(eight.rewards, one.rewards)
+        assert eight.device.endswith("x8")
+        few = sweep("reinforce", task, trials=3, budget=12, seed=4)  # fewer trials than devices
+        assert np.array_equal(few.rows, one.rows[:3])
+        print("ok")
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "ok" in out.stdout
