@@ -74,6 +74,25 @@ def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
     return compiled, seconds
 
 
+def compiled_memory(method, task: Task, trials: int, budget: int = 50, agent=None,
+                    devices=None, **settings) -> dict:
+    """What XLA allocates for one chunk of this sweep (bytes, per device): arguments,
+    outputs, temporaries and generated code, from the compiled executable's memory
+    analysis (the same compiled function the sweep uses, cached)."""
+    config = resolve_config(method, budget, settings)
+    devices = list(devices) if devices is not None else jax.devices()
+    chunk = min(trials, DEFAULT_MAX_CHUNK)
+    chunk = math.ceil(chunk / len(devices)) * len(devices)
+    compiled, _ = _compiled(config, chunk, task.arrays, agent, devices)
+    m = compiled.memory_analysis()
+    if m is None:
+        return {}
+    out = {k: int(getattr(m, f"{k}_size_in_bytes", 0)) for k in
+           ("argument", "output", "temp", "generated_code")}
+    out["total"] = sum(out.values())
+    return out
+
+
 INT32_MAX = 2**31 - 1  # seeds and trial indices are int32 on the device
 
 

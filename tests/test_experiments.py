@@ -45,3 +45,26 @@ def test_transnas_transfer_script_writes_the_study_and_baselines(tmp_path):
     assert (out / "study_micro" / "cells.csv").stat().st_size > 0
     assert "**CATCH study** (`catch_study_micro/`)" in text and "### CATCH retrain" in text
     assert (out / "catch_study_micro" / "cells.csv").stat().st_size > 0
+
+
+def test_performance_suite_writes_its_figures(tmp_path):
+    """benchmarks/run_all.py (tiny): one row per method and trial count, with the ratio to
+    the sequential reference and XLA's memory figure; the scaling plot."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "run_all.py"
+    spec = importlib.util.spec_from_file_location("run_all", path)
+    run_all = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run_all)
+    assert run_all.main(["--methods", "random,rea", "--trials", "1,7", "--budget", "6",
+                         "--repeats", "1", "--ref-trials", "3", "--out", str(tmp_path)]) == 0
+    record = json.loads((tmp_path / "run_all.json").read_text())
+    assert [(r["method"], r["trials"]) for r in record["rows"]] == [
+        ("random", 1), ("random", 7), ("rea", 1), ("rea", 7)]
+    for r in record["rows"]:
+        assert r["run_seconds"] > 0 and r["xla_bytes"]["total"] > 0
+        seq = record["sequential"][r["method"]]["seconds_per_trial"]
+        assert r["speedup_vs_sequential"] == seq * r["trials"] / r["run_seconds"]
+    assert (tmp_path / "scaling.png").stat().st_size > 0
