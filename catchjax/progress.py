@@ -33,7 +33,16 @@ def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent) -> 
         "trials": int(trials),
         "chunk": int(chunk),
         "agent_sha256": digest.hexdigest() if agent is not None else None,
+        # another catchjax or JAX may draw other random numbers: never mix their chunks
+        "code": code_versions(),
     }
+
+
+def code_versions() -> dict:
+    from catchjax.results import versions
+
+    v = versions()
+    return {k: v[k] for k in ("catchjax", "jax", "jaxlib")}
 
 
 class SweepProgress:

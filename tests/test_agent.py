@@ -123,6 +123,13 @@ def test_killed_sweep_resumes_to_the_same_result(syn_nb201, tmp_path, monkeypatc
     with pytest.raises(CatchjaxError, match="different sweep.*seed"):
         sweeps.sweep("reinforce", syn_nb201, trials=10, budget=15, seed=5, chunk_size=3,
                      progress_dir=progress)
+    from catchjax import progress as progress_mod
+
+    monkeypatch.setattr(progress_mod, "code_versions",
+                        lambda: {"catchjax": "9.9", "jax": "0.0", "jaxlib": "0.0"})
+    with pytest.raises(CatchjaxError, match="different sweep.*code"):  # another catchjax/JAX
+        sweeps.sweep("reinforce", syn_nb201, trials=10, budget=15, seed=4, chunk_size=3,
+                     progress_dir=progress)
 
 
 def test_cli_meta_train_then_adapt(tmp_path, capsys):
