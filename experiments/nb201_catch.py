@@ -13,6 +13,9 @@ Writes into --out:
   summary.json       the same plus timings, config and versions
   fig3_sorted.png    per-trial final accuracy, trials sorted (the paper's Fig. 3)
   fig5_ablation.png  CATCH-meta vs -sfs, -zero, -random (the paper's Fig. 5)
+  runs/DATASET/METHOD  each sweep as `catchjax sweep` saves it
+  report/, report_ablation/  `catchjax report` over those runs (the figures above come
+                     from it; also best-so-far curves with 95% bands)
 
     CATCHJAX_DATA=../shared/data python experiments/nb201_catch.py --out runs/nb201_catch
 Use --trials 20 --budget 20 --benchmark synthetic-nb201 for a quick check.
@@ -190,32 +193,26 @@ def write_tables(results, out: Path, args):
 
 
 def plot(results, out: Path, args):
-    import matplotlib
+    """The figures come from `catchjax report` over the saved runs (runs/DATASET/METHOD):
+    Fig. 3 (all methods) and Fig. 5 (the CATCH context ablation), one panel per dataset,
+    plus best-so-far curves; the reports are kept under report/ and report_ablation/."""
+    import shutil
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from catchjax import reporting, runs_report
 
-    def sorted_panel(methods_, name, title):
-        fig, axes = plt.subplots(1, len(args.datasets), figsize=(5 * len(args.datasets), 4))
-        for ax, d in zip(np.atleast_1d(axes), args.datasets):
-            for m in methods_:
-                if (m, d) in results:
-                    ax.plot(np.sort(results[(m, d)].final_report), label=m, lw=1.5)
-            ax.set_title(d)
-            ax.set_xlabel("trial (sorted)")
-            ax.set_ylabel("report metric of the chosen network")
-        np.atleast_1d(axes)[0].legend(fontsize=8)
-        fig.suptitle(title)
-        fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
-        plt.close(fig)
-
-    sorted_panel(args.methods, "fig3_sorted.png",
-                 f"{args.trials} trials x {args.budget} networks, sorted (cf. CATCH Fig. 3)")
-    sorted_panel([m for m in args.methods if methods.get(m).family == "catch"
-                  and m in ("catch-meta", "catch-sfs", "catch-zero", "catch-random")],
-                 "fig5_ablation.png",
-                 "CATCH context ablation (cf. CATCH Fig. 5)")
+    folders = {}
+    for (method, dataset), res in results.items():
+        folders[(method, dataset)] = reporting.write_results(
+            res, out / "runs" / dataset / method, overwrite=True)
+    ablation = ("catch-meta", "catch-sfs", "catch-zero", "catch-random")
+    for name, chosen, fig in (("report", args.methods, "fig3_sorted.png"),
+                              ("report_ablation", [m for m in args.methods if m in ablation],
+                               "fig5_ablation.png")):
+        runs = [folders[(m, d)] for d in args.datasets for m in chosen if (m, d) in folders]
+        if not runs:
+            continue
+        built = runs_report.build(runs, out / name, mix=True, overwrite=True)
+        shutil.copyfile(Path(built["out"]) / "fig3_sorted.png", out / fig)
 
 
 def main(argv=None):
