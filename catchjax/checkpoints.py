@@ -55,15 +55,25 @@ def manifest_digest(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
+def _local_checkpointer():
+    """An Orbax checkpointer that reads and writes from this process alone. Agents are
+    small host pytrees that one process saves (process 0 of a multi-process run, see
+    :mod:`catchjax.distributed`); Orbax's default would wait for every process."""
+    import orbax.checkpoint as ocp
+
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}))
+
+
 def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
     """Write a checkpoint folder (see module docstring); never half-replaces an old one,
     and replaces only a checkpoint folder catchjax wrote."""
-    import orbax.checkpoint as ocp
 
     path = check_agent_dir(path, overwrite).absolute()
 
     def fill(tmp: Path):
-        checkpointer = ocp.StandardCheckpointer()
+        checkpointer = _local_checkpointer()
         checkpointer.save(tmp / "state", trained.agent)
         checkpointer.wait_until_finished()
         space = trained.space or tables.benchmark_info(trained.benchmark).space.name
@@ -187,7 +197,7 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     target_state = m.learner.init(saved, jax.random.key(0), L, K)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
     try:
-        agent = ocp.StandardCheckpointer().restore(path / "state", abstract)
+        agent = _local_checkpointer().restore(path / "state", abstract)
     except Exception as exc:  # orbax raises many types for damaged files
         raise CatchjaxError(
             f"cannot restore {path / 'state'} ({type(exc).__name__}: {str(exc)[:200]}); the "

@@ -50,6 +50,43 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+def _add_process_flags(parser) -> None:
+    hosts = parser.add_argument_group(
+        "several processes or hosts (jax.distributed; each process runs the same command "
+        "with its own --process-id, process 0 writes the results)")
+    hosts.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="address of process 0, which hosts the coordinator")
+    hosts.add_argument("--num-processes", type=_positive_int)
+    hosts.add_argument("--process-id", type=int)
+    hosts.add_argument("--distributed", action="store_true",
+                       help="let JAX detect the processes (SLURM, Open MPI, TPU pod, or "
+                       "JAX_COORDINATOR_ADDRESS) instead of the three flags above")
+    hosts.add_argument("--init-timeout", type=float, default=300,
+                       help="seconds to wait for the other processes (default 300)")
+
+
+def _check_process_flags(args) -> bool:
+    """Check the process flags (before anything runs); True on a process that is not 0."""
+    from catchjax import distributed
+
+    distributed.check(args.coordinator, args.num_processes, args.process_id)
+    if args.init_timeout <= 0:
+        raise CatchjaxError(f"--init-timeout must be positive, got {args.init_timeout}")
+    return args.process_id not in (None, 0)
+
+
+def _start_processes(args) -> bool:
+    """Join the other processes, if any; True on a process that is not 0."""
+    from catchjax import distributed
+
+    if distributed.initialize(args.coordinator, args.num_processes, args.process_id,
+                              args.init_timeout, auto=args.distributed):
+        import jax
+
+        return jax.process_index() != 0
+    return False
+
+
 def build_parser() -> argparse.ArgumentParser:
     # Only light modules here: `catchjax --help` must not wait for jax to import.
     from catchjax.benchmarks import catalog as tables
@@ -96,18 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--no-progress", action="store_true")
     sw.add_argument("--parquet", action="store_true",
                     help="also write results.parquet (automatic from 100,000 rows)")
-    hosts = sw.add_argument_group(
-        "several processes or hosts (jax.distributed; each process runs the same command "
-        "with its own --process-id, process 0 writes the results)")
-    hosts.add_argument("--coordinator", metavar="HOST:PORT",
-                       help="address of process 0, which hosts the coordinator")
-    hosts.add_argument("--num-processes", type=_positive_int)
-    hosts.add_argument("--process-id", type=int)
-    hosts.add_argument("--distributed", action="store_true",
-                       help="let JAX detect the processes (SLURM, Open MPI, TPU pod, or "
-                       "JAX_COORDINATOR_ADDRESS) instead of the three flags above")
-    hosts.add_argument("--init-timeout", type=float, default=300,
-                       help="seconds to wait for the other processes (default 300)")
+    _add_process_flags(sw)
 
     for command, text in (("train", "train the agent of a method (CATCH: on the leave-target-"
                                     "out pool; the DQN: on the task)"),
@@ -158,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(default: segmentsemantic=0.478, as the paper; TASK=none turns it off)")
     tr.add_argument("--set", type=parse_setting, action="append", default=[], metavar="NAME=VALUE",
                     help="agent setting, e.g. --set width=64 --set n_envs=64")
+    _add_process_flags(tr)
     tr.add_argument("--out", required=True, help="study folder (rerun to resume it)")
     tr.add_argument("--overwrite", action="store_true",
                     help="replace a finished or different study in --out")
@@ -207,23 +234,15 @@ def _add_debug(parser):
 
 def cmd_sweep(args) -> int:
     from catchjax import agent as agents
-    from catchjax import distributed, methods, reporting, sweeps
+    from catchjax import methods, reporting, sweeps
     from catchjax.benchmarks import tasks
 
     # Everything the user typed is checked before anything trains or compiles.
     sweeps.check_run(args.trials, args.budget, args.seed)
-    distributed.check(args.coordinator, args.num_processes, args.process_id)
-    if args.init_timeout <= 0:
-        raise CatchjaxError(f"--init-timeout must be positive, got {args.init_timeout}")
-    worker = args.process_id not in (None, 0)  # process 0 alone writes files
+    worker = _check_process_flags(args)  # process 0 alone writes files
     if not worker:
         reporting.check_out_dir(Path(args.out), args.overwrite)
-    multi = distributed.initialize(args.coordinator, args.num_processes, args.process_id,
-                                   args.init_timeout, auto=args.distributed)
-    if multi:
-        import jax
-
-        worker = jax.process_index() != 0
+    worker = _start_processes(args)
     cost = None
     if args.cost_metric is not None or args.cost_target is not None:
         if args.cost_metric is None or args.cost_target is None:
@@ -333,7 +352,16 @@ def cmd_transfer(args) -> int:
                               tuple(sorted((t, g) for t, g in gammas.items() if t in names)),
                               eval_points=args.eval_points, eval_episodes=args.eval_episodes)
     config = methods.make_config(agent, **dict(args.set))
-    result = transfer.run_study(spec, config, args.out, overwrite=args.overwrite)
+    _check_process_flags(args)
+    worker = _start_processes(args)
+    result = transfer.run_study(spec, config, args.out, overwrite=args.overwrite,
+                                log=(lambda *_: None) if worker else print)
+    if worker:
+        import jax
+
+        print(f"process {jax.process_index()} of {jax.process_count()}: its seeds are "
+              f"done; process 0 wrote the study")
+        return 0
     for regime in transfer.REGIMES:
         print(transfer.format_matrix(result, spec, regime))
     print(f"wrote {args.out}/cells.csv, curves.csv, crossover.csv and plots")

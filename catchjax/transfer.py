@@ -39,6 +39,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
 from catchjax import methods, safe_io
 from catchjax.benchmarks import tables, tasks
@@ -222,7 +223,7 @@ def _train_batch(m, config, spec: StudySpec, task: tasks.Task, seeds, stage: str
     (:mod:`catchjax.seed_batch`). The task's arrays are arguments, not constants, so every
     stage of a study reuses one compiled function (one for scratch runs, one for
     transfers)."""
-    devices = list(devices) if devices is not None else jax.local_devices()
+    devices = list(devices) if devices is not None else jax.devices()
     keys = jnp.stack([_key_for(s, stage) for s in seeds])
     shared = (task.arrays, task.arrays.reward[None])
     batched = (keys,) if agents is None else (keys, agents)
@@ -254,8 +255,10 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
               devices=None) -> dict:
     """Run (or resume) the study; writes the results into ``out`` and returns the
     analysis (see :func:`analyze`). Each stage's seeds run as one call sharded over
-    ``devices`` (default: all local devices). ``stop_after``: run at most this many new
-    stages (tests use it to simulate an interruption)."""
+    ``devices`` (default: all devices; after :func:`catchjax.distributed.initialize`
+    those of every process — process 0 then writes the folder, which must be on a file
+    system every process sees). ``stop_after``: run at most this many new stages (tests
+    use it to simulate an interruption)."""
     from catchjax import checkpoints
     from catchjax.core import TrainedAgent
 
@@ -265,17 +268,28 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
     task_objs = make_tasks(spec, table)
     for t in task_objs.values():
         config.validate(t)
-    out = open_study(out, spec, config, overwrite)
+    multi = jax.process_count() > 1 and devices is None
+    writer = jax.process_index() == 0  # several processes: process 0 writes, all read
+    out = open_study(out, spec, config, overwrite) if writer else Path(out)
+    if multi:
+        _check_shared_folder(out)
     seeds = [int(s) for s in spec.seeds]
     done_now = 0
 
     def budget_left():
         return stop_after is None or done_now < stop_after
 
+    def finished(done: bool) -> bool:  # process 0 decides, so all run the same stages
+        return bool(_broadcast(done)) if multi else done
+
+    def written(stage: str) -> None:  # the others read what process 0 wrote only after
+        if multi:
+            multihost_utils.sync_global_devices(f"catchjax transfer {stage}")
+
     for s in spec.tasks:  # sources: scratch runs (also the diagonal)
         stage = f"scratch__{s}"
-        if load_stage(out, stage) is not None and all(
-                (_agent_dir(out, s, sd) / checkpoints.MANIFEST).exists() for sd in seeds):
+        if finished(load_stage(out, stage) is not None and all(
+                (_agent_dir(out, s, sd) / checkpoints.MANIFEST).exists() for sd in seeds)):
             continue
         if not budget_left():
             return {}
@@ -289,15 +303,18 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
                                    spec.benchmark, s, [task_objs[s].spec.reward_metric], sd,
                                    L, K, secs / len(seeds), comp, method=m.name,
                                    space=task_objs[s].space.name)
-            checkpoints.save_agent(_agent_dir(out, s, sd), trained, overwrite=True)
-        _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
+            if writer:
+                checkpoints.save_agent(_agent_dir(out, s, sd), trained, overwrite=True)
+        if writer:
+            _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
+        written(stage)
         done_now += 1
     for s in spec.tasks:
         for t in spec.tasks:
             if s == t:
                 continue
             stage = f"{s}__to__{t}"
-            if load_stage(out, stage) is not None:
+            if finished(load_stage(out, stage) is not None):
                 continue
             if not budget_left():
                 return {}
@@ -307,11 +324,41 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
             start = jax.tree.map(lambda *xs: jnp.stack(xs), *[x.agent for x in loaded])
             _, info, secs, comp = _train_batch(m, config, spec, task_objs[t], seeds, stage,
                                                start, devices)
-            _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
+            if writer:
+                _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
+            written(stage)
             done_now += 1
     result = analyze(out, spec, config, ft_point, task_objs)
-    write_results(out, result, spec, config)
+    if writer:
+        write_results(out, result, spec, config)
+    written("results")
     return result
+
+
+def _broadcast(value) -> int:
+    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+
+
+def _check_shared_folder(out: Path) -> None:
+    """Every process reads the source agents process 0 wrote: the study folder must be on
+    a file system they all see. Checked with a token before anything trains."""
+    nonce = int(np.random.default_rng().integers(1, 2**31 - 1))
+    nonce = _broadcast(nonce)
+    token = out / f".process-check-{nonce}"
+    if jax.process_index() == 0:
+        safe_io.atomic_write_bytes(token, str(nonce).encode())
+    multihost_utils.sync_global_devices("catchjax transfer folder check")
+    seen = token.exists() and token.read_text() == str(nonce)
+    everyone = multihost_utils.process_allgather(np.int32(seen))
+    multihost_utils.sync_global_devices("catchjax transfer folder checked")
+    if jax.process_index() == 0:
+        token.unlink()
+    if not np.all(everyone):
+        missing = [i for i, ok in enumerate(np.ravel(everyone)) if not ok]
+        raise CatchjaxError(
+            f"process(es) {missing} cannot see {out}: with several processes the study "
+            f"folder must be on a file system all of them share (they read the source "
+            f"agents process 0 writes)")
 
 
 def _curve_arrays(info, seconds, compile_seconds, seeds):

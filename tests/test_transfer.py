@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -183,6 +184,56 @@ def test_report_shows_the_study_matrices_from_its_files(finished_study, tmp_path
         assert transfer.format_matrix(saved, SPEC, regime) in text
     for f in ("matrix_zero-shot.png", "matrix_retrain.png", "curves.png", "crossover.png"):
         assert (tmp_path / "r" / "transfer" / "full" / f).stat().st_size > 0
+
+
+def test_two_processes_run_the_same_study(finished_study, tmp_path):
+    """jax.distributed with two local CPU processes, one seed each: process 0 writes the
+    same study folder as one process (the other writes nothing), and the agents are the
+    one-process agents up to the rounding of another per-device batch (see test_dqn)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import textwrap
+
+    from catchjax import checkpoints
+    from catchjax.benchmarks import tasks
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    out = tmp_path / "two"
+    script = textwrap.dedent(f"""
+        import sys
+        from catchjax import distributed
+        distributed.initialize("127.0.0.1:{port}", 2, int(sys.argv[1]), timeout=60)
+        from catchjax import transfer
+        from tests.test_transfer import SPEC, TINY
+        transfer.run_study(SPEC, TINY, r"{out}", log=lambda *_: None)
+        print("finished")
+    """)
+    env = dict(os.environ, CATCHJAX_COMPILE_CACHE="off")
+    root = str(transfer.__file__).rsplit("/catchjax/", 1)[0]
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], env=env, cwd=root,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in (0, 1)]
+    for p in procs:
+        stdout, err = p.communicate(timeout=600)
+        assert p.returncode == 0 and "finished" in stdout, err[-2000:]
+    one, _ = finished_study
+    assert sorted(f.name for f in out.iterdir()) == sorted(f.name for f in one.iterdir())
+    assert sorted(f.name for f in (out / "stages").iterdir()) == \
+        sorted(f.name for f in (one / "stages").iterdir())
+    task = tasks.make_task("synthetic-transnas-micro", "class_object")
+    for seed in SPEC.seeds:
+        a, b = (checkpoints.load_agent(d / "agents" / "class_object" / f"seed{seed}", task,
+                                       method="dqn").agent.params for d in (one, out))
+        diff = max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+                   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+        assert diff < 1e-3
+    st = transfer.load_stage(out, "class_object__to__room_layout")
+    assert st["test"].shape == transfer.load_stage(one, "class_object__to__room_layout")[
+        "test"].shape
 
 
 def test_transferred_agents_start_from_the_source_parameters(finished_study):
