@@ -174,11 +174,9 @@ def open_study(out, spec: StudySpec, config, overwrite: bool = False) -> Path:
     safe_io.check_output_dir(out, overwrite, owned=OWNED, marker=STUDY_FILE,
                              what="transfer study")
     if out.exists() and overwrite:
-        aside = out.parent / f".{out.name}.replaced-{int(time.time())}"
-        out.rename(aside)
-        import shutil
-
-        shutil.rmtree(aside)
+        # set aside, deleted only once the new study has finished (_drop_replaced): a
+        # new study that fails or is killed leaves the old one recoverable beside it
+        out.rename(out.parent / f".{out.name}.replaced-{int(time.time() * 1000)}")
     (out / "stages").mkdir(parents=True)
     (out / "agents").mkdir()
     safe_io.atomic_write_bytes(marker, json.dumps(want, indent=2).encode())
@@ -331,8 +329,18 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
     result = analyze(out, spec, config, ft_point, task_objs)
     if writer:
         write_results(out, result, spec, config)
+        _drop_replaced(out)
     written("results")
     return result
+
+
+def _drop_replaced(out: Path) -> None:
+    """Delete the studies this one replaced (--overwrite), now that it is complete."""
+    import shutil
+
+    for old in out.parent.glob(f".{out.name}.replaced-*"):
+        if (old / STUDY_FILE).exists():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _broadcast(value) -> int:

@@ -269,6 +269,23 @@ def test_a_different_study_in_the_same_folder_is_refused(finished_study):
         transfer.run_study(other, TINY, out)
 
 
+def test_overwrite_keeps_the_old_study_until_the_new_one_is_complete(finished_study,
+                                                                    tmp_path):
+    import shutil
+
+    one, _ = finished_study
+    out = tmp_path / "study"
+    shutil.copytree(one, out)
+    old_cells = (out / "cells.csv").read_bytes()
+    assert transfer.run_study(SPEC, TINY, out, overwrite=True, stop_after=1,
+                              log=lambda *_: None) == {}  # killed after one stage
+    aside = list(tmp_path.glob(".study.replaced-*"))
+    assert len(aside) == 1 and (aside[0] / "cells.csv").read_bytes() == old_cells
+    transfer.run_study(SPEC, TINY, out, log=lambda *_: None)  # the new study resumes
+    assert not list(tmp_path.glob(".study.replaced-*"))
+    assert (out / "cells.csv").read_bytes() == old_cells  # same study, same result
+
+
 def test_a_foreign_folder_is_refused(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(CatchjaxError, match="already holds"):
