@@ -20,6 +20,7 @@ import time
 import jax
 
 from catchjax import catch, make_task, methods, run_trial, sweep
+from catchjax.sweeps import compiled_cost
 
 
 def main(argv=None):
@@ -49,6 +50,17 @@ def main(argv=None):
     print(f"sweep: compile {runs[0].compile_seconds:.1f} s, run {res.wall_seconds:.3f} s "
           f"(best of {len(runs)}: {', '.join(f'{r.wall_seconds:.3f}' for r in runs)}), "
           f"{args.trials / res.wall_seconds:.1f} trials/s")
+    # where the time goes: XLA's count of one search epoch (a loop body), per trial
+    cost = compiled_cost(args.method, task, args.trials, args.budget, **settings)
+    one = compiled_cost(args.method, task, 1, args.budget, **settings)
+    epochs = args.budget - methods.make_config(args.method, **settings).n_initial
+    if cost:
+        flops = cost["flops"] * epochs / res.wall_seconds
+        moved = cost["bytes accessed"] * epochs / res.wall_seconds
+        print(f"XLA cost per search epoch: {one['flops'] / 1e6:.1f} MFLOP, "
+              f"{one['bytes accessed'] / 1e6:.1f} MB accessed for one trial; the "
+              f"{args.trials}-trial sweep runs {flops / 1e9:,.1f} GFLOP/s and touches "
+              f"{moved / 1e9:,.1f} GB/s (XLA's unfused byte count, an upper bound)")
     for n in [int(x) for x in args.scale.split(",") if x.strip()]:
         first = sweep(args.method, task, trials=n, budget=args.budget, seed=0, **settings)
         again = sweep(args.method, task, trials=n, budget=args.budget, seed=1, **settings)

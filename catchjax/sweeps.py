@@ -74,16 +74,31 @@ def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
     return compiled, seconds
 
 
+def _compiled_for(method, task, trials, budget, agent, devices, settings):
+    config = resolve_config(method, budget, settings)
+    devices = list(devices) if devices is not None else jax.devices()
+    chunk = min(trials, DEFAULT_MAX_CHUNK)
+    chunk = math.ceil(chunk / len(devices)) * len(devices)
+    return _compiled(config, chunk, task.arrays, agent, devices)[0]
+
+
+def compiled_cost(method, task: Task, trials: int, budget: int = 50, agent=None,
+                  devices=None, **settings) -> dict:
+    """XLA's cost analysis of one chunk of this sweep: ``flops``, ``bytes accessed``,
+    ``transcendentals``. XLA counts the body of a loop once, not once per iteration: for
+    the search methods that is one search step (epoch) of every trial in the chunk."""
+    cost = _compiled_for(method, task, trials, budget, agent, devices, settings).cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return {k: float(v) for k, v in (cost or {}).items()
+            if k in ("flops", "bytes accessed", "transcendentals")}
+
+
 def compiled_memory(method, task: Task, trials: int, budget: int = 50, agent=None,
                     devices=None, **settings) -> dict:
     """What XLA allocates for one chunk of this sweep (bytes, per device): arguments,
     outputs, temporaries and generated code, from the compiled executable's memory
     analysis (the same compiled function the sweep uses, cached)."""
-    config = resolve_config(method, budget, settings)
-    devices = list(devices) if devices is not None else jax.devices()
-    chunk = min(trials, DEFAULT_MAX_CHUNK)
-    chunk = math.ceil(chunk / len(devices)) * len(devices)
-    compiled, _ = _compiled(config, chunk, task.arrays, agent, devices)
+    compiled = _compiled_for(method, task, trials, budget, agent, devices, settings)
     m = compiled.memory_analysis()
     if m is None:
         return {}
