@@ -4,6 +4,7 @@ dueling heads, masking, replay, training as one compiled call, seeds, checkpoint
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -239,42 +240,45 @@ def test_seed_in_a_vmapped_batch_equals_seed_alone_and_seeds_differ(tiny_agents)
     assert int(alone.agent.env_steps) == TINY.trained_steps
 
 
-def test_seeds_shard_over_several_devices():
+def test_seeds_shard_over_several_devices(tiny_agents, tmp_path):
     """3 seeds on 2 (forced) CPU devices — padded to 4, the copy dropped — train the same
-    agents as on one device, up to the rounding of a different per-device batch (see
-    above), and keep their order."""
+    agents as one device (seeds 0 and 1 of ``tiny_agents``), up to the rounding of a
+    different per-device batch (see above), and keep their order."""
     import subprocess
     import sys
     import textwrap
 
-    script = textwrap.dedent("""
+    script = textwrap.dedent(f"""
         import os
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
         import jax, numpy as np
         from catchjax import agent as agents
         from catchjax.benchmarks import tasks
-        from catchjax.dqn.learner import DQNConfig
+        from tests.test_dqn import TINY
         assert jax.local_device_count() == 2
-        cfg = DQNConfig(total_steps=512, n_envs=16, batch_size=16, width=16, heads=2,
-                        layers=1, eval_points=2, eval_episodes=8, learning_starts=16,
-                        buffer_capacity=256, target_period=128, budget=6)
         task = tasks.make_task("synthetic-transnas-micro", "class_object")
-        two = agents.train_many("dqn", task, cfg, seeds=(0, 1, 2))
-        one = agents.train_many("dqn", task, cfg, seeds=(0, 1, 2),
-                                devices=jax.local_devices()[:1])
-        def diff(a, b):
-            return max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
-                       for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
-        for a, b in zip(two, one):
-            assert a.seed == b.seed and int(a.agent.env_steps) == cfg.trained_steps
-            assert diff(a.agent.params, b.agent.params) < 1e-3, diff(a.agent.params, b.agent.params)
-        assert diff(two[0].agent.params, two[2].agent.params) > 1e-1
+        trained = agents.train_many("dqn", task, TINY, seeds=(0, 1, 2))
+        assert [t.seed for t in trained] == [0, 1, 2]
+        for t in trained:
+            leaves = jax.tree.leaves(t.agent.params) + [t.agent.env_steps]
+            np.savez(r"{tmp_path}/seed%d.npz" % t.seed, *[np.asarray(x) for x in leaves])
         print("ok")
     """)
+    root = str(Path(agents.__file__).resolve().parent.parent)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         timeout=300)
+                         timeout=300, cwd=root)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert "ok" in out.stdout
+    both, _ = tiny_agents
+
+    def saved(seed):
+        with np.load(tmp_path / f"seed{seed}.npz") as z:
+            return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+    for seed in (0, 1):
+        leaves = saved(seed)
+        assert int(leaves[-1]) == TINY.trained_steps
+        assert _max_diff(leaves[:-1], jax.tree.leaves(both[seed].agent.params)) < 1e-3
+    assert _max_diff(saved(2)[:-1], saved(0)[:-1]) > 1e-1
 
 
 def test_acting_without_updates_is_bitwise_vmap_invariant(micro):
