@@ -28,6 +28,11 @@ def plot_all(out: Path, result: dict, spec) -> None:
 
     tasks = list(spec.tasks)
     n = len(tasks)
+    # the DQN trains in environment steps and is scored by greedy episodes; CATCH
+    # meta-trains in table queries and is scored by adaptation searches
+    dqn = getattr(spec, "method", "dqn") == "dqn"
+    unit = "training steps" if dqn else "meta-training queries"
+    metric = "greedy test metric" if dqn else "test metric after adaptation"
     for regime in ("zero-shot", "fine-tune", "retrain"):
         cells = {(c["source"], c["target"]): c for c in result["cells"]
                  if c["regime"] == regime}
@@ -74,9 +79,9 @@ def plot_all(out: Path, result: dict, spec) -> None:
             ax.plot(steps, mean, label=label, ls="--" if s == t else "-", color=c)
             ax.fill_between(steps, mean - half, mean + half, alpha=0.15, color=c)
         ax.set_title(f"target: {t}")
-        ax.set_xlabel("target training steps")
+        ax.set_xlabel(f"target {unit}")
         if j == 0:
-            ax.set_ylabel("greedy test metric")
+            ax.set_ylabel(metric)
         ax.legend(fontsize=7)
     _save(fig, out / "curves.png")
 
@@ -97,5 +102,5 @@ def plot_all(out: Path, result: dict, spec) -> None:
                       fontsize=7)
         ax.set_title(f"target: {t}", fontsize=9)
         if j == 0:
-            ax.set_ylabel("steps to reach scratch final")
+            ax.set_ylabel(f"{unit} to reach scratch final")
     _save(fig, out / "crossover.png")
