@@ -144,7 +144,8 @@ def train(method: str, task: Task, config=None, seed: int = 0,
 def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
                pool: list[str] | str | None = None, devices=None) -> list[TrainedAgent]:
     """Train one agent per seed in one compiled, vmapped call (agent ``a`` = seed
-    ``seeds[a]``), the seeds sharded over ``devices`` (default: all local devices; see
+    ``seeds[a]``), the seeds sharded over ``devices`` (default: all devices, of every
+    process after :func:`catchjax.distributed.initialize`; see
     :mod:`catchjax.seed_batch`): a result that rests on trained agents should show their
     spread."""
     from catchjax.seed_batch import SeedBatch

@@ -25,33 +25,18 @@ def check_out_dir(out: Path, overwrite: bool) -> Path:
 
 
 def results_rows(result):
-    """One dict per (trial, step): the query made and the best-by-reward so far."""
-    spec = result.task.spec
-    arch = result.task.table.arch_str
-    best_report = result.best_report
-    best_row, best_reward = result.best_row, result.best_reward
-    for i in range(result.trials):
-        for t in range(result.budget):
-            row = {
-                "method": result.method,
-                "benchmark": spec.benchmark,
-                "task": spec.task,
-                "trial": i,
-                "step": t + 1,
-                "row": int(result.rows[i, t]),
-                "arch": arch[result.rows[i, t]],
-                "reward": float(result.rewards[i, t]),
-                "best_reward": float(best_reward[i, t]),
-                "best_row": int(best_row[i, t]),
-                "best_arch": arch[best_row[i, t]],
-            }
-            for j, m in enumerate(spec.report_metrics):
-                row[f"best_{m}"] = float(best_report[i, t, j])
-            yield row
+    """One dict per (trial, step): the query made and the best-by-reward so far (the
+    rows of :func:`results_columns`, as Python values)."""
+    cols = results_columns(result)
+    names = list(cols)
+    for values in zip(*(cols[k].tolist() for k in names)):
+        yield dict(zip(names, values))
 
 
 def results_columns(result) -> dict:
-    """The rows of :func:`results_rows` as columns (numpy arrays, trial-major)."""
+    """The per-step results table as columns (numpy arrays, trial-major): for each
+    (trial, step) the query made (row, arch, reward) and the best-by-reward so far
+    (best_reward, best_row, best_arch, best_<report metric>…)."""
     spec = result.task.spec
     arch = np.asarray(result.task.table.arch_str, dtype=object)
     n, b = result.trials, result.budget

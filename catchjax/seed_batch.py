@@ -20,7 +20,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["SeedBatch", "describe"]
+__all__ = ["SeedBatch"]
 
 
 def _pad(tree, pad: int):
@@ -32,11 +32,6 @@ def _pad(tree, pad: int):
 
 def _is_key(x) -> bool:
     return jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
-
-
-def describe(devices) -> str:
-    """``"cpu x2"``: the device kinds and count, as sweeps report them."""
-    return ", ".join(sorted({d.device_kind for d in devices})) + f" x{len(devices)}"
 
 
 class SeedBatch:
