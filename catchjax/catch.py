@@ -1,9 +1,10 @@
 """The CATCH search loop on one task (paper Algorithm 1, lines 3-13), as one pure function.
 
-Each search epoch (:func:`search_epoch`): encode the whole search history into z (Eq. 1,
-reparameterized, :func:`encode_context`), sample M candidates from the controller, let
-the evaluator pick one (epsilon-greedy, :func:`select_candidate`), query its reward, add
-it to the history, then take ``updates_per_epoch`` gradient steps (:func:`update_step`) on
+Each search epoch is an ask and a tell (:data:`STEPPER`, see :mod:`catchjax.stepping`).
+Ask (:func:`propose`): encode the whole search history into z (Eq. 1, reparameterized,
+:func:`encode_context`), sample M candidates from the controller, let the evaluator pick
+one (epsilon-greedy, :func:`select_candidate`). Tell (:func:`learn`): add the network and
+its reward to the history, then take ``updates_per_epoch`` gradient steps (:func:`update_step`) on
 L_c + L_e + beta * KL (Eq. 2, :func:`catch_loss`): PPO's clipped surrogate on the
 evaluated networks (stored log-probs, rewards normalized over the history) and the
 evaluator's Huber loss on a PER batch of 80% of the memory. One Adam optimizer updates all
@@ -30,8 +31,9 @@ from flax import struct
 
 from catchjax import networks, ppo, replay, sampling
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import SearchTrace, uniform_rows
+from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
+from catchjax.stepping import run_on_table, scan_items
 
 CONTEXTS = ("learned", "zero", "random")
 
@@ -255,33 +257,114 @@ def distinct_count(codes):
     return 1 + jnp.sum(s[1:] != s[:-1])
 
 
-def search_epoch(config: CatchConfig, nets: CatchNetworks, task: TaskArrays, k_loop,
-                 n_init: int, n_epochs: int, carry, n):
-    """One search epoch (Algorithm 1 lines 5-11); returns the carry, the query and metrics."""
-    params, opt_state, history, memory = carry
+@struct.dataclass
+class SearchState:
+    """A CATCH search in progress (what ask/tell carries): the agent being adapted, the
+    history and PER memory, and what each proposal was sampled with."""
+
+    ledger: Ledger
+    params: dict
+    opt_state: object
+    history: History
+    memory: replay.ReplayBuffer
+    seeds: jnp.ndarray  # i32 [n_init], the random networks that seed the history
+    loop_key: jnp.ndarray
+    asked_log_probs: jnp.ndarray  # f32 [budget], log pi of each proposal when sampled
+
+
+def n_seeds(config: CatchConfig) -> int:
+    return min(config.n_initial, config.budget)
+
+
+def start_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchState:
+    """Algorithm 1 line 3 on one task: the agent (fresh or given), an empty history and
+    the seeds drawn; no reset of the optimizer (meta-training carries it over)."""
+    L, _, K = task.prefix_mask.shape
+    H = config.budget
+    k_init, k_first, k_loop = jax.random.split(key, 3)
+    if agent is None:
+        agent = init_agent(config, k_init, L, K)
+    history = History(actions=jnp.zeros((H, L), jnp.int32), rewards=jnp.zeros(H),
+                      log_probs=jnp.zeros(H), count=jnp.zeros((), jnp.int32))
+    return SearchState(
+        ledger=Ledger.empty(H), params=agent.params, opt_state=agent.opt_state,
+        history=history, memory=replay.init(None, H),
+        seeds=uniform_rows(k_first, task.valid_rows, (n_seeds(config),)), loop_key=k_loop,
+        asked_log_probs=jnp.zeros(H))
+
+
+def start(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchState:
+    """The start of one search (a sweep trial or an ask/tell search); ``agent`` =
+    meta-trained start (None: from scratch); ``reset_optimizer`` gives it a fresh Adam."""
+    if config.meta_trained and agent is None:
+        raise CatchjaxError("catch-meta needs a meta-trained agent (agent= / --init)")
+    if agent is not None and config.reset_optimizer:  # adaptation only, not meta-training
+        agent = AgentState(agent.params, optax.adam(config.learning_rate).init(agent.params))
+    return start_search(config, key, task, agent)
+
+
+def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n):
+    """Search epoch ``n``'s proposal (Algorithm 1 lines 5-7): z from the history, M
+    candidates from the controller, the evaluator's epsilon-greedy pick."""
+    nets = make_networks(config, *task.prefix_mask.shape[::2])
     K = nets.controller.n_choices
-    k_z, k_cand, k_eps, k_pick, k_upd = jax.random.split(jax.random.fold_in(k_loop, n), 5)
-    z, _ = encode_context(config, nets, params, history, k_z)
+    n_epochs = config.budget - n_seeds(config)
+    k_z, k_cand, k_eps, k_pick, _ = jax.random.split(jax.random.fold_in(state.loop_key, n), 5)
+    z, _ = encode_context(config, nets, state.params, state.history, k_z)
     cands, logps = jax.vmap(
-        lambda k: networks.controller_sample(nets.controller, params["controller"], k, z,
+        lambda k: networks.controller_sample(nets.controller, state.params["controller"], k, z,
                                              task.prefix_mask)
     )(jax.random.split(k_cand, config.candidates))
     scores = jax.vmap(
-        lambda a: nets.evaluator.apply(params["evaluator"], jax.nn.one_hot(a, K), z)
+        lambda a: nets.evaluator.apply(state.params["evaluator"], jax.nn.one_hot(a, K), z)
     )(cands)
     eps = epsilon_at(config, n, n_epochs)
     pick = select_candidate(k_eps, k_pick, scores, eps)
-    actions = cands[pick]
-    row = task.code_to_row[sampling.sequence_code(actions, K)]
-    reward = task.reward[row]
-    i = history.count
-    history = History(
-        actions=history.actions.at[i].set(actions),
-        rewards=history.rewards.at[i].set(reward),
-        log_probs=history.log_probs.at[i].set(logps[pick]),
-        count=i + 1,
+    row = task.code_to_row[sampling.sequence_code(cands[pick], K)]
+    info = dict(
+        epsilon=jnp.asarray(eps, jnp.float32),
+        # -mean log pi over the M samples: a Monte-Carlo estimate of the controller's
+        # entropy over whole architectures (nats)
+        controller_entropy=-jnp.mean(logps),
+        distinct_candidates=distinct_count(sampling.sequence_code(cands, K)),
     )
-    memory = replay.add(memory, None)
+    return row, logps[pick], info
+
+
+def ask(config: CatchConfig, state: SearchState, task: TaskArrays, k: int, seeding: bool):
+    if seeding:
+        rows = jax.lax.dynamic_slice(state.seeds, (state.ledger.n_asked,), (k,))
+        return rows, state.replace(ledger=state.ledger.asked(rows)), {}
+    first = state.ledger.n_asked - n_seeds(config)
+    # k > 1: k epochs' proposals from the same agent and history (parallel evaluation)
+    rows, logps, info = jax.lax.map(lambda j: propose(config, state, task, first + j),
+                                    jnp.arange(k))
+    logps_all = jax.lax.dynamic_update_slice(state.asked_log_probs, logps,
+                                             (state.ledger.n_asked,))
+    return rows, state.replace(ledger=state.ledger.asked(rows), asked_log_probs=logps_all), info
+
+
+def learn(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward, seeding: bool):
+    """Add proposal ``i`` and its reward to the history (Algorithm 1 line 8); after the
+    seeds, ``updates_per_epoch`` gradient steps on Eq. 2 (lines 9-11)."""
+    nets = make_networks(config, *task.prefix_mask.shape[::2])
+    n_init = n_seeds(config)
+    n_epochs = config.budget - n_init
+    h = state.history
+    j = h.count
+    history = History(
+        actions=h.actions.at[j].set(task.row_actions[state.ledger.rows[i]]),
+        rewards=h.rewards.at[j].set(reward),
+        # random seeds have no policy log-prob; PPO leaves them out
+        log_probs=h.log_probs if seeding else h.log_probs.at[j].set(state.asked_log_probs[i]),
+        count=j + 1,
+    )
+    state = state.replace(history=history, memory=replay.add(state.memory, None),
+                          ledger=state.ledger.told(i[None], reward[None]))
+    if seeding:
+        return state, {}
+    n = state.ledger.n_told - 1 - n_init  # the search epoch this result completes
+    k_upd = jax.random.split(jax.random.fold_in(state.loop_key, n), 5)[4]
     beta = per_beta_at(config, n, n_epochs)
 
     def update(c, u):
@@ -289,64 +372,39 @@ def search_epoch(config: CatchConfig, nets: CatchNetworks, task: TaskArrays, k_l
                            n_init, task.prefix_mask)
 
     (params, opt_state, memory), parts = jax.lax.scan(
-        update, (params, opt_state, memory), jnp.arange(config.updates_per_epoch)
-    )
-    metrics = {k: jnp.mean(v) for k, v in parts.items()}
-    metrics.update(
-        epsilon=jnp.asarray(eps, jnp.float32),
-        per_beta=jnp.asarray(beta, jnp.float32),
-        # -mean log pi over the M samples: a Monte-Carlo estimate of the controller's
-        # entropy over whole architectures (nats)
-        controller_entropy=-jnp.mean(logps),
-        distinct_candidates=distinct_count(sampling.sequence_code(cands, K)),
-    )
-    return (params, opt_state, history, memory), (row, reward, metrics)
+        update, (state.params, state.opt_state, state.memory),
+        jnp.arange(config.updates_per_epoch))
+    info = {k: jnp.mean(v) for k, v in parts.items()}
+    info["per_beta"] = jnp.asarray(beta, jnp.float32)
+    return state.replace(params=params, opt_state=opt_state, memory=memory), info
+
+
+def tell(config: CatchConfig, state: SearchState, task: TaskArrays, ids, rewards,
+         seeding: bool):
+    return scan_items(lambda s, item: learn(config, s, task, *item, seeding), state,
+                      (ids, rewards))
+
+
+def ready(config: CatchConfig, state: SearchState) -> int:
+    asked, told, n0 = int(state.ledger.n_asked), int(state.ledger.n_told), n_seeds(config)
+    if asked < n0:
+        return n0 - asked
+    return 0 if told < n0 else config.budget - asked  # z needs the seeds' rewards
+
+
+STEPPER = Stepper(start=start, ask=ask, tell=tell, first=n_seeds, ready=ready)
 
 
 def search_and_learn(config: CatchConfig, key, task: TaskArrays, agent=None):
     """Algorithm 1 lines 3-12 on one task: returns (SearchTrace, the updated AgentState)."""
-    L, _, K = task.prefix_mask.shape
-    H = config.budget
-    nets = make_networks(config, L, K)
-    k_init, k_first, k_loop = jax.random.split(key, 3)
-    if agent is None:
-        agent = init_agent(config, k_init, L, K)
-    n_init = min(config.n_initial, H)
-    n_epochs = H - n_init
-
-    first_rows = uniform_rows(k_first, task.valid_rows, (n_init,))
-    history = History(
-        actions=jnp.zeros((H, L), jnp.int32).at[:n_init].set(task.row_actions[first_rows]),
-        rewards=jnp.zeros(H).at[:n_init].set(task.reward[first_rows]),
-        log_probs=jnp.zeros(H),  # random seeds have no policy log-prob; excluded from PPO
-        count=jnp.asarray(n_init, jnp.int32),
-    )
-    memory = replay.init(None, H)
-    for _ in range(n_init):
-        memory = replay.add(memory, None)
-
-    def epoch(carry, n):
-        return search_epoch(config, nets, task, k_loop, n_init, n_epochs, carry, n)
-
-    (params, opt_state, _, _), (rows, rewards, metrics) = jax.lax.scan(
-        epoch, (agent.params, agent.opt_state, history, memory), jnp.arange(n_epochs)
-    )
-    trace = SearchTrace(
-        rows=jnp.concatenate([first_rows, rows]),
-        rewards=jnp.concatenate([task.reward[first_rows], rewards]),
-        metrics=metrics,
-    )
-    return trace, AgentState(params, opt_state)
+    stepper = dataclasses.replace(STEPPER, start=start_search)  # no optimizer reset
+    trace, state = run_on_table(stepper, config, key, task, agent)
+    return trace, AgentState(state.params, state.opt_state)
 
 
 def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
     """One CATCH search on ``task``; ``agent`` = meta-trained start (None: from scratch)."""
-    if config.meta_trained and agent is None:
-        raise CatchjaxError("catch-meta needs a meta-trained agent (agent= / --init)")
-    if agent is not None and config.reset_optimizer:  # adaptation only, not meta-training
-        agent = AgentState(agent.params, optax.adam(config.learning_rate).init(agent.params))
-    trace, _ = search_and_learn(config, key, task, agent)
-    return trace
+    return run_on_table(STEPPER, config, key, task, agent)[0]
 
 
 def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):

@@ -9,7 +9,11 @@ A *method* (cf. optax's ``GradientTransformation``: a named bundle of pure funct
 * a pure ``search(config, key, task_arrays, agent) -> SearchTrace`` that jit and vmap
   take as is (``agent`` is None for methods that do not start from a trained agent);
 * for methods that learn across tasks, a :class:`Learner`: ``init`` and ``train`` of the
-  agent whose state ``search`` starts from.
+  agent whose state ``search`` starts from;
+* a :class:`Stepper`: the same search cut into ``start`` / ``ask`` / ``tell`` steps. The
+  table ``search`` is those steps with the table answering every ask
+  (:func:`catchjax.stepping.run_on_table`), and :mod:`catchjax.ask_tell` runs the very
+  same steps against rewards that come from outside (real training).
 
 The sweep driver, the CLI, checkpoints, experiments and reports only use this protocol,
 so a new method is one module plus one :func:`catchjax.methods.register` call.
@@ -43,6 +47,63 @@ def uniform_rows(key, valid_rows: jnp.ndarray, shape) -> jnp.ndarray:
     """Rows drawn uniformly (with replacement) from the searchable architectures."""
     idx = jax.random.randint(key, shape, 0, valid_rows.shape[0])
     return valid_rows[idx]
+
+
+@struct.dataclass
+class Ledger:
+    """What every ask/tell search state records: the proposals in the order they were
+    asked (their ids are positions here) and the rewards told for them."""
+
+    rows: jnp.ndarray  # i32 [budget], row of each proposal (-1: not asked yet)
+    rewards: jnp.ndarray  # f32 [budget], NaN until told
+    n_asked: jnp.ndarray  # i32
+    n_told: jnp.ndarray  # i32
+
+    @classmethod
+    def empty(cls, budget: int) -> Ledger:
+        return cls(rows=jnp.full((budget,), -1, jnp.int32), rewards=jnp.full((budget,), jnp.nan),
+                   n_asked=jnp.zeros((), jnp.int32), n_told=jnp.zeros((), jnp.int32))
+
+    def asked(self, rows) -> Ledger:
+        """Record ``rows`` [k] as the next k proposals."""
+        rows = jnp.asarray(rows, jnp.int32)
+        return self.replace(rows=jax.lax.dynamic_update_slice(self.rows, rows, (self.n_asked,)),
+                            n_asked=self.n_asked + rows.shape[0])
+
+    def told(self, ids, rewards) -> Ledger:
+        """Record the rewards of proposals ``ids`` [k] (in the order told)."""
+        return self.replace(rewards=self.rewards.at[ids].set(rewards),
+                            n_told=self.n_told + ids.shape[0])
+
+
+@dataclasses.dataclass(frozen=True)
+class Stepper:
+    """A search as ask/tell steps: the pure functions a method's ``search`` is made of.
+
+    * ``start(config, key, task_arrays, agent) -> state``: a pytree with a ``ledger``
+      (:class:`Ledger`); nothing is evaluated yet.
+    * ``ask(config, state, task_arrays, k, seeding) -> (rows [k], state, info)``: the next
+      ``k`` proposals (``k`` and ``seeding`` static). ``seeding`` is True for the first
+      ``first(config)`` proposals (random seeds, the initial population, ...), which a
+      method makes without feedback; ``info``: per-proposal diagnostics, each ``[k]``.
+    * ``tell(config, state, task_arrays, ids [k], rewards [k], seeding) -> (state, info)``:
+      learn from the rewards of proposals ``ids`` in that order.
+    * ``first(config) -> int``: how many proposals are seeds.
+    * ``ready(config, state) -> int`` (host side, NumPy): how many proposals may be asked
+      now before some must be told (e.g. evolution needs its whole initial population's
+      rewards before it mutates). Beyond the first batch, methods take asks while earlier
+      proposals are still being evaluated (asynchronous workers, as in Real et al.'s
+      evolution); with one proposal at a time the steps are the table search exactly.
+
+    ``task_arrays.reward`` is never read by ``ask`` and ``tell``: the rewards are what
+    ``tell`` is given.
+    """
+
+    start: Callable
+    ask: Callable
+    tell: Callable
+    first: Callable
+    ready: Callable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,6 +150,7 @@ class Method:
     search: Callable  # (config, key, TaskArrays, agent) -> SearchTrace
     preset: Mapping = dataclasses.field(default_factory=dict)  # config fields the name fixes
     learner: Learner | None = None
+    stepper: Stepper | None = None  # the search as ask/tell steps
     family: str = ""  # methods of one family are compared in one ablation plot
     help: str = ""
 

@@ -12,6 +12,9 @@ import math
 import typing
 
 from catchjax import baselines, catch, dqn
+from catchjax.baselines.evolution import STEPPER as EVOLUTION_STEPPER
+from catchjax.baselines.random_search import STEPPER as RANDOM_STEPPER
+from catchjax.baselines.reinforce import STEPPER as REINFORCE_STEPPER
 from catchjax.core import Learner, Method
 from catchjax.errors import CatchjaxError
 
@@ -52,11 +55,14 @@ CATCH_LEARNER = Learner(init=catch.init_agent, train=catch.train,
                         shape_fields=("z_dim", "hidden"), curve=catch.train_curve)
 
 register(Method("random", baselines.RandomSearchConfig, baselines.random_search,
-                family="baseline", help="random search without replacement"))
+                stepper=RANDOM_STEPPER, family="baseline",
+                help="random search without replacement"))
 register(Method("rea", baselines.EvolutionConfig, baselines.regularized_evolution,
-                family="baseline", help="regularized evolution"))
+                stepper=EVOLUTION_STEPPER, family="baseline",
+                help="regularized evolution"))
 register(Method("reinforce", baselines.ReinforceConfig, baselines.reinforce,
-                family="baseline", help="REINFORCE with an EMA baseline"))
+                stepper=REINFORCE_STEPPER, family="baseline",
+                help="REINFORCE with an EMA baseline"))
 # CATCH (paper §4.2, §5). The meta-trained methods adapt an agent meta-trained with the
 # same context (paper §5: "the agents are still meta-trained ... before they are plugged
 # in for adaptation"); the catch-sfs* methods search from scratch.
@@ -67,7 +73,7 @@ for _name, _context, _help in (
 ):
     register(Method(_name, catch.CatchConfig, catch.catch_search,
                     preset={"context": _context, "meta_trained": True}, learner=CATCH_LEARNER,
-                    family="catch", help=_help))
+                    stepper=catch.STEPPER, family="catch", help=_help))
 for _name, _context, _help in (
     ("catch-sfs", "learned", "CATCH searching from scratch"),
     ("catch-sfs-zero", "zero", "CATCH from scratch with z = 0"),
@@ -75,13 +81,15 @@ for _name, _context, _help in (
 ):
     register(Method(_name, catch.CatchConfig, catch.catch_search,
                     preset={"context": _context, "meta_trained": False}, family="catch",
+                    stepper=catch.STEPPER,
                     help=_help))
 DQN_LEARNER = Learner(init=dqn.init_agent, train=dqn.train,
                       shape_fields=("width", "heads", "layers"), trains_on="task",
                       curve=dqn.learner.train_curve)
 # The edit-based DQN (paper 002): trained on a task (or transferred, catchjax.transfer),
 # a sweep trial is one greedy episode of the trained agent.
-register(Method("dqn", dqn.DQNConfig, dqn.dqn_search, learner=DQN_LEARNER, family="dqn",
+register(Method("dqn", dqn.DQNConfig, dqn.dqn_search, learner=DQN_LEARNER,
+                stepper=dqn.learner.STEPPER, family="dqn",
                 help="edit-based DQN agent (paper 002): a greedy episode of a trained agent "
                      "(--init, or trains on the task first)"))
 

@@ -10,10 +10,12 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import SearchTrace, uniform_rows
+from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
+from catchjax.stepping import run_on_table, scan_items
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,32 +32,73 @@ class EvolutionConfig:
             )
 
 
+@struct.dataclass
+class EvolutionState:
+    ledger: Ledger
+    init_rows: jnp.ndarray  # i32 [n_init], the random initial population, drawn up front
+    loop_key: jnp.ndarray
+    pop_rows: jnp.ndarray  # i32 [population], a ring buffer, oldest first
+    pop_rewards: jnp.ndarray  # f32 [population]
+
+
+def n_initial(config: EvolutionConfig) -> int:
+    return min(config.population, config.budget)
+
+
+def start(config: EvolutionConfig, key, task: TaskArrays, agent=None) -> EvolutionState:
+    init_key, loop_key = jax.random.split(key)
+    init_rows = uniform_rows(init_key, task.valid_rows, (n_initial(config),))
+    return EvolutionState(Ledger.empty(config.budget), init_rows, loop_key,
+                          jnp.zeros((config.population,), jnp.int32),
+                          jnp.zeros((config.population,)))
+
+
+def mutate(config: EvolutionConfig, state: EvolutionState, task: TaskArrays, i):
+    """Child ``i`` (0-based after the initial population): a tournament of
+    ``sample_size`` members drawn with replacement, the winner changed in one decision."""
+    k_tour, k_mut = jax.random.split(jax.random.fold_in(state.loop_key, i))
+    contenders = jax.random.randint(k_tour, (config.sample_size,), 0, config.population)
+    parent = state.pop_rows[contenders[jnp.argmax(state.pop_rewards[contenders])]]
+    nbrs = task.neighbors[parent]
+    ok = nbrs >= 0
+    slot = jax.random.categorical(k_mut, jnp.where(ok, 0.0, -jnp.inf))
+    return jnp.where(ok.any(), nbrs[slot], parent)
+
+
+def ask(config, state: EvolutionState, task, k: int, seeding: bool):
+    if seeding:
+        rows = jax.lax.dynamic_slice(state.init_rows, (state.ledger.n_asked,), (k,))
+    else:  # k children of the current population (k > 1: asynchronous workers)
+        first = state.ledger.n_asked - n_initial(config)
+        rows = jax.lax.map(lambda j: mutate(config, state, task, first + j), jnp.arange(k))
+    return rows, state.replace(ledger=state.ledger.asked(rows)), {}
+
+
+def tell(config, state: EvolutionState, task, ids, rewards, seeding: bool):
+    def one(state, item):
+        i, reward = item
+        oldest = state.ledger.n_told % config.population  # each result replaces the oldest
+        return state.replace(
+            pop_rows=state.pop_rows.at[oldest].set(state.ledger.rows[i]),
+            pop_rewards=state.pop_rewards.at[oldest].set(reward),
+            ledger=state.ledger.told(i[None], reward[None]),
+        ), None
+
+    state, _ = scan_items(one, state, (ids, rewards))
+    return state, {}
+
+
+def ready(config, state: EvolutionState) -> int:
+    asked, told, n0 = int(state.ledger.n_asked), int(state.ledger.n_told), n_initial(config)
+    if asked < n0:
+        return n0 - asked
+    return 0 if told < n0 else config.budget - asked  # mutation needs the whole population
+
+
+STEPPER = Stepper(start=start, ask=ask, tell=tell, first=n_initial, ready=ready)
+
+
 def regularized_evolution(
     config: EvolutionConfig, key, task: TaskArrays, agent=None
 ) -> SearchTrace:
-    n_init = min(config.population, config.budget)
-    init_key, loop_key = jax.random.split(key)
-    init_rows = uniform_rows(init_key, task.valid_rows, (n_init,))
-    init_rewards = task.reward[init_rows]
-    n_steps = config.budget - n_init
-    if n_steps == 0:
-        return SearchTrace(rows=init_rows, rewards=init_rewards)
-
-    def step(carry, i):
-        pop_rows, pop_rewards = carry
-        k_tour, k_mut = jax.random.split(jax.random.fold_in(loop_key, i))
-        contenders = jax.random.randint(k_tour, (config.sample_size,), 0, config.population)
-        parent = pop_rows[contenders[jnp.argmax(pop_rewards[contenders])]]
-        nbrs = task.neighbors[parent]
-        ok = nbrs >= 0
-        slot = jax.random.categorical(k_mut, jnp.where(ok, 0.0, -jnp.inf))
-        child = jnp.where(ok.any(), nbrs[slot], parent)
-        reward = task.reward[child]
-        oldest = i % config.population  # the population is a ring buffer, oldest first
-        carry = (pop_rows.at[oldest].set(child), pop_rewards.at[oldest].set(reward))
-        return carry, (child, reward)
-
-    _, (rows, rewards) = jax.lax.scan(step, (init_rows, init_rewards), jnp.arange(n_steps))
-    return SearchTrace(
-        rows=jnp.concatenate([init_rows, rows]), rewards=jnp.concatenate([init_rewards, rewards])
-    )
+    return run_on_table(STEPPER, config, key, task)[0]

@@ -6,10 +6,12 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+from flax import struct
 
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import SearchTrace, uniform_rows
+from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
+from catchjax.stepping import run_on_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,10 +50,32 @@ def distinct_indices(key, n: int, k: int) -> jnp.ndarray:
     return jax.random.permutation(k_order, chosen)
 
 
-def random_search(config: RandomSearchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
+@struct.dataclass
+class RandomSearchState:
+    ledger: Ledger
+    order: jnp.ndarray  # i32 [budget], every row the search will propose, drawn up front
+
+
+def start(config: RandomSearchConfig, key, task: TaskArrays, agent=None) -> RandomSearchState:
     if config.replace:
-        rows = uniform_rows(key, task.valid_rows, (config.budget,))
+        order = uniform_rows(key, task.valid_rows, (config.budget,))
     else:
-        idx = distinct_indices(key, task.valid_rows.shape[0], config.budget)
-        rows = task.valid_rows[idx]
-    return SearchTrace(rows=rows, rewards=task.reward[rows])
+        order = task.valid_rows[distinct_indices(key, task.valid_rows.shape[0], config.budget)]
+    return RandomSearchState(Ledger.empty(config.budget), order)
+
+
+def ask(config, state: RandomSearchState, task, k: int, seeding: bool):
+    rows = jax.lax.dynamic_slice(state.order, (state.ledger.n_asked,), (k,))
+    return rows, state.replace(ledger=state.ledger.asked(rows)), {}
+
+
+def tell(config, state: RandomSearchState, task, ids, rewards, seeding: bool):
+    return state.replace(ledger=state.ledger.told(ids, rewards)), {}
+
+
+STEPPER = Stepper(start=start, ask=ask, tell=tell, first=lambda config: config.budget,
+                  ready=lambda config, state: config.budget - int(state.ledger.n_asked))
+
+
+def random_search(config: RandomSearchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
+    return run_on_table(STEPPER, config, key, task)[0]

@@ -12,11 +12,13 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
 from catchjax import sampling
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import SearchTrace
+from catchjax.core import Ledger, SearchTrace, Stepper
 from catchjax.errors import CatchjaxError
+from catchjax.stepping import run_on_table, scan_items
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,10 +35,43 @@ class ReinforceConfig:
             )
 
 
-def reinforce(config: ReinforceConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
+@struct.dataclass
+class ReinforceState:
+    ledger: Ledger
+    key: jnp.ndarray
+    logits: jnp.ndarray  # f32 [L, K]
+    opt_state: object
+    num: jnp.ndarray  # bias-corrected EMA baseline = num / den
+    den: jnp.ndarray
+    actions: jnp.ndarray  # i32 [budget, L], the sampled sequence of each proposal
+
+
+def start(config: ReinforceConfig, key, task: TaskArrays, agent=None) -> ReinforceState:
     L, _, K = task.prefix_mask.shape
-    optimizer = optax.adam(config.learning_rate)
     logits = jnp.zeros((L, K))
+    return ReinforceState(Ledger.empty(config.budget), key, logits,
+                          optax.adam(config.learning_rate).init(logits), jnp.zeros(()),
+                          jnp.zeros(()), jnp.zeros((config.budget, L), jnp.int32))
+
+
+def ask(config, state: ReinforceState, task, k: int, seeding: bool):
+    K = task.prefix_mask.shape[2]
+
+    def sample(j):
+        actions, _ = sampling.sample_sequence(
+            jax.random.fold_in(state.key, state.ledger.n_asked + j),
+            lambda t, _: state.logits[t], task.prefix_mask)
+        return actions, task.code_to_row[sampling.sequence_code(actions, K)]
+
+    actions, rows = jax.lax.map(sample, jnp.arange(k))
+    state = state.replace(
+        actions=jax.lax.dynamic_update_slice(state.actions, actions, (state.ledger.n_asked, 0)),
+        ledger=state.ledger.asked(rows))
+    return rows, state, {}
+
+
+def tell(config, state: ReinforceState, task, ids, rewards, seeding: bool):
+    optimizer = optax.adam(config.learning_rate)
     m = config.baseline_momentum
 
     def neg_log_prob(logits, actions):
@@ -44,19 +79,24 @@ def reinforce(config: ReinforceConfig, key, task: TaskArrays, agent=None) -> Sea
         log_probs = sampling.masked_log_probs(logits, masks)
         return -jnp.sum(jnp.take_along_axis(log_probs, actions[:, None], axis=1))
 
-    def step(carry, i):
-        logits, opt_state, num, den = carry
-        actions, _ = sampling.sample_sequence(
-            jax.random.fold_in(key, i), lambda t, _: logits[t], task.prefix_mask
-        )
-        row = task.code_to_row[sampling.sequence_code(actions, K)]
-        reward = task.reward[row]
-        num, den = m * num + (1 - m) * reward, m * den + (1 - m)
+    def one(state, item):
+        i, reward = item
+        actions = state.actions[i]
+        num, den = m * state.num + (1 - m) * reward, m * state.den + (1 - m)
         advantage = reward - num / den
-        grads = jax.grad(neg_log_prob)(logits, actions) * advantage
-        updates, opt_state = optimizer.update(grads, opt_state)
-        return (optax.apply_updates(logits, updates), opt_state, num, den), (row, reward)
+        grads = jax.grad(neg_log_prob)(state.logits, actions) * advantage
+        updates, opt_state = optimizer.update(grads, state.opt_state)
+        return state.replace(logits=optax.apply_updates(state.logits, updates),
+                             opt_state=opt_state, num=num, den=den,
+                             ledger=state.ledger.told(i[None], reward[None])), None
 
-    init = (logits, optimizer.init(logits), jnp.zeros(()), jnp.zeros(()))
-    _, (rows, rewards) = jax.lax.scan(step, init, jnp.arange(config.budget))
-    return SearchTrace(rows=rows, rewards=rewards)
+    state, _ = scan_items(one, state, (ids, rewards))
+    return state, {}
+
+
+STEPPER = Stepper(start=start, ask=ask, tell=tell, first=lambda config: 0,
+                  ready=lambda config, state: config.budget - int(state.ledger.n_asked))
+
+
+def reinforce(config: ReinforceConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
+    return run_on_table(STEPPER, config, key, task)[0]

@@ -26,17 +26,19 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import rlax
 from flax import struct
 
 from catchjax import replay
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import SearchTrace
+from catchjax.core import Ledger, Stepper
 from catchjax.dqn import env as edit_env
 from catchjax.dqn import returns
 from catchjax.dqn.network import QNetwork, q_values
 from catchjax.errors import CatchjaxError
+from catchjax.stepping import run_on_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,15 +336,46 @@ def train(config: DQNConfig, key, task: TaskArrays, pool_rewards, agent: DQNAgen
     return state.agent, info
 
 
+@struct.dataclass
+class SearchState:
+    ledger: Ledger
+    path: jnp.ndarray  # i32 [budget], the greedy episode, drawn up front (it reads no reward)
+
+
+def start_search(config: DQNConfig, key, task: TaskArrays, agent: DQNAgent | None = None):
+    if agent is None:
+        raise CatchjaxError("dqn needs a trained agent (agent= / --init, or train first)")
+    path = greedy_episodes(config, agent.params, key, task, 1, config.budget - 1)[0]
+    return SearchState(Ledger.empty(config.budget), path)
+
+
+def ask_path(config, state: SearchState, task, k: int, seeding: bool):
+    rows = jax.lax.dynamic_slice(state.path, (state.ledger.n_asked,), (k,))
+    return rows, state.replace(ledger=state.ledger.asked(rows)), {}
+
+
+def tell_path(config, state: SearchState, task, ids, rewards, seeding: bool):
+    return state.replace(ledger=state.ledger.told(ids, rewards)), {}
+
+
+def ready_path(config, state: SearchState) -> int:
+    """Proposals left before the episode stops (a stopped episode stays where it is)."""
+    path = np.asarray(state.path)
+    moved = np.flatnonzero(path[1:] == path[:-1])
+    length = int(moved[0]) + 1 if moved.size else len(path)
+    return max(length - int(state.ledger.n_asked), 0)
+
+
+STEPPER = Stepper(start=start_search, ask=ask_path, tell=tell_path,
+                  first=lambda config: config.budget, ready=ready_path)
+
+
 def dqn_search(config: DQNConfig, key, task: TaskArrays, agent: DQNAgent | None = None):
     """One greedy episode of a trained agent from a random start: ``budget - 1`` edits at
     most (it may stop earlier and then stays). The trace's rows are the architectures on
     its path, so a sweep reports the best one it passed (for a hill-climbing agent, the
     one it ends on)."""
-    if agent is None:
-        raise CatchjaxError("dqn needs a trained agent (agent= / --init, or train first)")
-    path = greedy_episodes(config, agent.params, key, task, 1, config.budget - 1)[0]
-    return SearchTrace(rows=path, rewards=task.reward[path])
+    return run_on_table(STEPPER, config, key, task, agent)[0]
 
 
 def train_curve(config: DQNConfig, key, task: TaskArrays, rewards, agent, steps: int,

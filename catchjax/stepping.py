@@ -1,0 +1,51 @@
+"""A search on a table = its ask/tell steps with the table answering every ask.
+
+:func:`run_on_table` is how every method's pure ``search`` is written: the seeds in one
+ask, their rewards in one tell, then one proposal at a time in a ``lax.scan``. The
+ask/tell front end (:mod:`catchjax.ask_tell`) calls the same ``ask`` and ``tell``, so a
+search driven by a trainer's rewards and the table sweep are one implementation: with the
+same key and the table's rewards they make the same proposals.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from catchjax.benchmarks.tasks import TaskArrays
+from catchjax.core import SearchTrace, Stepper
+
+
+def scan_items(fn, carry, xs):
+    """``fn(carry, x) -> (carry, y)`` over the leading axis of ``xs`` (a short
+    ``lax.scan``): how a step of k proposals applies a one-proposal rule k times."""
+    return jax.lax.scan(fn, carry, xs)
+
+
+def run_on_table(stepper: Stepper, config, key, task: TaskArrays, agent=None):
+    """All ``config.budget`` proposals of a search, each answered by ``task.reward``.
+
+    Returns ``(SearchTrace, final state)``; the trace's ``metrics`` are the per-step
+    ``info`` of the proposals after the seeds (``[budget - first]`` each).
+    """
+    state = stepper.start(config, key, task, agent)
+    n0 = stepper.first(config)
+    rows0 = jnp.zeros((0,), jnp.int32)
+    if n0 > 0:
+        rows0, state, _ = stepper.ask(config, state, task, n0, True)
+        state, _ = stepper.tell(config, state, task, jnp.arange(n0), task.reward[rows0], True)
+    n_rest = config.budget - n0
+    if n_rest == 0:
+        return SearchTrace(rows=rows0, rewards=task.reward[rows0]), state
+
+    def step(state, i):
+        rows, state, ask_info = stepper.ask(config, state, task, 1, False)
+        reward = task.reward[rows]
+        state, tell_info = stepper.tell(config, state, task, i[None], reward, False)
+        info = {k: v[0] for k, v in {**ask_info, **tell_info}.items()}
+        return state, (rows[0], reward[0], info)
+
+    state, (rows, rewards, metrics) = jax.lax.scan(step, state, jnp.arange(n0, config.budget))
+    trace = SearchTrace(rows=jnp.concatenate([rows0, rows]),
+                        rewards=jnp.concatenate([task.reward[rows0], rewards]), metrics=metrics)
+    return trace, state
