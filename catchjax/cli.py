@@ -3,6 +3,8 @@
     catchjax sweep --method rea --benchmark nb201 --task cifar10 --trials 500 --budget 50 \
         --seed 0 --out runs/rea-c10
     catchjax train --method catch-meta --benchmark nb201 --task cifar10 --out agents/c10
+    catchjax ask --state DIR -k 8 --out proposals.json [--method M --space S]  # ask/tell
+    catchjax tell --state DIR results.csv
     catchjax data import PATH [--kind KIND] [--as FILENAME]
     catchjax data list
 
@@ -217,6 +219,29 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--overwrite", action="store_true",
                      help="replace a table of the same name already in the data folder")
     dsub.add_parser("list", help="show which benchmarks are available and their tasks")
+    ak = sub.add_parser("ask", help="ask/tell: propose architectures to evaluate (your "
+                        "trainer evaluates them, `catchjax tell` hands the rewards back)")
+    ak.add_argument("--state", required=True, help="the search folder (created on the "
+                    "first ask, with --method and --space; saved after every ask and tell)")
+    ak.add_argument("-k", type=_positive_int, default=1,
+                    help="how many proposals to evaluate in parallel (fewer come back when "
+                    "the method first needs rewards, e.g. evolution's initial population)")
+    ak.add_argument("--out", help="write the proposals to this JSON file (default: stdout)")
+    start = ak.add_argument_group("starting a search (first ask only)")
+    start.add_argument("--method", help="a method with ask/tell steps (`catchjax methods`)")
+    start.add_argument("--space", help="residual, nb201, transnas-micro or transnas-macro; "
+                       "or table:BENCHMARK/TASK for a table's searchable rows")
+    start.add_argument("--budget", type=_positive_int, default=50, help="evaluations in all")
+    start.add_argument("--seed", type=int, default=0)
+    start.add_argument("--set", type=parse_setting, action="append", default=[],
+                       metavar="NAME=VALUE", help="override a method setting")
+    start.add_argument("--init", help="a trained agent's checkpoint (catch-meta, dqn)")
+
+    tl = sub.add_parser("tell", help="ask/tell: hand the rewards of asked architectures back")
+    tl.add_argument("--state", required=True, help="the search folder")
+    tl.add_argument("results", help="CSV with a header: reward, and id (from the proposals "
+                    "file) or arch; other columns (accuracy, latency, ...) are kept")
+
     for command in sub.choices.values():
         _add_debug(command)
     return parser
@@ -405,6 +430,113 @@ def cmd_data(args) -> int:
     return 1 if broken else 0
 
 
+def cmd_ask(args) -> int:
+    import json
+
+    from catchjax import safe_io
+    from catchjax.ask_tell import AskTell
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_proposals_file(out)
+    state = Path(args.state)
+    if state.exists():
+        search = AskTell.load(state, method=args.method, space=args.space)
+    else:
+        if not (args.method and args.space):
+            raise CatchjaxError(f"{state} does not exist: start a search with --method and "
+                                f"--space (e.g. --method catch-sfs --space residual)")
+        search = AskTell.start(args.method, args.space, budget=args.budget, seed=args.seed,
+                               agent=args.init, state_dir=state, **dict(args.set))
+    proposals = search.ask(args.k)
+    doc = {"kind": "catchjax proposals", "state": str(search.state_dir),
+           "method": search.method, "space": search.domain.name, "proposals": proposals,
+           "pending": search.pending, "asked": search.n_asked, "budget": search.config.budget}
+    if len(proposals) < args.k:
+        doc["note"] = search.why_not_more()
+        print(f"catchjax: {len(proposals)} of {args.k} proposals: {doc['note']}",
+              file=sys.stderr)
+    text = json.dumps(doc, indent=1)
+    if out is None:
+        print(text)
+    else:
+        safe_io.atomic_write_bytes(out, text.encode())
+        print(f"{len(proposals)} proposals -> {out} (ids "
+              f"{[p['id'] for p in proposals]}); pending: {search.pending}")
+    return 0
+
+
+def _check_proposals_file(out: Path) -> None:
+    """--out may replace only a proposals file catchjax wrote."""
+    import json
+
+    if out.is_dir():
+        raise CatchjaxError(f"--out {out} is a folder; give a file name")
+    if out.exists():
+        try:
+            ours = json.loads(out.read_text()).get("kind") == "catchjax proposals"
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            ours = False
+        if not ours:
+            raise CatchjaxError(f"--out {out} exists and is not a proposals file catchjax "
+                                f"wrote; it is left as it is. Pick another name")
+
+
+def read_results_csv(path) -> tuple[list, list, list, list]:
+    """(ids or None, archs or None, rewards, extras) from a results CSV, or a clear error."""
+    import csv
+
+    path = Path(path)
+    if not path.is_file():
+        raise CatchjaxError(f"results file {path} does not exist")
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise CatchjaxError(f"{path} has no results (a header line and one line per result)")
+    columns = set(rows[0])
+    if "reward" not in columns or not ({"id", "arch"} & columns):
+        raise CatchjaxError(f"{path} needs a 'reward' column and an 'id' or 'arch' column; "
+                            f"it has {sorted(c for c in columns if c)}")
+    ids, archs, rewards, extras = [], [], [], []
+    for n, row in enumerate(rows, start=2):
+        if None in row or any(v is None for v in row.values()):
+            raise CatchjaxError(f"{path} line {n}: not as many fields as the header")
+        if "id" in columns:
+            try:
+                ids.append(int(row["id"]))
+            except ValueError:
+                raise CatchjaxError(f"{path} line {n}: id {row['id']!r} is not an "
+                                    f"integer") from None
+        archs.append(row.get("arch") or None)
+        rewards.append(row["reward"])
+        extra = {}
+        for k, v in row.items():
+            if k in ("id", "arch", "reward") or not k:
+                continue
+            try:
+                extra[k] = float(v)
+            except ValueError:
+                extra[k] = v
+        extras.append(extra)
+    if "arch" not in columns or all(a is None for a in archs):
+        archs = None
+    return (ids if "id" in columns else None), archs, rewards, extras
+
+
+def cmd_tell(args) -> int:
+    from catchjax.ask_tell import AskTell
+
+    search = AskTell.load(args.state)
+    ids, archs, rewards, extras = read_results_csv(args.results)
+    search.tell(ids, rewards, archs=archs, extras=extras)
+    best = search.best()
+    told = search.n_asked - len(search.pending)
+    print(f"told {len(rewards)} results ({told} of {search.config.budget} evaluations); "
+          f"best so far: {best['arch']} reward {best['reward']:.6g}; pending: "
+          f"{search.pending}")
+    return 0
+
+
 def cmd_methods(args) -> int:
     import dataclasses
 
@@ -423,7 +555,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     commands = {"sweep": cmd_sweep, "train": cmd_train, "meta-train": cmd_train,
                 "data": cmd_data, "methods": cmd_methods, "transfer": cmd_transfer,
-                "tasks": cmd_tasks, "report": cmd_report}
+                "tasks": cmd_tasks, "report": cmd_report, "ask": cmd_ask, "tell": cmd_tell}
     try:
         if args.command not in ("methods", "data", "report"):  # the commands that compile
             from catchjax import compile_cache

@@ -169,12 +169,17 @@ def _transformed_reward(spec: TaskSpec, table: tables.Table) -> np.ndarray:
             raise CatchjaxError(
                 f"cost metric {spec.cost.metric} has values <= 0; a latency must be positive"
             )
-        # R = P * (LAT/T)^w (w <= 0) for P >= 0. For P < 0 (e.g. a negative loss) the
-        # exponent's sign flips, so a slower network still gets a lower reward: R rises
-        # with P and falls with LAT for every P.
-        exponent = np.where(p >= 0, spec.cost.weight, -spec.cost.weight)
-        p = p * (lat / spec.cost.target) ** exponent
+        p = latency_aware_reward(p, lat, spec.cost.target, spec.cost.weight)
     return p
+
+
+def latency_aware_reward(p, lat, target, weight=-0.05):
+    """R = P * (LAT/T)^w (MnasNet; CATCH §4.3 uses w = -0.05) for P >= 0. For P < 0 (e.g.
+    a negative loss) the exponent's sign flips, so a slower network still gets a lower
+    reward: R rises with P and falls with LAT for every P."""
+    p, lat = np.asarray(p, np.float64), np.asarray(lat, np.float64)
+    exponent = np.where(p >= 0, weight, -weight)
+    return p * (lat / target) ** exponent
 
 
 def build_task(spec: TaskSpec, table: tables.Table) -> Task:
