@@ -186,6 +186,13 @@ class AskTell:
         else:
             config = methods.make_config(name, budget, **settings)
             params = None
+            if m.learner is not None and m.learner.requires_agent:
+                raise CatchjaxError(
+                    f"{name} starts from a trained agent: pass agent= (a checkpoint path or "
+                    f"catchjax.agent.train's result), or --init CHECKPOINT, trained on the "
+                    f"{domain.space.name} space (e.g. `catchjax train --method {name} "
+                    f"--benchmark ...`); or search from scratch (catch-sfs)"
+                )
         fake_task = _TaskView(domain)
         methods.validate(config, fake_task, params)
         if state_dir is not None:

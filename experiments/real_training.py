@@ -54,7 +54,7 @@ class Trainer:
     """Trains a network of the residual space and measures it: validation and test
     accuracy after ``epochs`` epochs of Adam, and latency (batch 1)."""
 
-    def __init__(self, epochs: int, width_scale: float, batch: int = 100, lr: float = 3e-3,
+    def __init__(self, epochs: int, width_scale: float, batch: int = 50, lr: float = 3e-3,
                  seed: int = 0):
         self.train, self.val, self.test = digits_splits(seed)
         self.epochs, self.width_scale, self.batch, self.lr = epochs, width_scale, batch, lr
@@ -203,10 +203,10 @@ def write_outputs(rows: list[dict], out: Path, args, seconds: float) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default="experiments/results/real_training")
-    ap.add_argument("--budget", type=int, default=20, help="networks trained per search")
+    ap.add_argument("--budget", type=int, default=25, help="networks trained per search")
     ap.add_argument("--seeds", type=int, default=1, help="searches per method")
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--width-scale", type=float, default=0.25)
+    ap.add_argument("--epochs", type=int, default=5)
+    ap.add_argument("--width-scale", type=float, default=0.125)
     ap.add_argument("-k", type=int, default=1, help="proposals asked at a time")
     ap.add_argument("--latency-target-ms", type=float, default=1.0)
     ap.add_argument("--weight", type=float, default=-0.05)

@@ -88,13 +88,13 @@ def test_a_tell_after_a_crash_continues_identically(micro, tmp_path):
     """A search reloaded from disk before every tell (a crashed trainer) ends in the same
     state as one kept in memory, for a method whose tell learns (REINFORCE) and CATCH."""
     reward = np.asarray(micro.arrays.reward)
-    for name in ("reinforce", "catch-sfs"):
-        a = AskTell.start(name, task_domain(micro), budget=BUDGET, seed=5, **SETTINGS[name])
+    for name, budget in (("reinforce", BUDGET), ("catch-sfs", 6)):
+        a = AskTell.start(name, task_domain(micro), budget=budget, seed=5, **SETTINGS[name])
         rows_a, a = drive(a, reward, k=2)
-        b = AskTell.start(name, task_domain(micro), budget=BUDGET, seed=5,
+        b = AskTell.start(name, task_domain(micro), budget=budget, seed=5,
                           state_dir=tmp_path / name, **SETTINGS[name])
         rows_b, b = drive(b, reward, k=2, reload=lambda s: AskTell.load(s.state_dir))
-        assert rows_a == rows_b
+        assert rows_a == rows_b and len(rows_a) == budget
         for x, y in zip(jax.tree.leaves(a.state),
                         jax.tree.leaves(AskTell.load(b.state_dir).state)):
             np.testing.assert_array_equal(raw(x), raw(y))

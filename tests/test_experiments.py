@@ -1,6 +1,9 @@
 """The paper-reproduction script runs end to end on a tiny synthetic setting."""
 
 import csv
+import json
+
+import pytest
 
 from experiments import nb201_catch
 
@@ -66,3 +69,22 @@ def test_performance_suite_writes_its_figures(tmp_path):
         seq = record["sequential"][r["method"]]["seconds_per_trial"]
         assert r["speedup_vs_sequential"] == seq * r["trials"] / r["run_seconds"]
     assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+def test_real_training_script_resumes_without_retraining(tmp_path):
+    """The ask/tell experiment on digits at its smallest: it writes its table and plots,
+    and a second run finds every search finished and every network trained already."""
+    pytest.importorskip("sklearn", reason="experiments/real_training.py needs scikit-learn")
+    from experiments import real_training
+
+    out = tmp_path / "rt"
+    args = ["--out", str(out), "--methods", "random", "--budget", "2", "--epochs", "1"]
+    assert real_training.main(args) == 0
+    first = (out / "results.csv").read_text()
+    trained = json.loads((out / "evaluations.json").read_text())
+    assert len(first.splitlines()) == 3 and len(trained) == 2
+    assert (out / "pareto.png").exists() and (out / "best_so_far.png").exists()
+    mtime = (out / "evaluations.json").stat().st_mtime_ns
+    assert real_training.main(args) == 0
+    assert (out / "results.csv").read_text() == first
+    assert (out / "evaluations.json").stat().st_mtime_ns == mtime
