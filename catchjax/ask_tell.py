@@ -255,9 +255,9 @@ class AskTell:
         now = time.time()
         new = [{"id": self.n_asked + j, **self.domain.describe(int(r)), "reward": None,
                 "asked_at": now} for j, r in enumerate(np.asarray(rows))]
+        if self.state_dir is not None:  # on disk first: an error leaves both unchanged
+            self._write(state, self.log + new)
         self.state, self.log = state, self.log + new
-        if self.state_dir is not None:
-            self.save()
         return [{k: v for k, v in p.items() if k not in ("reward", "asked_at")} for p in new]
 
     def resolve(self, ids=None, archs=None) -> list[int]:
@@ -453,12 +453,7 @@ def read_manifest(path: Path) -> dict:
             f"{path} is not a complete catchjax ask/tell search folder (no {MANIFEST} or "
             f"state/): not one catchjax wrote, or its writing did not finish"
         )
-    try:
-        meta = json.loads(meta_file.read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CatchjaxError(f"{meta_file} is damaged: {exc}") from None
+    meta = checkpoints.read_json_object(meta_file)
     if meta.get("kind") != "catchjax ask/tell search" or meta.get("format") != FORMAT:
         raise CatchjaxError(f"{path} is not a catchjax ask/tell search folder (format "
                             f"{meta.get('format')}, kind {meta.get('kind')!r})")

@@ -102,6 +102,17 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
                              marker=MANIFEST, what="checkpoint")
 
 
+def read_json_object(meta_file: Path) -> dict:
+    """A manifest file's JSON object, or a clear error naming the file."""
+    try:
+        meta = json.loads(Path(meta_file).read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CatchjaxError(f"{meta_file} is damaged or from another version: {exc}") from None
+    return meta
+
+
 def read_manifest(path) -> dict:
     """The manifest of a complete checkpoint folder, or a clear error."""
     path = Path(path).absolute()
@@ -113,12 +124,7 @@ def read_manifest(path) -> dict:
             f"{path} is not a complete catchjax agent checkpoint (no {MANIFEST} or state/): "
             f"its writing may not have finished; train again"
         )
-    try:
-        meta = json.loads(meta_file.read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CatchjaxError(f"{meta_file} is damaged or from another version: {exc}") from None
+    meta = read_json_object(meta_file)
     if "manifest_sha256" in meta and manifest_digest(meta) != meta["manifest_sha256"]:
         raise CatchjaxError(
             f"{meta_file} was changed after it was written (its checksum does not match): the "

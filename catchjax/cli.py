@@ -227,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how many proposals to evaluate in parallel (fewer come back when "
                     "the method first needs rewards, e.g. evolution's initial population)")
     ak.add_argument("--out", help="write the proposals to this JSON file (default: stdout)")
+    ak.add_argument("--pending", action="store_true",
+                    help="ask nothing new: write the proposals still waiting for a reward "
+                    "(e.g. after the job that was training them crashed)")
     start = ak.add_argument_group("starting a search (first ask only)")
     start.add_argument("--method", help="a method with ask/tell steps (`catchjax methods`)")
     start.add_argument("--space", help="residual, nb201, transnas-micro or transnas-macro; "
@@ -448,11 +451,15 @@ def cmd_ask(args) -> int:
                                 f"--space (e.g. --method catch-sfs --space residual)")
         search = AskTell.start(args.method, args.space, budget=args.budget, seed=args.seed,
                                agent=args.init, state_dir=state, **dict(args.set))
-    proposals = search.ask(args.k)
+    if args.pending:
+        proposals = [{k: v for k, v in p.items() if k not in ("reward", "asked_at")}
+                     for p in search.log if p["reward"] is None]
+    else:
+        proposals = search.ask(args.k)
     doc = {"kind": "catchjax proposals", "state": str(search.state_dir),
            "method": search.method, "space": search.domain.name, "proposals": proposals,
            "pending": search.pending, "asked": search.n_asked, "budget": search.config.budget}
-    if len(proposals) < args.k:
+    if len(proposals) < args.k and not args.pending:
         doc["note"] = search.why_not_more()
         print(f"catchjax: {len(proposals)} of {args.k} proposals: {doc['note']}",
               file=sys.stderr)

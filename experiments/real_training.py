@@ -136,7 +136,8 @@ def evaluate(proposal, trainer, evaluations, out: Path) -> dict:
     return evaluations[arch]
 
 
-def write_outputs(rows: list[dict], out: Path, args, seconds: float) -> None:
+def write_outputs(rows: list[dict], out: Path, args, seconds: float,
+                  trained: dict) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -152,32 +153,45 @@ def write_outputs(rows: list[dict], out: Path, args, seconds: float) -> None:
         f"Residual-block space (37,320 networks), digits 8x8, {args.epochs} epochs per "
         f"network, width scale {args.width_scale}, reward = val acc x (LAT / "
         f"{args.latency_target_ms} ms)^{args.weight}; budget {args.budget} per search, "
-        f"seeds {args.seeds}; {seconds / 60:.1f} min on {jax.devices()[0].device_kind} "
-        f"({jax.devices()[0].platform}).",
+        f"seeds {args.seeds}; on {jax.devices()[0].device_kind} "
+        f"({jax.devices()[0].platform}). Training time of the {len(trained)} distinct "
+        f"networks: {sum(r['train_seconds'] for r in trained.values()) / 60:.1f} min; "
+        f"this run (resumed parts excluded): {seconds / 60:.1f} min.",
         "",
         "| method | seed | best reward | its val acc | its test acc | its latency (ms) | "
         "distinct archs |",
         "|---|---|---|---|---|---|---|",
     ]
     fig, ax = plt.subplots(figsize=(6, 4))
+    means = ["", "| method | searches | best reward, mean ± std | test acc of the best, mean ± "
+             "std | evaluations to reach 0.96 (searches that did) |", "|---|---|---|---|---|"]
     for method in METHODS:
+        curves, bests = [], []
         for seed in range(args.seeds):
             mine = [r for r in rows if r["method"] == method and r["seed"] == seed]
             if not mine:
                 continue
             best = max(mine, key=lambda r: r["reward"])
+            bests.append(best)
             lines.append(f"| {method} | {seed} | {best['reward']:.4f} | {best['val_acc']:.3f} | "
                          f"{best['test_acc']:.3f} | {best['latency_ms']:.3f} | "
                          f"{len({r['arch'] for r in mine})} |")
-            curve = np.maximum.accumulate([r["reward"] for r in mine])
-            ax.plot(np.arange(1, len(curve) + 1), curve,
-                    label=f"{method} (seed {seed})")
-    ax.set_xlabel("networks trained")
-    ax.set_ylabel("best reward so far")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "best_so_far.png", dpi=120)
-    plt.close(fig)
+            curves.append(np.maximum.accumulate([r["reward"] for r in mine]))
+        if not curves:
+            continue
+        n = min(len(c) for c in curves)
+        c = np.asarray([c[:n] for c in curves])
+        x = np.arange(1, n + 1)
+        ax.plot(x, c.mean(0), label=f"{method} (mean of {len(c)})")
+        ax.fill_between(x, c.min(0), c.max(0), alpha=0.2)
+        reach = [int(np.argmax(k >= 0.96)) + 1 for k in c if k[-1] >= 0.96]
+        r, t = [b["reward"] for b in bests], [b["test_acc"] for b in bests]
+        means.append(f"| {method} | {len(c)} | {np.mean(r):.4f} ± {np.std(r):.4f} | "
+                     f"{np.mean(t):.3f} ± {np.std(t):.3f} | "
+                     f"{', '.join(map(str, reach)) or '-'} ({len(reach)} of {len(c)}) |")
+    lines += means
+    finish(fig, ax, "networks trained", "best reward so far (band: min-max over searches)",
+           out / "best_so_far.png")
     fig, ax = plt.subplots(figsize=(6, 4))
     for method, marker in zip(METHODS, "o^s"):
         mine = [r for r in rows if r["method"] == method]
@@ -190,14 +204,20 @@ def write_outputs(rows: list[dict], out: Path, args, seconds: float) -> None:
             front.append((lat, acc))
             top = acc
     ax.step(*zip(*front), where="post", color="k", lw=1, label="Pareto front")
-    ax.set_xlabel("latency (ms, batch 1, median)")
-    ax.set_ylabel("validation accuracy")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "pareto.png", dpi=120)
-    plt.close(fig)
+    finish(fig, ax, "latency (ms, batch 1, median)", "validation accuracy", out / "pareto.png")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def finish(fig, ax, xlabel, ylabel, path) -> None:
+    import matplotlib.pyplot as plt
+
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def main(argv=None) -> int:
@@ -223,7 +243,7 @@ def main(argv=None) -> int:
     for seed in range(args.seeds):
         for method in args.methods.split(","):
             rows += run_search(method, seed, args, trainer, evaluations, out)
-    write_outputs(rows, out, args, time.time() - t0)
+    write_outputs(rows, out, args, time.time() - t0, evaluations)
     return 0
 
 

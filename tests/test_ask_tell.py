@@ -177,6 +177,10 @@ def test_file_protocol_round_trips(micro, tmp_path, capsys):
     args = ["ask", "--state", str(state), "-k", "3", "--out", str(out)]
     assert cli.main([*args, "--method", "rea", "--space", space, "--budget", "6",
                      "--set", "population=3", "--seed", "1"]) == 0
+    asked = json.loads(out.read_text())["proposals"]
+    again = tmp_path / "pending.json"  # the trainer lost its list: ask for it again
+    assert cli.main(["ask", "--state", str(state), "--pending", "--out", str(again)]) == 0
+    assert json.loads(again.read_text())["proposals"] == asked
     step = 0
     while doc := json.loads(out.read_text()):
         if not doc["proposals"]:
