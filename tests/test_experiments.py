@@ -27,6 +27,7 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
     assert (out / "meta-agent-cifar100" / "catchjax.json").exists()
 
 
+@pytest.mark.slow  # end to end over every stage; `pytest -m slow` runs it
 def test_transnas_transfer_script_writes_the_study_and_baselines(tmp_path):
     from experiments import transnas_transfer
 

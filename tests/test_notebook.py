@@ -20,6 +20,7 @@ def _run(tmp_path, monkeypatch, **env):
     return client, nb
 
 
+@pytest.mark.slow  # a fresh kernel compiles everything again; `pytest -m slow` runs it
 def test_notebook_executes_with_small_sizes(tmp_path, monkeypatch):
     client, nb = _run(tmp_path, monkeypatch, CATCHJAX_NB_TRIALS="6", CATCHJAX_NB_BUDGET="8",
                       CATCHJAX_NB_META_EPOCHS="2", CATCHJAX_NB_DATA="",
