@@ -33,7 +33,7 @@ from catchjax import networks, ppo, replay, sampling
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
-from catchjax.stepping import run_on_table, scan_items
+from catchjax.stepping import run_on_table, take_planned
 
 CONTEXTS = ("learned", "zero", "random")
 
@@ -333,8 +333,7 @@ def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n):
 
 def ask(config: CatchConfig, state: SearchState, task: TaskArrays, k: int, seeding: bool):
     if seeding:
-        rows = jax.lax.dynamic_slice(state.seeds, (state.ledger.n_asked,), (k,))
-        return rows, state.replace(ledger=state.ledger.asked(rows)), {}
+        return *take_planned(state, state.seeds, k), {}
     first = state.ledger.n_asked - n_seeds(config)
     # k > 1: k epochs' proposals from the same agent and history (parallel evaluation)
     rows, logps, info = jax.lax.map(lambda j: propose(config, state, task, first + j),
@@ -381,8 +380,8 @@ def learn(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward, 
 
 def tell(config: CatchConfig, state: SearchState, task: TaskArrays, ids, rewards,
          seeding: bool):
-    return scan_items(lambda s, item: learn(config, s, task, *item, seeding), state,
-                      (ids, rewards))
+    return jax.lax.scan(lambda s, item: learn(config, s, task, *item, seeding), state,
+                        (ids, rewards))
 
 
 def ready(config: CatchConfig, state: SearchState) -> int:

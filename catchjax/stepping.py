@@ -16,10 +16,16 @@ from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import SearchTrace, Stepper
 
 
-def scan_items(fn, carry, xs):
-    """``fn(carry, x) -> (carry, y)`` over the leading axis of ``xs`` (a short
-    ``lax.scan``): how a step of k proposals applies a one-proposal rule k times."""
-    return jax.lax.scan(fn, carry, xs)
+def take_planned(state, plan, k: int):
+    """The next ``k`` rows of a plan drawn at ``start`` (random search's order, a greedy
+    episode, seeds, an initial population), recorded in the state's ledger."""
+    rows = jax.lax.dynamic_slice(plan, (state.ledger.n_asked,), (k,))
+    return rows, state.replace(ledger=state.ledger.asked(rows))
+
+
+def record_only(config, state, task, ids, rewards, seeding: bool):
+    """``tell`` of a method whose proposals do not depend on rewards: record them."""
+    return state.replace(ledger=state.ledger.told(ids, rewards)), {}
 
 
 def run_on_table(stepper: Stepper, config, key, task: TaskArrays, agent=None):

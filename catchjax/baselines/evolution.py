@@ -15,7 +15,7 @@ from flax import struct
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
-from catchjax.stepping import run_on_table, scan_items
+from catchjax.stepping import run_on_table, take_planned
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,10 +67,10 @@ def mutate(config: EvolutionConfig, state: EvolutionState, task: TaskArrays, i):
 
 def ask(config, state: EvolutionState, task, k: int, seeding: bool):
     if seeding:
-        rows = jax.lax.dynamic_slice(state.init_rows, (state.ledger.n_asked,), (k,))
-    else:  # k children of the current population (k > 1: asynchronous workers)
-        first = state.ledger.n_asked - n_initial(config)
-        rows = jax.lax.map(lambda j: mutate(config, state, task, first + j), jnp.arange(k))
+        return *take_planned(state, state.init_rows, k), {}
+    # k children of the current population (k > 1: asynchronous workers)
+    first = state.ledger.n_asked - n_initial(config)
+    rows = jax.lax.map(lambda j: mutate(config, state, task, first + j), jnp.arange(k))
     return rows, state.replace(ledger=state.ledger.asked(rows)), {}
 
 
@@ -84,7 +84,7 @@ def tell(config, state: EvolutionState, task, ids, rewards, seeding: bool):
             ledger=state.ledger.told(i[None], reward[None]),
         ), None
 
-    state, _ = scan_items(one, state, (ids, rewards))
+    state, _ = jax.lax.scan(one, state, (ids, rewards))
     return state, {}
 
 

@@ -11,7 +11,7 @@ from flax import struct
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
-from catchjax.stepping import run_on_table
+from catchjax.stepping import record_only, run_on_table, take_planned
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,15 +65,10 @@ def start(config: RandomSearchConfig, key, task: TaskArrays, agent=None) -> Rand
 
 
 def ask(config, state: RandomSearchState, task, k: int, seeding: bool):
-    rows = jax.lax.dynamic_slice(state.order, (state.ledger.n_asked,), (k,))
-    return rows, state.replace(ledger=state.ledger.asked(rows)), {}
+    return *take_planned(state, state.order, k), {}
 
 
-def tell(config, state: RandomSearchState, task, ids, rewards, seeding: bool):
-    return state.replace(ledger=state.ledger.told(ids, rewards)), {}
-
-
-STEPPER = Stepper(start=start, ask=ask, tell=tell, first=lambda config: config.budget,
+STEPPER = Stepper(start=start, ask=ask, tell=record_only, first=lambda config: config.budget,
                   ready=lambda config, state: config.budget - int(state.ledger.n_asked))
 
 

@@ -18,7 +18,7 @@ from catchjax import sampling
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, SearchTrace, Stepper
 from catchjax.errors import CatchjaxError
-from catchjax.stepping import run_on_table, scan_items
+from catchjax.stepping import run_on_table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +90,7 @@ def tell(config, state: ReinforceState, task, ids, rewards, seeding: bool):
                              opt_state=opt_state, num=num, den=den,
                              ledger=state.ledger.told(i[None], reward[None])), None
 
-    state, _ = scan_items(one, state, (ids, rewards))
+    state, _ = jax.lax.scan(one, state, (ids, rewards))
     return state, {}
 
 

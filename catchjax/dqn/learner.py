@@ -38,7 +38,7 @@ from catchjax.dqn import env as edit_env
 from catchjax.dqn import returns
 from catchjax.dqn.network import QNetwork, q_values
 from catchjax.errors import CatchjaxError
-from catchjax.stepping import run_on_table
+from catchjax.stepping import record_only, run_on_table, take_planned
 
 
 @dataclasses.dataclass(frozen=True)
@@ -350,12 +350,7 @@ def start_search(config: DQNConfig, key, task: TaskArrays, agent: DQNAgent | Non
 
 
 def ask_path(config, state: SearchState, task, k: int, seeding: bool):
-    rows = jax.lax.dynamic_slice(state.path, (state.ledger.n_asked,), (k,))
-    return rows, state.replace(ledger=state.ledger.asked(rows)), {}
-
-
-def tell_path(config, state: SearchState, task, ids, rewards, seeding: bool):
-    return state.replace(ledger=state.ledger.told(ids, rewards)), {}
+    return *take_planned(state, state.path, k), {}
 
 
 def ready_path(config, state: SearchState) -> int:
@@ -366,7 +361,7 @@ def ready_path(config, state: SearchState) -> int:
     return max(length - int(state.ledger.n_asked), 0)
 
 
-STEPPER = Stepper(start=start_search, ask=ask_path, tell=tell_path,
+STEPPER = Stepper(start=start_search, ask=ask_path, tell=record_only,
                   first=lambda config: config.budget, ready=ready_path)
 
 
