@@ -62,6 +62,10 @@ class CatchConfig:
     # a fresh Adam state when a search starts from a trained agent.
     entropy_coef: float = 0.0
     reset_optimizer: bool = False
+    # Meta-training tasks per gradient step (issue 8): 1 = the paper's Algorithm 1, one
+    # pool task per meta-epoch; B > 1 = PEARL's meta-batch, B searches on B pool tasks in
+    # lockstep sharing one agent, each step on the mean of their losses (Eq. 2).
+    meta_batch: int = 1
 
     def validate(self, task) -> None:
         """Refuse settings that cannot run (or would run to a meaningless result)."""
@@ -81,6 +85,8 @@ class CatchConfig:
                 f"meta_epochs and meta_budget must be >= 1, got {self.meta_epochs}, "
                 f"{self.meta_budget}"
             )
+        if self.meta_batch < 1:
+            raise CatchjaxError(f"meta_batch must be >= 1, got {self.meta_batch}")
         if self.updates_per_epoch < 1:
             raise CatchjaxError(f"updates_per_epoch must be >= 1, got {self.updates_per_epoch}")
         checks = {
@@ -343,12 +349,10 @@ def ask(config: CatchConfig, state: SearchState, task: TaskArrays, k: int, seedi
     return rows, state.replace(ledger=state.ledger.asked(rows), asked_log_probs=logps_all), info
 
 
-def learn(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward, seeding: bool):
-    """Add proposal ``i`` and its reward to the history (Algorithm 1 line 8); after the
-    seeds, ``updates_per_epoch`` gradient steps on Eq. 2 (lines 9-11)."""
-    nets = make_networks(config, *task.prefix_mask.shape[::2])
-    n_init = n_seeds(config)
-    n_epochs = config.budget - n_init
+def record(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward,
+           seeding: bool) -> SearchState:
+    """Add proposal ``i`` and its reward to the history and the PER memory (Algorithm 1
+    line 8)."""
     h = state.history
     j = h.count
     history = History(
@@ -358,17 +362,30 @@ def learn(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward, 
         log_probs=h.log_probs if seeding else h.log_probs.at[j].set(state.asked_log_probs[i]),
         count=j + 1,
     )
-    state = state.replace(history=history, memory=replay.add(state.memory, None),
-                          ledger=state.ledger.told(i[None], reward[None]))
+    return state.replace(history=history, memory=replay.add(state.memory, None),
+                         ledger=state.ledger.told(i[None], reward[None]))
+
+
+def update_inputs(config: CatchConfig, state: SearchState):
+    """The update key and PER beta of the search epoch the last told result completes."""
+    n_init = n_seeds(config)
+    n = state.ledger.n_told - 1 - n_init
+    k_upd = jax.random.split(jax.random.fold_in(state.loop_key, n), 5)[4]
+    return k_upd, per_beta_at(config, n, config.budget - n_init)
+
+
+def learn(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward, seeding: bool):
+    """Add proposal ``i`` and its reward to the history (Algorithm 1 line 8); after the
+    seeds, ``updates_per_epoch`` gradient steps on Eq. 2 (lines 9-11)."""
+    nets = make_networks(config, *task.prefix_mask.shape[::2])
+    state = record(config, state, task, i, reward, seeding)
     if seeding:
         return state, {}
-    n = state.ledger.n_told - 1 - n_init  # the search epoch this result completes
-    k_upd = jax.random.split(jax.random.fold_in(state.loop_key, n), 5)[4]
-    beta = per_beta_at(config, n, n_epochs)
+    k_upd, beta = update_inputs(config, state)
 
     def update(c, u):
-        return update_step(config, nets, c, jax.random.fold_in(k_upd, u), history, beta,
-                           n_init, task.prefix_mask)
+        return update_step(config, nets, c, jax.random.fold_in(k_upd, u), state.history, beta,
+                           n_seeds(config), task.prefix_mask)
 
     (params, opt_state, memory), parts = jax.lax.scan(
         update, (state.params, state.opt_state, state.memory),
@@ -406,28 +423,90 @@ def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> Sear
     return run_on_table(STEPPER, config, key, task, agent)[0]
 
 
+def lockstep_search_and_learn(config: CatchConfig, keys, task: TaskArrays, rewards, agent):
+    """Algorithm 1 lines 3-12 on B tasks at once with one shared agent (PEARL's
+    meta-batch, ``meta_batch`` > 1): every search epoch each search proposes from the
+    shared agent and records its result; each of the ``updates_per_epoch`` Adam steps is on
+    the mean over the B searches of Eq. 2, so the encoder is trained to tell tasks of the
+    same step apart. ``keys`` [B], ``rewards`` [B, n_archs]. Returns (rows [B, budget],
+    the updated AgentState)."""
+    nets = make_networks(config, *task.prefix_mask.shape[::2])
+    n0 = n_seeds(config)
+
+    def on(r):
+        return task.replace(reward=r)
+
+    def seeded(key, r):
+        state = start_search(config, key, on(r), agent)
+        rows, state, _ = ask(config, state, on(r), n0, True)
+        return tell(config, state, on(r), jnp.arange(n0), r[rows], True)[0]
+
+    states = jax.vmap(seeded)(keys, rewards)
+
+    def epoch(carry, i):
+        states, params, opt_state = carry
+
+        def propose_and_record(state, r):
+            rows, state, _ = ask(config, state.replace(params=params), on(r), 1, False)
+            state = record(config, state, on(r), i, r[rows[0]], False)
+            return state, update_inputs(config, state)
+
+        states, (k_upd, beta) = jax.vmap(propose_and_record)(states, rewards)
+
+        def update(c, u):
+            params, opt_state, memories = c
+
+            def grad_one(history, memory, k, b):
+                return jax.grad(catch_loss, argnums=2, has_aux=True)(
+                    config, nets, params, history, memory, jax.random.fold_in(k, u), b, n0,
+                    task.prefix_mask)
+
+            grads, (idx, delta, _) = jax.vmap(grad_one)(states.history, memories, k_upd, beta)
+            grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+            updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state)
+            memories = jax.vmap(replay.update_priorities)(memories, idx, delta)
+            return (optax.apply_updates(params, updates), opt_state, memories), None
+
+        (params, opt_state, memories), _ = jax.lax.scan(
+            update, (params, opt_state, states.memory), jnp.arange(config.updates_per_epoch))
+        return (states.replace(memory=memories), params, opt_state), None
+
+    (states, params, opt_state), _ = jax.lax.scan(
+        epoch, (states, agent.params, agent.opt_state), jnp.arange(n0, config.budget))
+    return states.ledger.rows, AgentState(params, opt_state)
+
+
 def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
     """Meta-training, Algorithm 1 lines 1-13: ``meta_epochs`` fresh searches of
     ``meta_budget`` networks, each on a task drawn uniformly from the pool, carrying the
-    agent from one to the next.
+    agent from one to the next. With ``meta_batch`` B > 1 each meta-epoch is B searches in
+    lockstep on B pool tasks (distinct while B <= pool size), one gradient step on the mean
+    of their losses (:func:`lockstep_search_and_learn`).
 
     ``pool_rewards`` [P, n_archs]: the reward of every architecture on each pool task (same
     table and masks as ``task``); ``agent``: continue from this agent's state (None: a
-    fresh one). Returns (AgentState, {"rows": [meta_epochs, meta_budget], "pool_task":
-    pool task index per meta-epoch}).
+    fresh one). Returns (AgentState, {"rows": [meta_epochs, meta_budget] ([meta_epochs, B,
+    meta_budget] with a meta-batch), "pool_task": pool task index per meta-epoch ([.., B])}).
     """
     L, _, K = task.prefix_mask.shape
     search_config = dataclasses.replace(config, budget=config.meta_budget)
     k_init, k_loop = jax.random.split(key)
     if agent is None:
         agent = init_agent(config, k_init, L, K)
+    P, B = pool_rewards.shape[0], config.meta_batch
 
     def meta_epoch(agent, m):
         k_task, k_search = jax.random.split(jax.random.fold_in(k_loop, m))
-        p = jax.random.randint(k_task, (), 0, pool_rewards.shape[0])
-        trace, agent = search_and_learn(search_config, k_search,
-                                        task.replace(reward=pool_rewards[p]), agent)
-        return agent, (trace.rows, p)
+        if B == 1:  # the paper's Algorithm 1
+            p = jax.random.randint(k_task, (), 0, P)
+            trace, agent = search_and_learn(search_config, k_search,
+                                            task.replace(reward=pool_rewards[p]), agent)
+            return agent, (trace.rows, p)
+        picks = (jax.random.permutation(k_task, P)[:B] if B <= P
+                 else jax.random.randint(k_task, (B,), 0, P))
+        rows, agent = lockstep_search_and_learn(search_config, jax.random.split(k_search, B),
+                                                task, pool_rewards[picks], agent)
+        return agent, (rows, picks)
 
     agent, (rows, picks) = jax.lax.scan(meta_epoch, agent, jnp.arange(config.meta_epochs))
     return agent, {"rows": rows, "pool_task": picks}
@@ -437,11 +516,12 @@ def train_curve(config: CatchConfig, key, task: TaskArrays, rewards, agent, step
                 points: int, episodes: int):
     """:attr:`catchjax.core.Learner.curve` of CATCH: meta-training (:func:`train`) on
     ``rewards`` [P, n_archs] in ``points`` segments, each of ceil(steps / (points *
-    meta_budget)) meta-epochs of ``meta_budget`` table queries; after each segment (and
-    before the first) ``episodes`` adaptation searches (:func:`catch_search`, ``budget``
-    networks each, from the current agent) on ``task``, each scored by the first report
-    metric (test) of its best-by-reward network."""
-    per_segment = max(1, -(-steps // (points * config.meta_budget)))
+    queries)) meta-epochs of ``queries`` = meta_budget * meta_batch table queries; after
+    each segment (and before the first) ``episodes`` adaptation searches
+    (:func:`catch_search`, ``budget`` networks each, from the current agent) on ``task``,
+    each scored by the first report metric (test) of its best-by-reward network."""
+    queries = config.meta_budget * config.meta_batch  # table queries per meta-epoch
+    per_segment = max(1, -(-steps // (points * queries)))
     seg_config = dataclasses.replace(config, meta_epochs=per_segment)
     search_config = dataclasses.replace(config, meta_trained=True)
     L, _, K = task.prefix_mask.shape
@@ -465,7 +545,7 @@ def train_curve(config: CatchConfig, key, task: TaskArrays, rewards, agent, step
     test0 = evaluate(agent, 0)
     seen = jnp.zeros(task.reward.shape, bool)
     (agent, seen), tests = jax.lax.scan(segment, (agent, seen), jnp.arange(points))
-    info = {"steps": jnp.arange(points + 1) * per_segment * config.meta_budget,
+    info = {"steps": jnp.arange(points + 1) * per_segment * queries,
             "test_episodes": jnp.concatenate([test0[None], tests]),
             "distinct": jnp.sum(seen)}
     return agent, info

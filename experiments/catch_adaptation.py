@@ -43,6 +43,12 @@ VARIANTS = {
     "entropy 0.5": {"entropy_coef": 0.5},
     "entropy 0.2 + fresh Adam": {"entropy_coef": 0.2, "reset_optimizer": True},
     "entropy 0.05 + 10 initial": {"entropy_coef": 0.05, "n_initial": 10},
+    # PEARL's meta-batch: every gradient step on B pool tasks at once (B searches in
+    # lockstep) instead of one pool task per meta-epoch; 12 meta-epochs of 2 tasks query
+    # the pool about as often (480) as the default 25 of one (500)
+    "meta-batch 2": {"meta_batch": 2},
+    "meta-batch 2, 12 meta-epochs": {"meta_batch": 2, "meta_epochs": 12},
+    "entropy 0.5 + meta-batch 2": {"entropy_coef": 0.5, "meta_batch": 2},
 }
 
 

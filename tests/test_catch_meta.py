@@ -112,3 +112,39 @@ def test_named_pools_of_nb201():
     micro = tasks.make_task("synthetic-transnas-micro", "autoencoder")
     assert agents.meta_pool(micro) == [f"{t}__valid_{m}" for t, m in
                                        tables.TRANSNAS_METRIC.items() if t != "autoencoder"]
+
+
+def _leaves_close(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-6)
+
+
+def test_meta_batch_of_one_task_twice_is_one_search(syn_nb201):
+    """The lockstep meta-batch step is the mean of each search's Eq. 2: two copies of the
+    same search (same key, same rewards) propose what that search proposes alone and move
+    the agent exactly as it does."""
+    config = dataclasses.replace(TINY, budget=TINY.meta_budget)
+    task = syn_nb201.arrays
+    agent = catch.init_agent(config, jax.random.key(0), 6, 5)
+    key = jax.random.key(4)
+    one_trace, one_agent = catch.search_and_learn(config, key, task, agent)
+    rows, both = jax.jit(lambda k, r: catch.lockstep_search_and_learn(config, k, task, r, agent))(
+        jax.numpy.stack([key, key]), jax.numpy.stack([task.reward, task.reward]))
+    np.testing.assert_array_equal(np.asarray(rows), np.stack([one_trace.rows] * 2))
+    _leaves_close(both.params, one_agent.params)
+
+
+def test_meta_batch_trains_on_distinct_pool_tasks(syn_nb201):
+    config = dataclasses.replace(TINY, meta_batch=2)
+    rewards = agents.pool_rewards(syn_nb201, agents.meta_pool(syn_nb201))
+    agent, info = jax.jit(lambda k: catch.train(config, k, syn_nb201.arrays,
+                                                jax.numpy.asarray(rewards)))(jax.random.key(0))
+    assert info["rows"].shape == (TINY.meta_epochs, 2, TINY.meta_budget)
+    # B = pool size: every meta-epoch searches both pool tasks, each on its own reward
+    np.testing.assert_array_equal(np.sort(np.asarray(info["pool_task"]), axis=1),
+                                  np.tile([0, 1], (TINY.meta_epochs, 1)))
+    # the B searches share each Adam step (one per search epoch, not one per search)
+    epochs = TINY.meta_budget - TINY.n_initial
+    assert int(agent.opt_state[0].count) == TINY.meta_epochs * epochs * TINY.updates_per_epoch
+    with pytest.raises(CatchjaxError, match="meta_batch must be >= 1"):
+        dataclasses.replace(TINY, meta_batch=0).validate(syn_nb201)
