@@ -186,6 +186,8 @@ def test_report_shows_the_study_matrices_from_its_files(finished_study, tmp_path
         assert (tmp_path / "r" / "transfer" / "full" / f).stat().st_size > 0
 
 
+@pytest.mark.slow  # two processes compile the whole study (~2 min); the multi-process
+# sweep and seed sharding are tested in test_distributed and test_dqn
 def test_two_processes_run_the_same_study(finished_study, tmp_path):
     """jax.distributed with two local CPU processes, one seed each: process 0 writes the
     same study folder as one process (the other writes nothing), and the agents are the
@@ -330,7 +332,8 @@ def test_transfer_command_line(finished_study, tmp_path, capsys):
             "class_object,room_layout", "--steps", "640", "--seeds", "2", "--gamma",
             "room_layout=0.5", "--eval-points", "10", "--eval-episodes", "16", "--out", str(out)]
     for k in ("n_envs=32", "batch_size=32", "width=16", "heads=2", "layers=1",
-              "learning_starts=32", "buffer_capacity=512", "target_period=256"):
+              "learning_starts=32", "buffer_capacity=512", "target_period=256",
+            "budget=11"):  # = TINY: the study's compiled stages are reused
         argv += ["--set", k]
     assert cli.main(argv) == 0
     text = capsys.readouterr().out
