@@ -182,14 +182,15 @@ def encode_context(config: CatchConfig, nets: CatchNetworks, params, history: Hi
     return networks.sample_z(key, mu, var), networks.kl_to_prior(mu, var)
 
 
-def select_candidate(k_explore, k_pick, scores, epsilon):
+def select_candidate(k_explore, k_pick, scores, epsilon, allowed=None):
     """Epsilon-greedy over the candidates: a uniform one with probability epsilon, else the
-    evaluator's best (CATCH §3.3)."""
-    return jnp.where(
-        jax.random.uniform(k_explore) < epsilon,
-        jax.random.randint(k_pick, (), 0, scores.shape[0]),
-        jnp.argmax(scores),
-    )
+    evaluator's best (CATCH §3.3). ``allowed`` [M] (optional): pick only among these."""
+    if allowed is None:
+        explore = jax.random.randint(k_pick, (), 0, scores.shape[0])
+    else:
+        explore = jax.random.categorical(k_pick, jnp.where(allowed, 0.0, -jnp.inf))
+        scores = jnp.where(allowed, scores, -jnp.inf)
+    return jnp.where(jax.random.uniform(k_explore) < epsilon, explore, jnp.argmax(scores))
 
 
 def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: History,
@@ -309,9 +310,13 @@ def start(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchState
     return start_search(config, key, task, agent)
 
 
-def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n):
+def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n, taken=None):
     """Search epoch ``n``'s proposal (Algorithm 1 lines 5-7): z from the history, M
-    candidates from the controller, the evaluator's epsilon-greedy pick."""
+    candidates from the controller, the evaluator's epsilon-greedy pick.
+
+    ``taken`` (rows already proposed in the same ask, -1 = none): the pick skips them;
+    when every candidate is taken (a near-deterministic controller), the proposal is a
+    uniform searchable network not taken, with its log-prob under the controller."""
     nets = make_networks(config, *task.prefix_mask.shape[::2])
     K = nets.controller.n_choices
     n_epochs = config.budget - n_seeds(config)
@@ -325,25 +330,46 @@ def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n):
         lambda a: nets.evaluator.apply(state.params["evaluator"], jax.nn.one_hot(a, K), z)
     )(cands)
     eps = epsilon_at(config, n, n_epochs)
-    pick = select_candidate(k_eps, k_pick, scores, eps)
-    row = task.code_to_row[sampling.sequence_code(cands[pick], K)]
+    codes = sampling.sequence_code(cands, K)
+    if taken is None:  # one proposal per ask: Algorithm 1 as written
+        pick = select_candidate(k_eps, k_pick, scores, eps)
+        row, logp = task.code_to_row[codes[pick]], logps[pick]
+    else:
+        rows = task.code_to_row[codes]
+        free = ~jnp.isin(rows, taken)
+        pick = select_candidate(k_eps, k_pick, scores, eps, free)
+        unseen = ~jnp.isin(task.valid_rows, taken)
+        other = task.valid_rows[jax.random.categorical(jax.random.fold_in(k_pick, 1),
+                                                       jnp.where(unseen, 0.0, -jnp.inf))]
+        other_logp = networks.controller_log_prob(nets.controller, state.params["controller"],
+                                                  z, task.row_actions[other], task.prefix_mask)
+        row = jnp.where(free.any(), rows[pick], other)
+        logp = jnp.where(free.any(), logps[pick], other_logp)
     info = dict(
         epsilon=jnp.asarray(eps, jnp.float32),
         # -mean log pi over the M samples: a Monte-Carlo estimate of the controller's
         # entropy over whole architectures (nats)
         controller_entropy=-jnp.mean(logps),
-        distinct_candidates=distinct_count(sampling.sequence_code(cands, K)),
+        distinct_candidates=distinct_count(codes),
     )
-    return row, logps[pick], info
+    return row, logp, info
 
 
 def ask(config: CatchConfig, state: SearchState, task: TaskArrays, k: int, seeding: bool):
     if seeding:
         return *take_planned(state, state.seeds, k), {}
     first = state.ledger.n_asked - n_seeds(config)
-    # k > 1: k epochs' proposals from the same agent and history (parallel evaluation)
-    rows, logps, info = jax.lax.map(lambda j: propose(config, state, task, first + j),
-                                    jnp.arange(k))
+    if k == 1:
+        rows, logps, info = jax.lax.map(lambda j: propose(config, state, task, first + j),
+                                        jnp.arange(k))
+    else:  # k epochs' proposals from the same agent and history (parallel evaluation),
+        # k different networks: each skips the rows proposed before it in this ask
+        def one(taken, j):
+            row, logp, info = propose(config, state, task, first + j, taken)
+            return taken.at[j].set(row), (row, logp, info)
+
+        _, (rows, logps, info) = jax.lax.scan(one, jnp.full((k,), -1, jnp.int32),
+                                              jnp.arange(k))
     logps_all = jax.lax.dynamic_update_slice(state.asked_log_probs, logps,
                                              (state.ledger.n_asked,))
     return rows, state.replace(ledger=state.ledger.asked(rows), asked_log_probs=logps_all), info

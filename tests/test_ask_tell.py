@@ -4,6 +4,7 @@ step, a file protocol for the command line, and clear refusals of bad results.""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import jax
@@ -98,6 +99,29 @@ def test_a_tell_after_a_crash_continues_identically(micro, tmp_path):
         for x, y in zip(jax.tree.leaves(a.state),
                         jax.tree.leaves(AskTell.load(b.state_dir).state)):
             np.testing.assert_array_equal(raw(x), raw(y))
+
+
+def test_a_parallel_ask_of_a_collapsed_catch_agent_proposes_different_networks(micro):
+    """A near-deterministic controller (every candidate the same cell, as after the
+    paper's meta-training) still gives k different networks to k workers: the first is
+    the controller's cell, the others are searchable networks not proposed before."""
+    agent = agent_for("catch-meta", micro)
+    params = jax.tree.map(lambda x: x, agent.agent.params)  # a copy to edit
+    layers = params["controller"]["params"]["MLP_0"]
+    last = sorted(layers)[-1]  # the output layer: [L * K] logits
+    K = micro.arrays.prefix_mask.shape[2]
+    layers[last]["bias"] = layers[last]["bias"].at[::K].set(50.0)  # choice 0 everywhere
+    agent = dataclasses.replace(agent, agent=agent.agent.replace(params=params))
+    search = AskTell.start("catch-meta", task_domain(micro), budget=BUDGET, seed=1,
+                           agent=agent, **SETTINGS["catch-meta"])
+    seeds = search.ask(3)
+    search.tell([p["id"] for p in seeds], [0.1, 0.2, 0.3])
+    batch = search.ask(5)
+    rows = [int(micro.arrays.code_to_row[int(search.domain.space.encode(
+        np.asarray(p["actions"])))]) for p in batch]
+    assert len(set(rows)) == 5
+    assert all(np.asarray(micro.searchable)[r] for r in rows)
+    assert list(batch[0]["actions"]) == [0] * len(batch[0]["actions"])
 
 
 def test_proposals_in_parallel_wait_for_what_the_method_needs(micro):
