@@ -49,6 +49,8 @@ VARIANTS = {
     "meta-batch 2": {"meta_batch": 2},
     "meta-batch 2, 12 meta-epochs": {"meta_batch": 2, "meta_epochs": 12},
     "entropy 0.5 + meta-batch 2": {"entropy_coef": 0.5, "meta_batch": 2},
+    "meta-batch 3": {"meta_batch": 3},  # TransNAS pools hold six tasks
+    "entropy 0.5 + meta-batch 3": {"entropy_coef": 0.5, "meta_batch": 3},
 }
 
 
