@@ -131,12 +131,14 @@ def main(argv=None):
                     f"{rec['cands_first']:.0f} → {rec['cands_last']:.0f} | "
                     f"{rec['z_within_std']:.3f} / {rec['z_between_targets'] or 0:.3f} | "
                     f"{rec['report_mean']:.2f}, {rec['hits']} hits, top-3 {rec['top3']:.0%} |")
+    spec = make_task(args.benchmark, args.targets[0]).spec
+    reward_name, report_name = spec.reward_metric, spec.report_metrics[0]
     header = (f"{args.trials} trials × {args.budget} networks per cell, shared by "
               f"{args.agents} meta-trained agents (seeds {args.seed}..), benchmark "
-              f"{args.benchmark}, pool {args.pool or 'default'}. Objective = mean best 12-epoch "
-              f"reward found ± std across agents (what variants are chosen on); z: mean std "
-              f"of the posterior mean within a target / distance between the targets' mean "
-              f"z; report = 200-epoch test accuracy (reported, not tuned on).\n\n"
+              f"{args.benchmark}, pool {args.pool or 'default'}. Objective = mean best reward "
+              f"found ({reward_name}) ± std across agents (what variants are chosen on); z: "
+              f"mean std of the posterior mean within a target / distance between the "
+              f"targets' mean z; report = {report_name} (reported, not tuned on).\n\n"
               "| variant | target | objective | distinct chosen | controller entropy first → "
               "last | distinct candidates (of M) | z within / between | report |\n"
               "|---|---|---|---|---|---|---|---|\n")

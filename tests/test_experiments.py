@@ -27,6 +27,26 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
     assert (out / "meta-agent-cifar100" / "catchjax.json").exists()
 
 
+def test_catch_adaptation_script_measures_a_variant_on_two_targets(tmp_path):
+    from experiments import catch_adaptation
+
+    out = tmp_path / "adapt"
+    rc = catch_adaptation.main([
+        "--benchmark", "synthetic-nb201", "--targets", "cifar100", "imagenet16-120",
+        "--variants", "meta-batch 2", "--trials", "4", "--budget", "8", "--agents", "2",
+        "--set", "candidates=8", "--set", "hidden=8", "--set", "meta_epochs=2",
+        "--set", "meta_budget=8", "--set", "updates_per_epoch=1", "--out", str(out)])
+    assert rc == 0
+    records = json.loads((out / "adaptation.json").read_text())
+    assert [(r["variant"], r["target"]) for r in records] == [
+        ("meta-batch 2", "cifar100"), ("meta-batch 2", "imagenet16-120")]
+    for r in records:
+        assert r["settings"] == {"meta_batch": 2} and r["z_between_targets"] > 0
+        assert r["distinct"] >= 1 and r["entropy_first"] > 0
+    text = (out / "adaptation.md").read_text()
+    assert "cifar100_valid_acc_12" in text and text.count("| meta-batch 2 |") == 2
+
+
 @pytest.mark.slow  # end to end over every stage; `pytest -m slow` runs it
 def test_transnas_transfer_script_writes_the_study_and_baselines(tmp_path):
     from experiments import transnas_transfer
