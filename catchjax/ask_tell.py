@@ -132,6 +132,11 @@ def _finite_reward(value, what: str) -> float:
     return r
 
 
+def _as_asked(proposal: dict) -> dict:
+    """A logged proposal as :meth:`AskTell.ask` hands it out (no reward, no timestamp)."""
+    return {k: v for k, v in proposal.items() if k not in ("reward", "asked_at")}
+
+
 @dataclasses.dataclass
 class AskTell:
     """A search driven from outside. Host object around the method's state pytree."""
@@ -224,6 +229,11 @@ class AskTell:
     def pending(self) -> list[int]:
         return [p["id"] for p in self.log if p["reward"] is None]
 
+    def pending_proposals(self) -> list[dict]:
+        """The proposals still waiting for a reward, as :meth:`ask` returned them (to hand
+        them out again after the job training them crashed)."""
+        return [_as_asked(p) for p in self.log if p["reward"] is None]
+
     def ready(self) -> int:
         """How many proposals :meth:`ask` can make now."""
         return int(self.stepper.ready(self.config, self.state))
@@ -258,7 +268,7 @@ class AskTell:
         if self.state_dir is not None:  # on disk first: an error leaves both unchanged
             self._write(state, self.log + new)
         self.state, self.log = state, self.log + new
-        return [{k: v for k, v in p.items() if k not in ("reward", "asked_at")} for p in new]
+        return [_as_asked(p) for p in new]
 
     def resolve(self, ids=None, archs=None) -> list[int]:
         """Proposal ids for a tell: ``ids`` as given (checked), or matched from ``archs``

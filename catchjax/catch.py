@@ -233,6 +233,12 @@ def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: Histor
     return l_c + l_e + config.beta_kl * kl, (idx, delta, parts)
 
 
+def adam_step(config: CatchConfig, params, opt_state, grads):
+    """One Adam step of the three networks (one optimizer for all, CATCH §3)."""
+    updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state
+
+
 def update_step(config: CatchConfig, nets: CatchNetworks, carry, key, history, beta,
                 n_init: int, prefix_mask):
     """One Adam step on :func:`catch_loss`; the sampled items get |TD error| priorities."""
@@ -240,9 +246,8 @@ def update_step(config: CatchConfig, nets: CatchNetworks, carry, key, history, b
     grads, (idx, delta, parts) = jax.grad(catch_loss, argnums=2, has_aux=True)(
         config, nets, params, history, memory, key, beta, n_init, prefix_mask
     )
-    updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state)
-    memory = replay.update_priorities(memory, idx, delta)
-    return (optax.apply_updates(params, updates), opt_state, memory), parts
+    params, opt_state = adam_step(config, params, opt_state, grads)
+    return (params, opt_state, replay.update_priorities(memory, idx, delta)), parts
 
 
 def epsilon_at(config: CatchConfig, epoch, n_epochs: int):
@@ -489,9 +494,9 @@ def lockstep_search_and_learn(config: CatchConfig, keys, task: TaskArrays, rewar
 
             grads, (idx, delta, _) = jax.vmap(grad_one)(states.history, memories, k_upd, beta)
             grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
-            updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state)
-            memories = jax.vmap(replay.update_priorities)(memories, idx, delta)
-            return (optax.apply_updates(params, updates), opt_state, memories), None
+            params, opt_state = adam_step(config, params, opt_state, grads)
+            return (params, opt_state,
+                    jax.vmap(replay.update_priorities)(memories, idx, delta)), None
 
         (params, opt_state, memories), _ = jax.lax.scan(
             update, (params, opt_state, states.memory), jnp.arange(config.updates_per_epoch))

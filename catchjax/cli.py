@@ -452,8 +452,7 @@ def cmd_ask(args) -> int:
         search = AskTell.start(args.method, args.space, budget=args.budget, seed=args.seed,
                                agent=args.init, state_dir=state, **dict(args.set))
     if args.pending:
-        proposals = [{k: v for k, v in p.items() if k not in ("reward", "asked_at")}
-                     for p in search.log if p["reward"] is None]
+        proposals = search.pending_proposals()
     else:
         proposals = search.ask(args.k)
     doc = {"kind": "catchjax proposals", "state": str(search.state_dir),

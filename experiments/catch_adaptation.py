@@ -87,11 +87,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows_md, records = [], []
+    rows_md, records, metrics = [], [], {}
     for name in args.variants:
         z_means = {}
         for target in args.targets:
             task = make_task(args.benchmark, target)
+            metrics[target] = (task.spec.reward_metric, task.spec.report_metrics[0])
             settings = {**dict(args.set), **VARIANTS[name]}
             config = methods.make_config("catch-meta", budget=args.budget, **settings)
             seeds = [args.seed + a for a in range(args.agents)]
@@ -131,8 +132,8 @@ def main(argv=None):
                     f"{rec['cands_first']:.0f} → {rec['cands_last']:.0f} | "
                     f"{rec['z_within_std']:.3f} / {rec['z_between_targets'] or 0:.3f} | "
                     f"{rec['report_mean']:.2f}, {rec['hits']} hits, top-3 {rec['top3']:.0%} |")
-    spec = make_task(args.benchmark, args.targets[0]).spec
-    reward_name, report_name = spec.reward_metric, spec.report_metrics[0]
+    reward_name = ", ".join(f"{t}: {m[0]}" for t, m in metrics.items())
+    report_name = ", ".join(f"{t}: {m[1]}" for t, m in metrics.items())
     header = (f"{args.trials} trials × {args.budget} networks per cell, shared by "
               f"{args.agents} meta-trained agents (seeds {args.seed}..), benchmark "
               f"{args.benchmark}, pool {args.pool or 'default'}. Objective = mean best reward "
