@@ -14,7 +14,9 @@ Every command is generic over the method registry (:mod:`catchjax.methods`).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -29,6 +31,16 @@ def _positive_int(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0, got {text!r}")
     return value
 
 
@@ -234,14 +246,20 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--method", help="a method with ask/tell steps (`catchjax methods`)")
     start.add_argument("--space", help="residual, nb201, transnas-micro or transnas-macro; "
                        "or table:BENCHMARK/TASK for a table's searchable rows")
-    start.add_argument("--budget", type=_positive_int, default=50, help="evaluations in all")
-    start.add_argument("--seed", type=int, default=0)
+    start.add_argument("--budget", type=_positive_int, default=None,
+                       help="evaluations in all (default 50); on an existing search only "
+                       "its own value is accepted")
+    start.add_argument("--seed", type=int, default=None, help="default 0")
     start.add_argument("--set", type=parse_setting, action="append", default=[],
                        metavar="NAME=VALUE", help="override a method setting")
     start.add_argument("--init", help="a trained agent's checkpoint (catch-meta, dqn)")
 
     tl = sub.add_parser("tell", help="ask/tell: hand the rewards of asked architectures back")
     tl.add_argument("--state", required=True, help="the search folder")
+    for p in (ak, tl):
+        p.add_argument("--lock-timeout", type=_seconds, default=120.0, metavar="SECONDS",
+                       help="how long to wait for another worker's ask or tell on the same "
+                       "search (default 120)")
     tl.add_argument("results", help="CSV with a header: reward, and id (from the proposals "
                     "file) or arch; other columns (accuracy, latency, ...) are kept")
 
@@ -440,17 +458,11 @@ def cmd_ask(args) -> int:
     from catchjax.ask_tell import AskTell
 
     out = Path(args.out) if args.out else None
-    if out is not None:
+    if out is not None:  # before the search changes: proposals must reach their file
         _check_proposals_file(out)
-    state = Path(args.state)
-    if state.exists():
-        search = AskTell.load(state, method=args.method, space=args.space)
-    else:
-        if not (args.method and args.space):
-            raise CatchjaxError(f"{state} does not exist: start a search with --method and "
-                                f"--space (e.g. --method catch-sfs --space residual)")
-        search = AskTell.start(args.method, args.space, budget=args.budget, seed=args.seed,
-                               agent=args.init, state_dir=state, **dict(args.set))
+    search = AskTell.open(args.state, method=args.method, space=args.space,
+                          budget=args.budget, seed=args.seed, agent=args.init,
+                          settings=dict(args.set), lock_timeout=args.lock_timeout)
     if args.pending:
         proposals = search.pending_proposals()
     else:
@@ -476,8 +488,14 @@ def _check_proposals_file(out: Path) -> None:
     """--out may replace only a proposals file catchjax wrote."""
     import json
 
+    from catchjax import safe_io
+
     if out.is_dir():
         raise CatchjaxError(f"--out {out} is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise CatchjaxError(f"--out {out}: the folder {out.parent} does not exist; create "
+                            f"it first (nothing was asked)")
+    safe_io.ensure_writable_parent(out)
     if out.exists():
         try:
             ours = json.loads(out.read_text()).get("kind") == "catchjax proposals"
@@ -489,30 +507,43 @@ def _check_proposals_file(out: Path) -> None:
 
 
 def read_results_csv(path) -> tuple[list, list, list, list]:
-    """(ids or None, archs or None, rewards, extras) from a results CSV, or a clear error."""
+    """(ids or None, archs or None, rewards, extras) from a results CSV, or a clear error.
+    A UTF-8 byte-order mark (Excel's "CSV UTF-8") and spaces around names and values are
+    accepted; a column name that appears twice is refused (which one would count?)."""
     import csv
 
     path = Path(path)
     if not path.is_file():
         raise CatchjaxError(f"results file {path} does not exist")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            lines = list(csv.reader(f, skipinitialspace=True))
+    except UnicodeDecodeError:
+        raise CatchjaxError(f"{path} is not UTF-8 text; save it as CSV (UTF-8)") from None
+    except csv.Error as exc:
+        raise CatchjaxError(f"{path} is not a readable CSV file: {exc}") from None
+    lines = [line for line in lines if any(cell.strip() for cell in line)]
+    if len(lines) < 2:
         raise CatchjaxError(f"{path} has no results (a header line and one line per result)")
-    columns = set(rows[0])
+    header = [name.strip() for name in lines[0]]
+    twice = sorted({name for name in header if name and header.count(name) > 1})
+    if twice:
+        raise CatchjaxError(f"{path}: the column {', '.join(map(repr, twice))} appears more "
+                            f"than once in the header; keep one")
+    columns = set(header)
     if "reward" not in columns or not ({"id", "arch"} & columns):
         raise CatchjaxError(f"{path} needs a 'reward' column and an 'id' or 'arch' column; "
                             f"it has {sorted(c for c in columns if c)}")
     ids, archs, rewards, extras = [], [], [], []
-    for n, row in enumerate(rows, start=2):
-        if None in row or any(v is None for v in row.values()):
-            raise CatchjaxError(f"{path} line {n}: not as many fields as the header")
+    for n, line in enumerate(lines[1:], start=2):
+        if len(line) != len(header):
+            raise CatchjaxError(f"{path} line {n}: {len(line)} fields, but the header has "
+                                f"{len(header)}")
+        row = dict(zip(header, (cell.strip() for cell in line)))
         if "id" in columns:
-            try:
-                ids.append(int(row["id"]))
-            except ValueError:
-                raise CatchjaxError(f"{path} line {n}: id {row['id']!r} is not an "
-                                    f"integer") from None
+            if not re.fullmatch(r"[+-]?\d+", row["id"]):
+                raise CatchjaxError(f"{path} line {n}: id {row['id']!r} is not an integer")
+            ids.append(int(row["id"]))
         archs.append(row.get("arch") or None)
         rewards.append(row["reward"])
         extra = {}
@@ -532,8 +563,8 @@ def read_results_csv(path) -> tuple[list, list, list, list]:
 def cmd_tell(args) -> int:
     from catchjax.ask_tell import AskTell
 
-    search = AskTell.load(args.state)
-    ids, archs, rewards, extras = read_results_csv(args.results)
+    ids, archs, rewards, extras = read_results_csv(args.results)  # checked before the lock
+    search = AskTell.load(args.state, lock_timeout=args.lock_timeout)
     search.tell(ids, rewards, archs=archs, extras=extras)
     best = search.best()
     told = search.n_asked - len(search.pending)
