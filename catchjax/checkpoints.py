@@ -102,6 +102,12 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
                              marker=MANIFEST, what="checkpoint")
 
 
+def _warn(text: str) -> None:
+    import sys
+
+    print(f"catchjax: warning: {text}", file=sys.stderr)
+
+
 def read_json_object(meta_file: Path) -> dict:
     """A manifest file's JSON object, or a clear error naming the file."""
     try:
@@ -125,6 +131,12 @@ def read_manifest(path) -> dict:
             f"its writing may not have finished; train again"
         )
     meta = read_json_object(meta_file)
+    if "manifest_sha256" not in meta and (meta.get("format") != 1 or "state_sha256" not in meta):
+        raise CatchjaxError(
+            f"{meta_file} has no checksum of itself (only the first format, 1, had none and "
+            f"then a checksum of state/): it was changed after it was written, and its config "
+            f"or space may not be what the agent was trained with. Train again or restore a copy"
+        )
     if "manifest_sha256" in meta and manifest_digest(meta) != meta["manifest_sha256"]:
         raise CatchjaxError(
             f"{meta_file} was changed after it was written (its checksum does not match): the "
@@ -193,13 +205,23 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
                 f"{task.name} is in the {task.space.name} space: its decisions mean other "
                 f"things there; train an agent on {task.spec.benchmark}"
             )
-    expected = meta.get("state_sha256")
-    if expected is not None and state_digest(path / "state") != expected:
+    if state_digest(path / "state") != meta.get("state_sha256"):
         raise CatchjaxError(
             f"checkpoint {path}: the files under state/ do not match their checksum in "
             f"{MANIFEST}; the checkpoint is damaged or incompatible (changed after it was "
             f"written). Train again or restore a copy"
         )
+    if "manifest_sha256" not in meta:  # the first checkpoints had no checksum of their own
+        _warn(f"checkpoint {path} has no checksum of its manifest (written by an early "
+              f"catchjax): its state files match their checksum, but its config, space "
+              f"and pool cannot be verified. Save it again to add one")
+    if task is not None and m.learner.trains_on != "task":
+        from catchjax.agent import target_columns
+
+        seen = [c for c in pool if c in target_columns(task)]
+        if seen:
+            _warn(f"the agent in {path} was trained on {task.name}'s own columns "
+                  f"({', '.join(seen)}): adapting it to {task.name} is not transfer")
     target_state = m.learner.init(saved, jax.random.key(0), L, K)
     abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
     try:

@@ -169,7 +169,7 @@ def open_study(out, spec: StudySpec, config, overwrite: bool = False) -> Path:
                              if detail[k].get(f) != want[k].get(f)})
             raise CatchjaxError(
                 f"{out} holds another transfer study (differs in {', '.join(fields)}); "
-                f"use another --out, or --overwrite to replace it")
+                f"use another --out, or --overwrite to replace it" + _set_aside_hint(out, want))
         return out
     safe_io.check_output_dir(out, overwrite, owned=OWNED, marker=STUDY_FILE,
                              what="transfer study")
@@ -180,7 +180,23 @@ def open_study(out, spec: StudySpec, config, overwrite: bool = False) -> Path:
     (out / "stages").mkdir(parents=True)
     (out / "agents").mkdir()
     safe_io.atomic_write_bytes(marker, json.dumps(want, indent=2).encode())
+    # what the study adds as it runs is ours too (the record lists only what is there now)
+    safe_io.write_record(out, "transfer study",
+                         patterns=("stages/*", "agents/*", *sorted(OWNED)))
     return out
+
+
+def _set_aside_hint(out: Path, want: dict) -> str:
+    """Where the study that a killed --overwrite set aside is, when it is this one."""
+    for old in sorted(out.parent.glob(f".{out.name}.replaced-*")):
+        try:
+            same = json.loads((old / STUDY_FILE).read_text()) == want
+        except (OSError, ValueError):
+            continue
+        if same:
+            return (f". This study is in {old}: an --overwrite set it aside and did not "
+                    f"finish. Restore it with: mv {out} {out}.unfinished && mv {old} {out}")
+    return ""
 
 
 def _stage_file(out: Path, stage: str) -> Path:

@@ -153,3 +153,39 @@ def test_cli_meta_train_then_adapt(tmp_path, capsys):
                      "--no-progress", *sets]) == 0
     assert (out2 / "meta-agent" / "catchjax.json").exists()
     assert agents.load_agent(out2 / "meta-agent").target_task == "cifar10"
+
+
+def test_a_manifest_without_its_checksum_loads_only_as_the_first_format(checkpoint, syn_nb201,
+                                                                         tmp_path, capsys):
+    """Deleting the checksum field no longer makes an edited manifest load (issue 21):
+    only format 1 had none, and then its state files must match their own checksum."""
+    from catchjax import checkpoints
+
+    edited = tmp_path / "edited"
+    shutil.copytree(checkpoint, edited)
+    meta = json.loads((edited / "catchjax.json").read_text())
+    meta.pop("manifest_sha256")
+    meta["space"] = "transnas-macro"
+    (edited / "catchjax.json").write_text(json.dumps(meta))
+    with pytest.raises(CatchjaxError, match="no checksum of itself"):
+        agents.load_agent(edited, syn_nb201)
+    meta["format"], meta["space"] = 1, "nb201"
+    (edited / "catchjax.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    agents.load_agent(edited, syn_nb201)
+    assert "cannot be verified" in capsys.readouterr().err
+    meta["state_sha256"] = "0" * 64
+    (edited / "catchjax.json").write_text(json.dumps(meta))
+    with pytest.raises(CatchjaxError, match="do not match their checksum"):
+        checkpoints.load_agent(edited, syn_nb201)
+
+
+def test_adapting_on_a_task_the_pool_held_warns(checkpoint, capsys):
+    """The agent for cifar10 was meta-trained on cifar100's reward: adapting it to
+    cifar100 is not transfer, and the user is told so."""
+    capsys.readouterr()
+    agents.load_agent(checkpoint, tasks.make_task("synthetic-nb201", "cifar10"))
+    assert "warning" not in capsys.readouterr().err
+    agents.load_agent(checkpoint, tasks.make_task("synthetic-nb201", "cifar100"))
+    err = capsys.readouterr().err
+    assert "cifar100_valid_acc_12" in err and "not transfer" in err

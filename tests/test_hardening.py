@@ -91,6 +91,37 @@ def test_old_results_survive_a_failed_rewrite(tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o"]
 
 
+def test_overwrite_needs_catchjax_s_record_not_its_file_names(tmp_path, capsys, no_compile):
+    """A user's own folder with files named like catchjax's is not replaced, nor is a
+    file a user put inside a results folder (issue 21)."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "summary.json").write_text('{"my": "summary"}')
+    (out / "results.csv").write_text("my,results\n")
+    assert _run(*SWEEP, "--out", str(out), "--overwrite") == 2
+    assert "no record that catchjax wrote" in capsys.readouterr().err
+    assert (out / "results.csv").read_text() == "my,results\n"
+
+
+def test_a_user_file_inside_a_results_folder_is_never_deleted(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert _run(*SWEEP, "--out", str(out)) == 0
+    record = json.loads((out / safe_io.RECORD).read_text())
+    assert record["what"] == "results" and "summary.json" in record["files"]
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~safe_io._umask()  # not mkdtemp's 0700
+    (out / "notes").mkdir()
+    (out / "notes" / "todo.txt").write_text("mine")
+    assert _run(*SWEEP, "--out", str(out), "--overwrite") == 2
+    assert "did not write (notes, notes/todo.txt)" in capsys.readouterr().err
+    (out / "notes" / "todo.txt").unlink()
+    (out / "notes").rmdir()
+    link = tmp_path / "latest"
+    link.symlink_to(out)
+    assert _run(*SWEEP, "--out", str(link), "--seed", "5", "--overwrite") == 0
+    assert link.is_symlink() and link.resolve() == out.resolve()
+    assert json.loads((out / "summary.json").read_text())["seed"] == 5
+
+
 def test_leftovers_of_a_killed_writer_are_cleaned(tmp_path):
     out = tmp_path / "o"
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
