@@ -84,8 +84,7 @@ def _check_process_flags(args) -> bool:
     from catchjax import distributed
 
     distributed.check(args.coordinator, args.num_processes, args.process_id)
-    if args.init_timeout <= 0:
-        raise CatchjaxError(f"--init-timeout must be positive, got {args.init_timeout}")
+    distributed.check_timeout(args.init_timeout)
     return args.process_id not in (None, 0)
 
 
@@ -93,8 +92,11 @@ def _start_processes(args) -> bool:
     """Join the other processes, if any; True on a process that is not 0."""
     from catchjax import distributed
 
+    # what this process runs, for the check that every process runs the same
+    run = {k: v for k, v in vars(args).items()
+           if k not in ("process_id", "debug", "no_compile_cache", "init_timeout")}
     if distributed.initialize(args.coordinator, args.num_processes, args.process_id,
-                              args.init_timeout, auto=args.distributed):
+                              args.init_timeout, auto=args.distributed, run=run):
         import jax
 
         return jax.process_index() != 0
@@ -590,6 +592,23 @@ def cmd_methods(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if os.environ.get("CATCHJAX_NATIVE_LOG"):
+        from catchjax import distributed
+
+        distributed.route_native_log()
+    if (getattr(args, "coordinator", None) or getattr(args, "distributed", False)) and \
+            not os.environ.get("CATCHJAX_SUPERVISED") and not args.debug:
+        # JAX's runtime aborts a process whose peers die or never join; a child process
+        # runs the command so that this one can say what happened in one line
+        from catchjax import distributed
+
+        try:
+            _check_process_flags(args)
+        except CatchjaxError as exc:
+            print(f"catchjax: error: {exc}", file=sys.stderr)
+            return 2
+        return distributed.supervise(sys.argv[1:] if argv is None else list(argv),
+                                     args.init_timeout, args.process_id)
     commands = {"sweep": cmd_sweep, "train": cmd_train, "meta-train": cmd_train,
                 "data": cmd_data, "methods": cmd_methods, "transfer": cmd_transfer,
                 "tasks": cmd_tasks, "report": cmd_report, "ask": cmd_ask, "tell": cmd_tell}

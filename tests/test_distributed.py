@@ -69,6 +69,73 @@ def test_bad_process_flags_fail_before_anything_runs(tmp_path, capsys, flags, ma
     assert not (tmp_path / "x").exists()
 
 
+def test_processes_given_different_commands_both_refuse_naming_the_argument(tmp_path):
+    """--seed or --trials differing between processes mixed two runs' results or made
+    both abort with a C++ stack (issue 21); now each says what differs, before any work."""
+    hosts = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2",
+             "--init-timeout", "60", "--out", str(tmp_path / "o")]
+    procs = [_cli(*SWEEP, *hosts, "--process-id", "0"),
+             _cli(*SWEEP, *hosts, "--process-id", "1", "--seed", "3", "--trials", "12")]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [2, 2]
+    assert "--seed is 2 here (process 0) but 3 on process 1" in outs[0][1]
+    assert "--trials is 12 here (process 1) but 10 on process 0" in outs[1][1]
+    assert "Check failure" not in outs[0][1] + outs[1][1]
+    assert not (tmp_path / "o").exists()
+
+
+def test_failures_of_the_runtime_end_in_one_line_within_the_timeout(tmp_path):
+    """Process 0 alone, a program that is not JAX's coordinator on the port, and a peer
+    killed mid-sweep: one line each (not a C++ stack dump), bounded by --init-timeout;
+    a nan timeout is refused rather than waiting forever."""
+    import signal
+    import threading
+    import time
+
+    out = ["--out", str(tmp_path / "o")]
+    alone = _cli(*SWEEP, *out, "--coordinator", f"127.0.0.1:{_free_port()}",
+                 "--num-processes", "2", "--process-id", "0", "--init-timeout", "2")
+    _, err = alone.communicate(timeout=120)
+    assert alone.returncode == 2 and "did not all join within --init-timeout 2 s" in err
+    assert err.count("\n") == 1
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+
+    def answer_like_a_web_server():
+        for _ in range(4):
+            conn, _ = server.accept()
+            conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            conn.close()
+
+    threading.Thread(target=answer_like_a_web_server, daemon=True).start()
+    other = _cli(*SWEEP, *out, "--coordinator", f"127.0.0.1:{server.getsockname()[1]}",
+                 "--num-processes", "2", "--process-id", "1", "--init-timeout", "5")
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 2 and "not as a JAX coordinator" in err
+    server.close()
+    assert cli.main([*SWEEP, *out, "--coordinator", "127.0.0.1:1234", "--num-processes",
+                     "2", "--process-id", "1", "--init-timeout", "nan"]) == 2
+
+    long = [*SWEEP[:7], "--trials", "20000", "--budget", "300", "--no-progress"]
+    hosts = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2",
+             "--init-timeout", "10", *out]
+    procs = [_cli(*long, *hosts, "--process-id", str(i)) for i in (0, 1)]
+    partial = tmp_path / ".o.partial"
+    deadline = time.monotonic() + 120
+    while not partial.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert procs[0].poll() is None, procs[0].communicate()
+    procs[1].send_signal(signal.SIGKILL)  # the supervisor: its child runs on, orphaned
+    start = time.monotonic()
+    _, err = procs[0].communicate(timeout=120)
+    assert procs[0].returncode == 2 and time.monotonic() - start < 60
+    assert "another process of the run" in err and "Check failure" not in err
+    procs[1].wait()
+
+
 def test_two_processes_resume_the_progress_of_process_0(tmp_path):
     """Process 0 restores the finished chunks of a killed sweep and shares them: the
     two-process result equals the uninterrupted one-process sweep."""
