@@ -34,6 +34,9 @@ def _positive_int(text):
     return value
 
 
+MAX_SEEDS = 1024
+
+
 def _seconds(text):
     try:
         value = float(text)
@@ -394,6 +397,13 @@ def cmd_transfer(args) -> int:
         except ValueError:
             raise CatchjaxError(f"--gamma {task}={value}: expected a number or 'none'") from None
     names = tuple(t.strip() for t in args.tasks.split(",") if t.strip())
+    stray = [task for task, _ in args.gamma if task not in names]
+    if stray:
+        raise CatchjaxError(f"--gamma names {', '.join(stray)}, which is not among --tasks "
+                            f"({', '.join(names)}): it would do nothing")
+    if args.seeds > MAX_SEEDS:
+        raise CatchjaxError(f"--seeds {args.seeds}: at most {MAX_SEEDS} agents per cell (each "
+                            f"is trained in full)")
     agent = {"catch": "catch-meta"}.get(args.agent, args.agent)
     spec = transfer.StudySpec(agent, benchmark, names, args.steps,
                               tuple(range(args.seeds)), args.fine_tune,

@@ -106,10 +106,26 @@ def write_results(result, out, overwrite: bool = False, parquet: bool | None = N
         if result.metrics:
             write_metrics(result, tmp / "metrics.csv")
         with open(tmp / "summary.json", "w") as f:
-            f.write(strict_json(result.summary()))
+            f.write(strict_json(sealed(json.loads(strict_json(result.summary())))))
 
     return safe_io.write_dir(out, fill, overwrite=overwrite, owned=RESULT_FILES,
                              marker="summary.json", what="results")
+
+
+DIGEST = "summary_sha256"
+
+
+def summary_digest(summary: dict) -> str:
+    """SHA-256 of a summary's content (keys sorted), without its own digest field: a
+    summary edited after it was written no longer matches (``catchjax report`` says so)."""
+    import hashlib
+
+    body = {k: v for k, v in summary.items() if k != DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def sealed(summary: dict) -> dict:
+    return {**summary, DIGEST: summary_digest(summary)}
 
 
 def strict_json(obj) -> str:

@@ -64,11 +64,50 @@ class StudyRun:
 
 def _read_json(path: Path, what: str) -> dict:
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text())
     except FileNotFoundError:
         raise CatchjaxError(f"{path.parent} has no {path.name}: {what}") from None
     except (OSError, ValueError) as exc:
         raise CatchjaxError(f"{path} is unreadable ({exc}); rerun that run") from None
+    if not isinstance(value, dict):
+        raise CatchjaxError(f"{path} holds a JSON {type(value).__name__}, not the object "
+                            f"catchjax writes; rerun that run")
+    return value
+
+
+# the columns the report reads from a transfer study's tables (transfer.write_results)
+_STUDY_COLUMNS = {
+    "cells": {"regime", "source", "target", "kind", "mean", "std", "ci_low", "ci_high"},
+    "curves": {"source", "target", "seed", "step", "test"},
+    "crossover": {"source", "target", "kind", "mean_steps", "ci_low_steps", "ci_high_steps"},
+}
+_SUMMARY_TYPES = {"method": str, "benchmark": str, "task": str, "report_metric": str,
+                  "trials": int, "budget": int, "mean": (int, float), "std": (int, float)}
+
+
+def _check_summary(path: Path, s: dict) -> None:
+    """A sweep summary whose fields have the types catchjax writes, and (when it carries
+    one) whose checksum still matches: an edited summary is not reported as if true."""
+    from catchjax.reporting import DIGEST, summary_digest
+
+    f = path / "summary.json"
+    missing = [k for k in (*_SUMMARY_TYPES, "ci95") if k not in s]
+    if missing:
+        raise CatchjaxError(f"{f} is not a sweep summary (no {', '.join(missing)})")
+    wrong = [k for k, kind in _SUMMARY_TYPES.items()
+             if isinstance(s[k], bool) or not isinstance(s[k], kind)]
+    ci = s["ci95"]
+    if not (isinstance(ci, list) and len(ci) == 2 and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) for x in ci)):
+        wrong.append("ci95")
+    if wrong or s["trials"] < 1 or s["budget"] < 1:
+        raise CatchjaxError(f"{f}: {', '.join(wrong) or 'trials/budget'} do not have the "
+                            f"values catchjax writes; the file was edited or damaged: rerun "
+                            f"that sweep")
+    if DIGEST in s and s[DIGEST] != summary_digest(s):
+        raise CatchjaxError(f"{f} was changed after catchjax wrote it (its {DIGEST} no longer "
+                            f"matches): its numbers may not be the run's. Rerun that sweep, "
+                            f"or restore the file")
 
 
 def _sweep_curves(path: Path, s: dict) -> np.ndarray:
@@ -95,10 +134,14 @@ def _sweep_curves(path: Path, s: dict) -> np.ndarray:
             if reader.fieldnames is None or not {"trial", "step", col} <= set(reader.fieldnames):
                 raise CatchjaxError(f"{f} lacks the columns trial, step, {col}")
             trial, step, value = [], [], []
-            for r in reader:
-                trial.append(int(r["trial"]))
-                step.append(int(r["step"]))
-                value.append(float(r[col]))
+            for line, r in enumerate(reader, start=2):
+                try:
+                    trial.append(int(r["trial"]))
+                    step.append(int(r["step"]))
+                    value.append(float(r[col]))
+                except (TypeError, ValueError):
+                    raise CatchjaxError(f"{f} line {line} is cut short or damaged; the run's "
+                                        f"results are incomplete: rerun that sweep") from None
         trial, step, value = np.asarray(trial), np.asarray(step), np.asarray(value)
     if trial.size != n * b or trial.min(initial=0) < 0 or trial.max(initial=0) >= n \
             or step.min(initial=1) < 1 or step.max(initial=1) > b:
@@ -120,24 +163,29 @@ def load_run(path) -> SweepRun | StudyRun:
         raise CatchjaxError(f"{path} is not a folder of a catchjax run")
     if (path / "study.json").exists():
         spec = _read_json(path / "study.json", "a transfer study")
+        if not isinstance(spec.get("spec"), dict):
+            raise CatchjaxError(f"{path / 'study.json'} has no study spec; it is damaged or "
+                                f"not a catchjax transfer study")
         result = {}
         for name in ("cells", "curves", "crossover"):
             f = path / f"{name}.csv"
             if not f.exists():
                 raise CatchjaxError(f"{path} has no {name}.csv: the study has not finished "
                                     f"(rerun its command to resume it)")
-            result[name] = [{k: _number(v) for k, v in r.items()}
-                            for r in csv.DictReader(io.StringIO(f.read_text()))]
+            rows = list(csv.DictReader(io.StringIO(f.read_text(errors="replace"))))
+            need = _STUDY_COLUMNS[name]
+            if not rows or any(None in r or not need <= set(r) or None in r.values()
+                               for r in rows):
+                raise CatchjaxError(f"{f} is damaged (missing columns or fields; it needs "
+                                    f"{', '.join(sorted(need))}): rerun the study's command "
+                                    f"to rewrite it from its stages")
+            result[name] = [{k: _number(v) for k, v in r.items()} for r in rows]
         return StudyRun(path, spec, result)
     if not (path / "summary.json").exists():
         raise CatchjaxError(f"{path} holds neither a sweep (summary.json) nor a transfer "
                             f"study (study.json)")
     s = _read_json(path / "summary.json", "a sweep")
-    missing = [k for k in ("method", "benchmark", "task", "report_metric", "trials", "budget",
-                           "mean", "std", "ci95") if k not in s]
-    if missing:
-        raise CatchjaxError(f"{path / 'summary.json'} is not a sweep summary (no "
-                            f"{', '.join(missing)})")
+    _check_summary(path, s)
     curves = _sweep_curves(path, s)
     mean = float(curves[:, -1].mean())
     if not np.isclose(mean, float(s["mean"]), rtol=1e-6, atol=1e-9):

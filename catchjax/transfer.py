@@ -217,12 +217,21 @@ def load_stage(out, stage: str) -> dict | None:
     f = _stage_file(Path(out), stage)
     if not f.exists():
         return None
+    import zipfile
+
     try:
         with np.load(f, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise CatchjaxError(f"{f} is damaged ({exc}); delete it to recompute that stage") \
-            from None
+            arrays = {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise CatchjaxError(f"{f} is damaged or cut short ({type(exc).__name__}: {exc}); "
+                            f"delete that file and run the same command again to recompute "
+                            f"only that stage") from None
+    missing = {"steps", "test", "seconds"} - set(arrays)
+    if missing:
+        raise CatchjaxError(f"{f} lacks {', '.join(sorted(missing))}: damaged or from another "
+                            f"catchjax; delete it and run the same command again to recompute "
+                            f"only that stage")
+    return arrays
 
 
 # -- running ----------------------------------------------------------------------------

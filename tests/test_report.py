@@ -104,3 +104,44 @@ def test_incomplete_or_mismatched_runs_are_named(saved_runs, tmp_path):
     with pytest.raises(CatchjaxError, match="neither a sweep"):
         runs_report.build([tmp_path], tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_damaged_or_edited_run_files_are_named_not_tracebacks(saved_runs, tmp_path):
+    """A cut-short results.csv, a summary.json of the wrong shape or edited after it was
+    written, a garbled study table: one clear error each (issue 21)."""
+    import shutil
+
+    def copy(name):
+        folder = tmp_path / name
+        shutil.copytree(saved_runs["rs"], folder)
+        return folder
+
+    short = copy("short")
+    lines = (short / "results.csv").read_text().splitlines()
+    lines[3] = lines[3].split(",")[0]  # a line with fewer fields
+    (short / "results.csv").write_text("\n".join(lines) + "\n")
+    ids = copy("ids")
+    (ids / "results.csv").write_text("trial\n0\n1\n")
+    edited = copy("edited")
+    summary = json.loads((edited / "summary.json").read_text())
+    summary["std"] = summary["std"] / 2  # a tighter spread than the run had
+    (edited / "summary.json").write_text(json.dumps(summary))
+    strings = copy("strings")
+    (strings / "summary.json").write_text(json.dumps({k: str(v) for k, v in summary.items()}))
+    number = copy("number")
+    (number / "summary.json").write_text("3")
+    for folder, words in [(short, "line 4 is cut short"), (ids, "lacks the columns"),
+                          (edited, "changed after catchjax wrote it"),
+                          (strings, "do not have the values"), (number, "not the object")]:
+        with pytest.raises(CatchjaxError, match=words):
+            runs_report.load_run(folder)
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text('{"kind": "catchjax transfer study"}')
+    with pytest.raises(CatchjaxError, match="no study spec"):
+        runs_report.load_run(study)
+    (study / "study.json").write_text('{"spec": {}}')
+    for name in ("cells", "curves", "crossover"):
+        (study / f"{name}.csv").write_text("source,target\nx\n")
+    with pytest.raises(CatchjaxError, match="cells.csv is damaged"):
+        runs_report.load_run(study)

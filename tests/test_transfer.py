@@ -367,3 +367,23 @@ def test_catch_transfers_through_the_same_study(tmp_path):
     kinds = {(c["regime"], c["source"], c["target"]) for c in result["cells"]}
     assert ("zero-shot", "room_layout", "class_object") in kinds
     assert (tmp_path / "catch" / "agents" / "room_layout" / "seed0" / "catchjax.json").exists()
+
+
+def test_a_cut_short_stage_file_and_stray_arguments_are_clear_errors(finished_study, tmp_path,
+                                                                     capsys):
+    import shutil
+
+    one, _ = finished_study
+    out = tmp_path / "study"
+    shutil.copytree(one, out)
+    stage = out / "stages" / "scratch__class_object.npz"
+    stage.write_bytes(stage.read_bytes()[: stage.stat().st_size // 2])
+    with pytest.raises(CatchjaxError, match="cut short.*delete that file"):
+        transfer.run_study(SPEC, TINY, out, log=lambda *_: None)
+    base = ["transfer", "--benchmark", "synthetic-transnas-micro", "--tasks",
+            "class_object,room_layout", "--steps", "640", "--out", str(tmp_path / "x")]
+    assert cli.main([*base, "--gamma", "jigsaw=0.5"]) == 2
+    assert "jigsaw, which is not among --tasks" in capsys.readouterr().err
+    assert cli.main([*base, "--seeds", "2000000000"]) == 2
+    assert "at most 1024" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
