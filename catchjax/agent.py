@@ -150,7 +150,18 @@ def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
     spread."""
     from catchjax.seed_batch import SeedBatch
 
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
+        raise CatchjaxError(f"seeds must be a list of integers, got {seeds!r}")
+    seeds = list(seeds)
+    for s in seeds:
+        check_seed(s)
     seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise CatchjaxError("seeds is empty: give at least one seed")
+    if len(set(seeds)) != len(seeds):
+        twice = sorted({s for s in seeds if seeds.count(s) > 1})
+        raise CatchjaxError(f"seeds {twice} appear more than once: those agents would be "
+                            f"identical copies, not a spread. Give distinct seeds")
     m, config, pool, rewards = _prepare(method, task, config, seeds, pool)
     keys = jax.vmap(jax.random.key)(jax.numpy.asarray(seeds, jax.numpy.int32))
     fn = jax.vmap(lambda key, tr: m.learner.train(config, key, *tr)[0], in_axes=(0, None))

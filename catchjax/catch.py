@@ -74,6 +74,11 @@ class CatchConfig:
                 f"CATCH needs candidates (M) >= 1, z_dim >= 1 and hidden >= 1, got "
                 f"{self.candidates}, {self.z_dim}, {self.hidden}"
             )
+        if self.candidates > MAX_CANDIDATES:
+            raise CatchjaxError(
+                f"candidates (M) is at most {MAX_CANDIDATES:,} (every epoch samples and scores "
+                f"all of them; the paper uses 100), got {self.candidates:,}"
+            )
         if self.context not in CONTEXTS:
             raise CatchjaxError(f"context must be one of {sorted(CONTEXTS)}, got {self.context!r}")
         if not 1 <= self.n_initial <= min(self.budget, self.meta_budget):
@@ -104,6 +109,9 @@ class CatchConfig:
             low_ok = value >= lo if closed_low else value > lo
             if not (low_ok and value <= hi and math.isfinite(value)):
                 raise CatchjaxError(f"CATCH setting {name} must be {words}, got {value}")
+
+
+MAX_CANDIDATES = 65_536
 
 
 @struct.dataclass

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import jax
@@ -70,6 +71,9 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
     """Write a checkpoint folder (see module docstring); never half-replaces an old one,
     and replaces only a checkpoint folder catchjax wrote."""
 
+    if not isinstance(trained, TrainedAgent):
+        raise CatchjaxError(f"save_agent saves a TrainedAgent (catchjax.agent.train's result), "
+                            f"got {type(trained).__name__}")
     path = check_agent_dir(path, overwrite).absolute()
 
     def fill(tmp: Path):
@@ -159,6 +163,8 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     """
     import orbax.checkpoint as ocp
 
+    if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
+        raise CatchjaxError(f"load_agent needs the checkpoint folder's path, got {path!r}")
     path = Path(path).absolute()
     meta = read_manifest(path)
     try:

@@ -55,6 +55,8 @@ def parse_setting(text):
     name, value = text.split("=", 1)
     if not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    if name.strip() == "budget":
+        raise argparse.ArgumentTypeError("the budget is --budget, not a --set setting")
     return name.strip(), value
 
 
@@ -136,10 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--reward", help="reward column (default: the task's)")
     sw.add_argument("--report", help="report columns, comma-separated, first = primary")
     sw.add_argument("--gamma", type=float, help="gamma-transform the reward: R' = R^gamma")
-    sw.add_argument("--gamma-normalize", choices=("minmax", "percent", "none"), default="minmax")
+    sw.add_argument("--gamma-normalize", choices=("minmax", "percent", "none"), default=None,
+                    help="how the reward is scaled before --gamma (default minmax)")
     sw.add_argument("--cost-metric", help="latency column for R = P * (LAT/T)^w")
     sw.add_argument("--cost-target", type=float, help="the target T of the cost objective")
-    sw.add_argument("--cost-weight", type=float, default=-0.05, help="the exponent w")
+    sw.add_argument("--cost-weight", type=float, default=None,
+                    help="the exponent w (default -0.05)")
     sw.add_argument("--mask-nan", action="store_true",
                     help="search only architectures whose reward is not NaN")
     sw.add_argument("--chunk-size", type=_positive_int, help="trials per compiled call")
@@ -298,10 +302,16 @@ def cmd_sweep(args) -> int:
     if args.cost_metric is not None or args.cost_target is not None:
         if args.cost_metric is None or args.cost_target is None:
             raise CatchjaxError("--cost-metric and --cost-target go together")
-        cost = tasks.CostObjective(args.cost_metric, args.cost_target, args.cost_weight)
+        cost = tasks.CostObjective(args.cost_metric, args.cost_target,
+                                   -0.05 if args.cost_weight is None else args.cost_weight)
+    elif args.cost_weight is not None:
+        raise CatchjaxError("--cost-weight goes with --cost-metric and --cost-target; alone it "
+                            "would do nothing")
+    if args.gamma_normalize is not None and args.gamma is None:
+        raise CatchjaxError("--gamma-normalize goes with --gamma; alone it would do nothing")
     task = tasks.make_task(
         args.benchmark, args.task, reward=args.reward, report=args.report, gamma=args.gamma,
-        gamma_normalize=args.gamma_normalize, cost=cost, mask_nan=args.mask_nan,
+        gamma_normalize=args.gamma_normalize or "minmax", cost=cost, mask_nan=args.mask_nan,
     )
     out = Path(args.out)
     method = methods.get(args.method)

@@ -220,10 +220,19 @@ def check_agent_fits(method: Method, config, task, agent) -> None:
     """The agent's pytree has the structure, shapes and dtypes a fresh one would have."""
     import jax
 
+    from catchjax.core import TrainedAgent
+
+    if isinstance(agent, TrainedAgent):
+        raise CatchjaxError(
+            f"agent= takes the trained state (a TrainedAgent's .agent), or use "
+            f"catchjax.agent.load_agent / train's result as sweep(..., agent=trained.agent); "
+            f"got the whole {method.name} TrainedAgent"
+        )
     L, _, K = task.arrays.prefix_mask.shape
     expected = jax.eval_shape(lambda: method.learner.init(config, jax.random.key(0), L, K))
     shape = [(x.shape, x.dtype) for x in jax.tree.leaves(expected)]
-    got = [(x.shape, x.dtype) for x in jax.tree.leaves(agent)]
+    got = [(getattr(x, "shape", None), getattr(x, "dtype", None))
+           for x in jax.tree.leaves(agent)]
     if jax.tree.structure(expected) != jax.tree.structure(agent) or shape != got:
         fields = ", ".join(f"{k}={getattr(config, k)}" for k in method.learner.shape_fields)
         raise CatchjaxError(

@@ -14,7 +14,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
+import os
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -130,9 +133,56 @@ def check_seed(seed) -> None:
 
 def resolve_config(method, budget: int, settings: dict):
     """A method name (plus settings) or a config (plus overrides) -> the config to run."""
+    if "budget" in settings:
+        raise CatchjaxError("the budget is the budget= argument, not a setting")
     if isinstance(method, str):
         return methods.make_config(method, budget=budget, **settings)
+    if not dataclasses.is_dataclass(method) or isinstance(method, type):
+        raise CatchjaxError(f"method must be a method name ({', '.join(methods.names())}) or a "
+                            f"method's config, got {method!r}")
+    methods.method_of(method)  # a config of a registered method
+    unknown = set(settings) - {f.name for f in dataclasses.fields(method)}
+    if unknown:
+        raise CatchjaxError(f"{type(method).__name__} has no setting "
+                            f"{', '.join(sorted(unknown))}")
     return dataclasses.replace(method, budget=budget, **settings)
+
+
+def check_sweep_arguments(task, chunk_size, devices, progress_dir) -> list:
+    """What the Python API is given, checked as the CLI checks it: one clear error that
+    names the argument, before anything compiles. Returns the devices to use."""
+    from catchjax import safe_io
+
+    if not isinstance(task, Task):
+        raise CatchjaxError(f"task must be a Task (catchjax.make_task(benchmark, task)), got "
+                            f"{task!r}")
+    if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(
+            chunk_size, numbers.Integral) or chunk_size <= 0):
+        raise CatchjaxError(f"chunk_size must be a positive integer (trials per compiled "
+                            f"call), got {chunk_size!r}")
+    if devices is None:
+        devices = jax.devices()
+    else:
+        if isinstance(devices, (str, bytes)) or not hasattr(devices, "__iter__"):
+            raise CatchjaxError(f"devices must be a list of jax devices, got {devices!r}")
+        devices = list(devices)
+        if not devices:
+            raise CatchjaxError("devices is empty; give at least one (e.g. jax.devices())")
+        bad = [d for d in devices if not isinstance(d, jax.Device)]
+        if bad:
+            raise CatchjaxError(f"devices must be jax devices (e.g. jax.devices()[:2]), got "
+                                f"{bad[0]!r}")
+    if progress_dir is not None:
+        if not isinstance(progress_dir, (str, os.PathLike)) or str(progress_dir).strip() == "":
+            raise CatchjaxError(f"progress_dir must be a folder path, got {progress_dir!r}")
+        where = Path(progress_dir)
+        if where.exists() and not where.is_dir():
+            raise CatchjaxError(f"progress_dir {where} exists and is not a folder")
+        if not where.exists():
+            safe_io.ensure_writable_parent(where)
+        elif not os.access(where, os.W_OK | os.X_OK):
+            raise CatchjaxError(f"progress_dir {where} is not writable")
+    return devices
 
 
 def sweep(
@@ -157,11 +207,11 @@ def sweep(
     same sweep resumes after the last one, giving the same result as an uninterrupted run.
     """
     check_run(trials, budget, seed)
+    # after jax.distributed.initialize (catchjax.distributed), jax.devices() spans processes
+    devices = check_sweep_arguments(task, chunk_size, devices, progress_dir)
     config = resolve_config(method, budget, settings)
     methods.validate(config, task, agent)
     name = methods.method_name(config)
-    # after jax.distributed.initialize (catchjax.distributed), jax.devices() spans processes
-    devices = list(devices) if devices is not None else jax.devices()
     n_dev = len(devices)
     me = jax.process_index()
     multi = any(d.process_index != me for d in devices)

@@ -446,3 +446,52 @@ def test_progress_file_is_written_atomically(syn_nb201, tmp_path):
     with pytest.raises(CatchjaxError, match="cannot read sweep progress"):
         sweeps.sweep("random", syn_nb201, trials=4, budget=5, chunk_size=2,
                      progress_dir=progress)
+
+
+def test_the_python_api_checks_its_arguments_like_the_cli(tmp_path, no_compile, capsys):
+    """Each was a raw traceback or accepted silently (issue 21's second probe); each is
+    now one CatchjaxError naming the argument, before anything compiles."""
+    import jax
+
+    from catchjax import checkpoints, sweep
+
+    task = tasks.make_task("synthetic-transnas-micro", "jigsaw")
+    (tmp_path / "file").write_text("x")
+    bad_sweeps = [
+        (dict(method=None, task=task), "method must be"),
+        (dict(method=123, task=task), "method must be"),
+        (dict(method="random", task="nb201"), "task must be a Task"),
+        (dict(method="random", task=None), "task must be a Task"),
+        (dict(method="random", task=task, devices=[]), "devices is empty"),
+        (dict(method="random", task=task, devices=["cpu"]), "must be jax devices"),
+        (dict(method="random", task=task, chunk_size=0), "chunk_size"),
+        (dict(method="random", task=task, chunk_size=2.5), "chunk_size"),
+        (dict(method="random", task=task, progress_dir=tmp_path / "file"), "not a folder"),
+        (dict(method="catch-meta", task=task, agent="agent.ckpt"), "do not fit"),
+    ]
+    for kwargs, words in bad_sweeps:
+        with pytest.raises(CatchjaxError, match=words):
+            sweep(trials=2, budget=5, **kwargs)
+    bad_tasks = [(dict(report=123), "report must be"), (dict(report=[]), "at least one"),
+                 (dict(reward=""), "reward must be"), (dict(gamma="2"), "gamma must be"),
+                 (dict(cost="latency"), "CostObjective"), (dict(mask_nan="no"), "True or False"),
+                 (dict(gamma_normalize="percent"), "goes with gamma")]
+    for kwargs, words in bad_tasks:
+        with pytest.raises(CatchjaxError, match=words):
+            tasks.make_task("synthetic-transnas-micro", "jigsaw", **kwargs)
+    with pytest.raises(CatchjaxError, match="checkpoint folder's path"):
+        checkpoints.load_agent(None)
+    with pytest.raises(CatchjaxError, match="saves a TrainedAgent"):
+        checkpoints.save_agent(tmp_path / "a", {"params": 1})
+    with pytest.raises(CatchjaxError, match=r"seeds \[1\] appear more than once"):
+        agents.train_many("catch-meta", task, seeds=[0, 1, 1])
+    with pytest.raises(CatchjaxError, match="candidates .* at most"):
+        sweep("catch-sfs", task, trials=2, budget=5, candidates=10**9)
+    for extra, words in [(["--gamma-normalize", "percent"], "goes with --gamma"),
+                         (["--cost-weight", "-0.1"], "goes with --cost-metric")]:
+        assert _run(*SWEEP, "--out", str(tmp_path / "o"), *extra) == 2
+        assert words in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _run(*SWEEP, "--out", str(tmp_path / "o"), "--set", "budget=5")
+    assert "not a --set setting" in capsys.readouterr().err
+    assert jax.devices()  # the checks compiled nothing (no_compile)

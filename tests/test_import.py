@@ -130,3 +130,38 @@ def test_import_compact_npz_and_use_it(tmp_path, data_dir, monkeypatch):
         bad = tmp_path / "mine.npz"
         bad.write_bytes(written[0].read_bytes())
         importers.import_benchmark(bad, dest=tmp_path / "x")
+
+
+@pytest.mark.parametrize("save", [layouts.torch_save_zip, layouts.torch_save_legacy])
+def test_many_small_views_cannot_ask_for_more_than_the_total_limit(tmp_path, save,
+                                                                   monkeypatch):
+    """Each zero-stride view is within the per-tensor limit; together they are not (the
+    second probe of issue 21: eight 2 GiB views in a 690-byte file). Scaled down here."""
+
+    class View(layouts.FakeTensor):
+        def __reduce__(self):
+            fn, (storage, _, _, _, *rest) = super().__reduce__()
+            return fn, (storage, 0, (2**16,), (0,), *rest)  # 256 KiB from one float
+
+    monkeypatch.setattr(safe_pickle, "MAX_TOTAL_BYTES", 2**20)  # 1 MiB for the test
+    save({f"v{i}": View(np.ones(1)) for i in range(3)}, tmp_path / "few.pth")
+    assert len(safe_pickle.load_torch_file(tmp_path / "few.pth")) == 3  # 768 KiB: fine
+    save({f"v{i}": View(np.ones(1)) for i in range(8)}, tmp_path / "many.pth")
+    with pytest.raises(CatchjaxError, match="together ask for more than"):
+        safe_pickle.load_torch_file(tmp_path / "many.pth")
+
+
+def test_infinite_values_in_a_table_are_refused(tmp_path):
+    from catchjax.benchmarks import spaces
+
+    good = spaces.TRANSNAS_MICRO.enumerate()
+    acc = np.linspace(0, 1, len(good))
+    acc[[3, 7]] = np.inf  # a sweep would rank these rows best
+    path = tmp_path / "transnas101_micro.npz"
+    np.savez(path, ops=good, acc=acc)
+    with pytest.raises(CatchjaxError, match=r"2 infinite value\(s\) \(rows 3, 7"):
+        tables.read_npz(path, "transnas-micro", spaces.TRANSNAS_MICRO)
+    acc[[3, 7]] = 1e39  # finite in float64, infinite once stored as float32
+    np.savez(path, ops=good, acc=acc)
+    with pytest.raises(CatchjaxError, match="beyond float32"):
+        tables.read_npz(path, "transnas-micro", spaces.TRANSNAS_MICRO)

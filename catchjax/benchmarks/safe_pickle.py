@@ -19,6 +19,7 @@ from __future__ import annotations
 import _compat_pickle
 import bz2
 import collections
+import contextvars
 import io
 import os
 import pickle
@@ -57,6 +58,11 @@ class _StorageType:
 
 
 MAX_TENSOR_BYTES = 2**31  # 2 GiB: far above any benchmark tensor, far below a bad claim
+# all tensors of one file together: a few small views of one storage can otherwise ask
+# for many times the machine's memory (eight 2 GiB zero-stride views in a 690-byte file)
+MAX_TOTAL_BYTES = 2**32
+_loaded_bytes: contextvars.ContextVar = contextvars.ContextVar("catchjax_loaded_bytes",
+                                                                default=None)
 
 
 class MalformedTensorError(CatchjaxError):
@@ -105,9 +111,26 @@ def check_tensor_view(n_storage: int, itemsize: int, offset, size, stride) -> tu
     return offset, size, stride
 
 
+def _count_bytes(n: int) -> None:
+    """Add a tensor's bytes to what the file being read has asked for so far."""
+    total = _loaded_bytes.get()
+    if total is None:
+        return
+    total[0] += n
+    if total[0] > MAX_TOTAL_BYTES:
+        raise MalformedTensorError(
+            f"its tensors together ask for more than {MAX_TOTAL_BYTES:,} bytes, more than "
+            f"any benchmark file holds; the file is damaged or crafted"
+        )
+
+
 def _strided_copy(flat, offset, size, stride):
     offset, size, stride = check_tensor_view(len(flat), flat.dtype.itemsize, offset, size,
                                              stride)
+    count = 1
+    for x in size:
+        count *= x
+    _count_bytes(count * flat.dtype.itemsize)
     if len(size) == 0:
         return flat[offset].copy()
     if 0 in size:
@@ -226,6 +249,14 @@ def loads_plain(data: bytes):
 
 def load_torch_file(path) -> object:
     """Read a ``torch.save`` file (zip or legacy layout) as plain Python/NumPy data."""
+    token = _loaded_bytes.set([0])
+    try:
+        return _load_torch_file(path)
+    finally:
+        _loaded_bytes.reset(token)
+
+
+def _load_torch_file(path) -> object:
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
@@ -315,6 +346,14 @@ def _load_legacy(f, path):
 
 def load_bz2_pickle(path) -> object:
     """Read a NATS-Bench ``.pickle.pbz2`` file (a bz2-compressed pickle) safely."""
+    token = _loaded_bytes.set([0])
+    try:
+        return _load_bz2_pickle(path)
+    finally:
+        _loaded_bytes.reset(token)
+
+
+def _load_bz2_pickle(path) -> object:
     try:
         with bz2.open(path, "rb") as f:
             return PlainDataUnpickler(f).load()

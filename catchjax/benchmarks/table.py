@@ -77,6 +77,15 @@ def make_table(benchmark: str, space, actions, columns, arch_str=None, source=""
         if values.dtype.kind not in "fiu":
             raise CatchjaxError(f"{where}: column {name!r} is not numeric (dtype {values.dtype})")
         out[name] = values.astype(np.float32)
+        infinite = np.flatnonzero(np.isinf(out[name]))
+        if len(infinite):
+            rows = ", ".join(map(str, infinite[:5])) + (" ..." if len(infinite) > 5 else "")
+            raise CatchjaxError(
+                f"{where}: column {name!r} has {len(infinite)} infinite value(s) (rows {rows}"
+                f"{'' if values.dtype.kind != 'f' or np.isinf(values).any() else ', beyond float32'}"
+                f"); no metric is infinite, and a search would rank such a row best or worst. "
+                f"Write NaN for a missing value"
+            )
         if not np.isfinite(out[name]).any():
             raise CatchjaxError(
                 f"{where}: column {name!r} has no finite value (all NaN or infinite); the "

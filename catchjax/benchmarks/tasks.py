@@ -104,6 +104,7 @@ def make_task(
     table: tables.Table | None = None,
 ) -> Task:
     """Build a task. ``task`` picks the defaults; ``reward``/``report`` override columns."""
+    _check_task_arguments(reward, report, gamma, gamma_normalize, cost, mask_nan)
     info = tables.benchmark_info(benchmark)
     defaults = _resolve_task(info, task)
     if defaults is None and (reward is None or report is None):
@@ -119,6 +120,30 @@ def make_task(
         benchmark, task or "custom", reward, report, gamma, gamma_normalize, cost, mask_nan
     )
     return build_task(spec, table if table is not None else tables.load_table(benchmark))
+
+
+def _check_task_arguments(reward, report, gamma, gamma_normalize, cost, mask_nan) -> None:
+    """The Python API checks what the CLI checks: one error naming the argument."""
+    import numbers
+
+    if reward is not None and (not isinstance(reward, str) or not reward.strip()):
+        raise CatchjaxError(f"reward must be a column name, got {reward!r}")
+    if report is not None:
+        names = report.split(",") if isinstance(report, str) else report
+        if isinstance(names, (bytes, dict)) or not hasattr(names, "__iter__"):
+            raise CatchjaxError(f"report must be column names (a list or 'a,b'), got {report!r}")
+        names = list(names)
+        if not names or not all(isinstance(n, str) and n.strip() for n in names):
+            raise CatchjaxError(f"report must name at least one column, got {report!r}")
+    if gamma is not None and (isinstance(gamma, bool) or not isinstance(gamma, numbers.Real)):
+        raise CatchjaxError(f"gamma must be a number (e.g. 0.478) or None, got {gamma!r}")
+    if gamma is None and gamma_normalize != "minmax":
+        raise CatchjaxError("gamma_normalize goes with gamma; without gamma it does nothing")
+    if cost is not None and not isinstance(cost, CostObjective):
+        raise CatchjaxError(f"cost must be a CostObjective(metric, target, weight), got "
+                            f"{cost!r}")
+    if not isinstance(mask_nan, (bool, np.bool_)):
+        raise CatchjaxError(f"mask_nan is True or False, got {mask_nan!r}")
 
 
 def check_cost(cost: CostObjective) -> None:
