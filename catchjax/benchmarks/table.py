@@ -80,9 +80,10 @@ def make_table(benchmark: str, space, actions, columns, arch_str=None, source=""
         infinite = np.flatnonzero(np.isinf(out[name]))
         if len(infinite):
             rows = ", ".join(map(str, infinite[:5])) + (" ..." if len(infinite) > 5 else "")
+            beyond = values.dtype.kind == "f" and not np.isinf(values).any()
             raise CatchjaxError(
                 f"{where}: column {name!r} has {len(infinite)} infinite value(s) (rows {rows}"
-                f"{'' if values.dtype.kind != 'f' or np.isinf(values).any() else ', beyond float32'}"
+                f"{', beyond float32' if beyond else ''}"
                 f"); no metric is infinite, and a search would rank such a row best or worst. "
                 f"Write NaN for a missing value"
             )
