@@ -71,10 +71,10 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
     """Write a checkpoint folder (see module docstring); never half-replaces an old one,
     and replaces only a checkpoint folder catchjax wrote."""
 
+    path = check_agent_dir(path, overwrite).absolute()
     if not isinstance(trained, TrainedAgent):
         raise CatchjaxError(f"save_agent saves a TrainedAgent (catchjax.agent.train's result), "
                             f"got {type(trained).__name__}")
-    path = check_agent_dir(path, overwrite).absolute()
 
     def fill(tmp: Path):
         checkpointer = _local_checkpointer()

@@ -37,6 +37,12 @@ def _positive_int(text):
 MAX_SEEDS = 1024
 
 
+def _no_budget_setting(args) -> None:
+    """sweep and ask have --budget; a --set budget=N beside it would be a second source."""
+    if any(name == "budget" for name, _ in args.set):
+        raise CatchjaxError("the budget is --budget, not a --set setting")
+
+
 def _seconds(text):
     try:
         value = float(text)
@@ -55,8 +61,6 @@ def parse_setting(text):
     name, value = text.split("=", 1)
     if not name.strip():
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
-    if name.strip() == "budget":
-        raise argparse.ArgumentTypeError("the budget is --budget, not a --set setting")
     return name.strip(), value
 
 
@@ -293,6 +297,7 @@ def cmd_sweep(args) -> int:
     from catchjax.benchmarks import tasks
 
     # Everything the user typed is checked before anything trains or compiles.
+    _no_budget_setting(args)
     sweeps.check_run(args.trials, args.budget, args.seed)
     worker = _check_process_flags(args)  # process 0 alone writes files
     if not worker:
@@ -479,6 +484,7 @@ def cmd_ask(args) -> int:
     from catchjax import safe_io
     from catchjax.ask_tell import AskTell
 
+    _no_budget_setting(args)
     out = Path(args.out) if args.out else None
     if out is not None:  # before the search changes: proposals must reach their file
         _check_proposals_file(out)

@@ -225,7 +225,8 @@ def test_the_command_line_refuses_what_it_would_ignore(tmp_path, capsys):
     start = ["ask", "--state", str(state), "--method", "random", "--space", "nb201"]
     assert cli.main([*start, "--budget", "9", "--seed", "4"]) == 0
     for extra, words in [(["--budget", "10"], "budget 10 (it has 9)"),
-                         (["--seed", "5"], "seed 5 (it has 4)")]:
+                         (["--seed", "5"], "seed 5 (it has 4)"),
+                         (["--set", "replace=yes"], "replace=yes (it has False)")]:
         assert cli.main([*start, *extra]) == 2
         assert words in capsys.readouterr().err
     assert cli.main([*start, "--budget", "9", "--seed", "4"]) == 0  # the same: fine

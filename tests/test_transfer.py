@@ -288,6 +288,21 @@ def test_overwrite_keeps_the_old_study_until_the_new_one_is_complete(finished_st
     assert (out / "cells.csv").read_bytes() == old_cells  # same study, same result
 
 
+def test_a_killed_overwrite_says_where_the_old_study_was_set_aside(finished_study, tmp_path):
+    import dataclasses
+    import shutil
+
+    one, _ = finished_study
+    out = tmp_path / "study"
+    shutil.copytree(one, out)
+    other = dataclasses.replace(SPEC, steps=1280)
+    assert transfer.run_study(other, TINY, out, overwrite=True, stop_after=0,
+                              log=lambda *_: None) == {}  # killed before its first stage
+    aside = list(tmp_path.glob(".study.replaced-*"))
+    with pytest.raises(CatchjaxError, match=f"This study is in {aside[0]}.*mv {out} "):
+        transfer.run_study(SPEC, TINY, out, log=lambda *_: None)
+
+
 def test_a_foreign_folder_is_refused(tmp_path):
     (tmp_path / "mine.txt").write_text("keep me")
     with pytest.raises(CatchjaxError, match="already holds"):
