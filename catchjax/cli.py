@@ -330,7 +330,8 @@ def cmd_sweep(args) -> int:
                             f"{', '.join(trainers)}")
     if method.learner is not None and (args.init or method.learner.requires_agent):
         if args.init:
-            trained = agents.load_agent(args.init, task, method=method.name, **settings)
+            trained = agents.load_agent(args.init, task, method=method.name,
+                                        budget=args.budget, **settings)
             info["init"] = str(Path(args.init).absolute())
         else:
             # One command reproduces a CATCH-meta result: train on the pool first (train()
@@ -350,11 +351,10 @@ def cmd_sweep(args) -> int:
         if trained.target_task != task.spec.task or trained.benchmark != task.spec.benchmark:
             info["meta_trained_for"] = f"{trained.benchmark}/{trained.target_task}"
     else:
-        config = methods.make_config(method.name, budget=args.budget, **settings)
-        methods.validate(config, task)
+        config = methods.build(method.name, args.budget, **settings)  # sweep validates it
     partial = out.parent / f".{out.name}.partial"
     result = sweeps.sweep(
-        config, task, trials=args.trials, budget=args.budget, seed=args.seed,
+        config, task, trials=args.trials, seed=args.seed,
         chunk_size=args.chunk_size, progress=not args.no_progress, agent=agent,
         progress_dir=None if worker else partial,
     )
@@ -368,7 +368,10 @@ def cmd_sweep(args) -> int:
     out = reporting.write_results(result, out, overwrite=args.overwrite,
                                   parquet=True if args.parquet else None)
     if new_agent is not None:
+        from catchjax import safe_io
+
         os.replace(new_agent, out / "meta-agent")
+        safe_io.write_record(out, "results")  # the agent is the run's too
         print(f"  meta-trained agent saved in {out / 'meta-agent'} (reuse it with --init)")
     shutil.rmtree(partial, ignore_errors=True)
     print(reporting.format_summary(result.summary()))

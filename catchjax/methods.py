@@ -197,6 +197,36 @@ def search_function(config):
     return method_of(config).search
 
 
+def build(method, budget=None, **settings):
+    """The config of a run: from a method name (its defaults, ``budget`` or 50, and
+    ``settings``, typed or as typed on the command line), or from a config of a registered
+    method (its own budget unless ``budget`` is given; ``settings`` override fields). A
+    config with nothing to change is returned as it is. The one place a run's config is
+    built; :func:`resolve` also validates it."""
+    if "budget" in settings:
+        raise CatchjaxError("the budget is the budget argument (--budget), not a setting")
+    if isinstance(method, str):
+        return make_config(method, 50 if budget is None else budget, **settings)
+    if not dataclasses.is_dataclass(method) or isinstance(method, type):
+        raise CatchjaxError(f"method must be a method name ({', '.join(REGISTRY)}) or a "
+                            f"method's config, got {method!r}")
+    m = method_of(method)
+    if budget is None and not settings:
+        return method
+    fields = {f.name: getattr(method, f.name) for f in dataclasses.fields(method)}
+    fields.pop("budget")
+    return make_config(m.name, method.budget if budget is None else budget,
+                       **{**fields, **settings})
+
+
+def resolve(method, task, *, budget=None, agent=None, **settings):
+    """:func:`build` then :func:`validate`: the config a run uses, checked against the
+    task (and the agent it starts from) before anything compiles."""
+    config = build(method, budget, **settings)
+    validate(config, task, agent)
+    return config
+
+
 def validate(config, task, agent=None) -> None:
     """Reject a config (and agent) that cannot run on ``task``, before anything compiles."""
     method = method_of(config)

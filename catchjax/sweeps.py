@@ -11,7 +11,6 @@ The driver knows methods only through the protocol of :mod:`catchjax.core`.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import numbers
@@ -78,14 +77,14 @@ def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
 
 
 def _compiled_for(method, task, trials, budget, agent, devices, settings):
-    config = resolve_config(method, budget, settings)
+    config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
     devices = list(devices) if devices is not None else jax.devices()
     chunk = min(trials, DEFAULT_MAX_CHUNK)
     chunk = math.ceil(chunk / len(devices)) * len(devices)
     return _compiled(config, chunk, task.arrays, agent, devices)[0]
 
 
-def compiled_cost(method, task: Task, trials: int, budget: int = 50, agent=None,
+def compiled_cost(method, task: Task, trials: int, budget: int | None = None, agent=None,
                   devices=None, **settings) -> dict:
     """XLA's cost analysis of one chunk of this sweep: ``flops``, ``bytes accessed``,
     ``transcendentals``. XLA counts the body of a loop once, not once per iteration: for
@@ -96,7 +95,7 @@ def compiled_cost(method, task: Task, trials: int, budget: int = 50, agent=None,
             if k in ("flops", "bytes accessed", "transcendentals")}
 
 
-def compiled_memory(method, task: Task, trials: int, budget: int = 50, agent=None,
+def compiled_memory(method, task: Task, trials: int, budget: int | None = None, agent=None,
                     devices=None, **settings) -> dict:
     """What XLA allocates for one chunk of this sweep (bytes, per device): arguments,
     outputs, temporaries and generated code, from the compiled executable's memory
@@ -129,23 +128,6 @@ def check_seed(seed) -> None:
         raise CatchjaxError(f"seed must be an integer, got {seed!r}")
     if not 0 <= seed <= INT32_MAX:
         raise CatchjaxError(f"seed must be in 0..{INT32_MAX:,} (an int32), got {seed:,}")
-
-
-def resolve_config(method, budget: int, settings: dict):
-    """A method name (plus settings) or a config (plus overrides) -> the config to run."""
-    if "budget" in settings:
-        raise CatchjaxError("the budget is the budget= argument, not a setting")
-    if isinstance(method, str):
-        return methods.make_config(method, budget=budget, **settings)
-    if not dataclasses.is_dataclass(method) or isinstance(method, type):
-        raise CatchjaxError(f"method must be a method name ({', '.join(methods.names())}) or a "
-                            f"method's config, got {method!r}")
-    methods.method_of(method)  # a config of a registered method
-    unknown = set(settings) - {f.name for f in dataclasses.fields(method)}
-    if unknown:
-        raise CatchjaxError(f"{type(method).__name__} has no setting "
-                            f"{', '.join(sorted(unknown))}")
-    return dataclasses.replace(method, budget=budget, **settings)
 
 
 def check_sweep_arguments(task, chunk_size, devices, progress_dir) -> list:
@@ -189,7 +171,7 @@ def sweep(
     method,
     task: Task,
     trials: int = 500,
-    budget: int = 50,
+    budget: int | None = None,
     seed: int = 0,
     *,
     chunk_size: int | None = None,
@@ -201,16 +183,16 @@ def sweep(
 ) -> SweepResult:
     """Run ``trials`` seeded trials of ``method`` (a name or a config) on ``task``.
 
+    ``budget``: evaluations per trial (default: a config's own budget, 50 for a name).
     ``settings`` override the method's config fields (e.g. ``population=20``); ``agent``
     is the trained starting point of methods that adapt one (``catch-meta``). With
     ``progress_dir``, finished chunks are checkpointed there (Orbax) and a rerun of the
     same sweep resumes after the last one, giving the same result as an uninterrupted run.
     """
-    check_run(trials, budget, seed)
+    check_run(trials, 1 if budget is None else budget, seed)
     # after jax.distributed.initialize (catchjax.distributed), jax.devices() spans processes
     devices = check_sweep_arguments(task, chunk_size, devices, progress_dir)
-    config = resolve_config(method, budget, settings)
-    methods.validate(config, task, agent)
+    config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
     name = methods.method_name(config)
     n_dev = len(devices)
     me = jax.process_index()
@@ -303,15 +285,12 @@ def _single_trial_fn(config):
     return jax.jit(lambda s, i, t, a: search(config, trial_key(s, i), t, a))
 
 
-def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int = 50,
+def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int | None = None,
               agent=None, **settings) -> SearchTrace:
-    """One trial alone, without vmap: the reference a sweep's trial ``trial`` must equal."""
-    check_run(trial + 1, budget, seed)
-    if isinstance(method, str):
-        config = methods.make_config(method, budget=budget, **settings)
-    else:
-        config = method
-    methods.validate(config, task, agent)
+    """One trial alone, without vmap: the reference a sweep's trial ``trial`` must equal.
+    ``budget`` and ``settings`` as in :func:`sweep`."""
+    check_run(trial + 1, 1 if budget is None else budget, seed)
+    config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
     fn = _single_trial_fn(config)
     out = fn(jnp.asarray(seed, jnp.int32), jnp.asarray(trial, jnp.int32), task.arrays, agent)
     return jax.tree.map(np.asarray, out)
