@@ -8,6 +8,7 @@ the result. ``meta_train`` is the CATCH name for :func:`train`.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -20,14 +21,14 @@ from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
 from catchjax.sweeps import check_seed
 
-MetaTrainedAgent = TrainedAgent  # the name under which CATCH agents were first known
-
-__all__ = ["MetaTrainedAgent", "TrainedAgent", "load_agent", "meta_pool", "meta_train",
+__all__ = ["TrainedAgent", "for_search", "leave_out_pool", "load_agent", "meta_train",
            "pool_rewards", "save_agent", "train", "train_many"]
 
 
-def meta_pool(task: Task, pool: str | None = None) -> list[str]:
-    """Reward columns of the meta-training pool, leaving the target out (SPEC §2).
+def leave_out_pool(task: Task, pool: str | None = None) -> list[str]:
+    """Reward columns an agent trained across tasks (``trains_on="pool"``, e.g. CATCH's
+    meta-training) is trained on for ``task``: other tasks', leaving the target out
+    (SPEC §2).
 
     Default: what each other named task of the benchmark lends (``TaskDefaults.pool``):
     NB201 target dataset D: the other two datasets' 12-epoch validation accuracy (the
@@ -36,6 +37,11 @@ def meta_pool(task: Task, pool: str | None = None) -> list[str]:
     or lists columns, comma-separated.
     """
     return tables.training_pool(task.spec.benchmark, task.spec.task, pool)
+
+
+# the names under which CATCH's agents and pool were first known; both still work
+MetaTrainedAgent = TrainedAgent
+meta_pool = leave_out_pool
 
 
 def pool_rewards(task: Task, columns: list[str]) -> np.ndarray:
@@ -99,7 +105,7 @@ def _prepare(method: str, task: Task, config, seeds, pool):
             else list(pool)
         check_pool(task, pool, leave_target_out=False)
         return m, config, pool, jax.numpy.asarray(pool_rewards(task, pool))
-    pool = meta_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
+    pool = leave_out_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
     check_pool(task, pool)
     return m, config, pool, jax.numpy.asarray(pool_rewards(task, pool))
 
@@ -111,7 +117,7 @@ def training_columns(method: str, task: Task, pool: list[str] | str | None = Non
         if pool is None:
             return [task.spec.reward_metric]
         return [c.strip() for c in pool.split(",")] if isinstance(pool, str) else list(pool)
-    return meta_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
+    return leave_out_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
 
 
 def _trained(m, config, task: Task, pool, seed, state, seconds, compile_seconds):
@@ -127,7 +133,7 @@ def train(method: str, task: Task, config=None, seed: int = 0,
 
     ``config``: the method's config (default: its defaults); ``pool``: reward columns to
     train on, or a pool name. Default: for methods trained across tasks (CATCH) the
-    leave-``task``-out pool (:func:`meta_pool`); for methods trained on the task (the
+    leave-``task``-out pool (:func:`leave_out_pool`); for methods trained on the task (the
     DQN) the task's own shaped reward.
     """
     m, config, pool, rewards = _prepare(method, task, config, [seed], pool)
@@ -146,9 +152,9 @@ def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
     """Train one agent per seed in one compiled, vmapped call (agent ``a`` = seed
     ``seeds[a]``), the seeds sharded over ``devices`` (default: all devices, of every
     process after :func:`catchjax.distributed.initialize`; see
-    :mod:`catchjax.seed_batch`): a result that rests on trained agents should show their
+    :mod:`catchjax.batched`): a result that rests on trained agents should show their
     spread."""
-    from catchjax.seed_batch import SeedBatch
+    from catchjax import batched
 
     if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__"):
         raise CatchjaxError(f"seeds must be a list of integers, got {seeds!r}")
@@ -165,13 +171,52 @@ def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
     m, config, pool, rewards = _prepare(method, task, config, seeds, pool)
     keys = jax.vmap(jax.random.key)(jax.numpy.asarray(seeds, jax.numpy.int32))
     fn = jax.vmap(lambda key, tr: m.learner.train(config, key, *tr)[0], in_axes=(0, None))
-    batch = SeedBatch(fn, keys, (task.arrays, rewards), devices)
+    batch, _ = batched.compiled(("train_many", m.name, config), lambda: fn, keys,
+                                (task.arrays, rewards), devices)
     t1 = time.perf_counter()
     states = jax.block_until_ready(batch(keys, (task.arrays, rewards)))
     seconds = (time.perf_counter() - t1) / len(seeds)
     return [_trained(m, config, task, pool, seed, jax.tree.map(lambda x, a=a: x[a], states),
                      seconds, batch.compile_seconds)
             for a, seed in enumerate(seeds)]
+
+
+def for_search(method: str, task: Task, *, init=None, budget=None, seed: int = 0,
+               pool=None, log=print, **settings):
+    """What a search of ``method`` on ``task`` starts from: ``(config, trained, info)``.
+
+    ``init``: a checkpoint, loaded for ``task`` with ``budget`` and ``settings`` over its
+    config. Without it, a method that needs an agent trains one now (on the pool that
+    leaves the target out, or for the DQN on the task; ``pool`` chooses), so one command
+    reproduces a CATCH-meta result. ``trained`` is None for methods without an agent (the
+    config is then built, not validated: the sweep does that). ``info``: where the agent
+    came from, for the run's summary."""
+    m = methods.get(method)
+    if pool and (init or m.learner is None):
+        raise CatchjaxError("--pool chooses what an agent is trained on: it goes with a method "
+                            "that trains one, without --init")
+    if init and m.learner is None:
+        trainers = [x.name for x in methods.REGISTRY.values() if x.learner is not None]
+        raise CatchjaxError(f"--init goes with a method that adapts an agent: "
+                            f"{', '.join(trainers)}")
+    if m.learner is None or not (init or m.learner.requires_agent):
+        return methods.build(m.name, budget, **settings), None, {}
+    info = {}
+    if init:
+        trained = load_agent(init, task, method=m.name, budget=budget, **settings)
+        info["init"] = str(Path(init).absolute())
+    else:
+        config = methods.make_config(m.name, budget=budget, **settings)
+        where = (f"on {task.spec.task}" if m.learner.trains_on == "task"
+                 else f"on the pool without {task.spec.task}")
+        log(f"training {m.name} {where}: "
+            f"{', '.join(training_columns(m.name, task, pool))}")
+        trained = train(m.name, task, config, seed=seed, pool=pool)  # validates first
+        info["meta_train_seconds"] = trained.seconds
+    info.update(meta_pool=trained.pool, meta_seed=trained.seed)
+    if trained.target_task != task.spec.task or trained.benchmark != task.spec.benchmark:
+        info["meta_trained_for"] = f"{trained.benchmark}/{trained.target_task}"
+    return trained.config, trained, info
 
 
 def meta_train(task: Task, config=None, seed: int = 0,

@@ -293,8 +293,7 @@ def _add_debug(parser):
 
 def cmd_sweep(args) -> int:
     from catchjax import agent as agents
-    from catchjax import methods, reporting, sweeps
-    from catchjax.benchmarks import tasks
+    from catchjax import reporting, sweeps
 
     # Everything the user typed is checked before anything trains or compiles.
     _no_budget_setting(args)
@@ -303,55 +302,17 @@ def cmd_sweep(args) -> int:
     if not worker:
         reporting.check_out_dir(Path(args.out), args.overwrite)
     worker = _start_processes(args)
-    cost = None
-    if args.cost_metric is not None or args.cost_target is not None:
-        if args.cost_metric is None or args.cost_target is None:
-            raise CatchjaxError("--cost-metric and --cost-target go together")
-        cost = tasks.CostObjective(args.cost_metric, args.cost_target,
-                                   -0.05 if args.cost_weight is None else args.cost_weight)
-    elif args.cost_weight is not None:
-        raise CatchjaxError("--cost-weight goes with --cost-metric and --cost-target; alone it "
-                            "would do nothing")
-    if args.gamma_normalize is not None and args.gamma is None:
-        raise CatchjaxError("--gamma-normalize goes with --gamma; alone it would do nothing")
-    task = tasks.make_task(
-        args.benchmark, args.task, reward=args.reward, report=args.report, gamma=args.gamma,
-        gamma_normalize=args.gamma_normalize or "minmax", cost=cost, mask_nan=args.mask_nan,
-    )
+    task = _task_from_args(args)
     out = Path(args.out)
-    method = methods.get(args.method)
-    settings, agent, info, new_agent = dict(args.set), None, {}, None
-    if args.pool and (args.init or method.learner is None):
-        raise CatchjaxError("--pool chooses what an agent is trained on: it goes with a method "
-                            "that trains one, without --init")
-    if args.init and method.learner is None:
-        trainers = [m.name for m in methods.REGISTRY.values() if m.learner is not None]
-        raise CatchjaxError(f"--init goes with a method that adapts an agent: "
-                            f"{', '.join(trainers)}")
-    if method.learner is not None and (args.init or method.learner.requires_agent):
-        if args.init:
-            trained = agents.load_agent(args.init, task, method=method.name,
-                                        budget=args.budget, **settings)
-            info["init"] = str(Path(args.init).absolute())
-        else:
-            # One command reproduces a CATCH-meta result: train on the pool first (train()
-            # validates the config and pool before it compiles).
-            config = methods.make_config(method.name, budget=args.budget, **settings)
-            where = (f"on {args.task}" if method.learner.trains_on == "task"
-                     else f"on the pool without {args.task}")
-            print(f"training {method.name} {where}: "
-                  f"{', '.join(agents.training_columns(method.name, task, args.pool))}")
-            trained = agents.train(method.name, task, config, seed=args.seed, pool=args.pool)
-            if not worker:
-                new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
-                                              overwrite=True)
-            info["meta_train_seconds"] = trained.seconds
-        config, agent = trained.config, trained.agent
-        info.update(meta_pool=trained.pool, meta_seed=trained.seed)
-        if trained.target_task != task.spec.task or trained.benchmark != task.spec.benchmark:
-            info["meta_trained_for"] = f"{trained.benchmark}/{trained.target_task}"
-    else:
-        config = methods.build(method.name, args.budget, **settings)  # sweep validates it
+    # the agent the search starts from: --init's checkpoint, or one trained now
+    config, trained, info = agents.for_search(
+        args.method, task, init=args.init, budget=args.budget, seed=args.seed, pool=args.pool,
+        **dict(args.set))
+    new_agent = None
+    if trained is not None and args.init is None and not worker:
+        new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
+                                      overwrite=True)
+    agent = None if trained is None else trained.agent
     partial = out.parent / f".{out.name}.partial"
     result = sweeps.sweep(
         config, task, trials=args.trials, seed=args.seed,
@@ -377,6 +338,27 @@ def cmd_sweep(args) -> int:
     print(reporting.format_summary(result.summary()))
     print(f"  wrote {out}/results.csv and {out}/summary.json")
     return 0
+
+
+def _task_from_args(args):
+    """The task a sweep's arguments name (reward, report, gamma, cost, NaN masking)."""
+    from catchjax.benchmarks import tasks
+
+    cost = None
+    if args.cost_metric is not None or args.cost_target is not None:
+        if args.cost_metric is None or args.cost_target is None:
+            raise CatchjaxError("--cost-metric and --cost-target go together")
+        cost = tasks.CostObjective(args.cost_metric, args.cost_target,
+                                   -0.05 if args.cost_weight is None else args.cost_weight)
+    elif args.cost_weight is not None:
+        raise CatchjaxError("--cost-weight goes with --cost-metric and --cost-target; alone it "
+                            "would do nothing")
+    if args.gamma_normalize is not None and args.gamma is None:
+        raise CatchjaxError("--gamma-normalize goes with --gamma; alone it would do nothing")
+    return tasks.make_task(
+        args.benchmark, args.task, reward=args.reward, report=args.report, gamma=args.gamma,
+        gamma_normalize=args.gamma_normalize or "minmax", cost=cost, mask_nan=args.mask_nan,
+    )
 
 
 def cmd_train(args) -> int:

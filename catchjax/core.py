@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from typing import Protocol
 
 import jax
 import jax.numpy as jnp
@@ -76,6 +77,24 @@ class Ledger:
                             n_told=self.n_told + ids.shape[0])
 
 
+class SearchFn(Protocol):
+    """``search(config, key, task_arrays, agent) -> SearchTrace``: one trial, pure."""
+
+    def __call__(self, config, key, task, agent=None) -> SearchTrace: ...
+
+
+class StartFn(Protocol):
+    def __call__(self, config, key, task, agent): ...
+
+
+class AskFn(Protocol):
+    def __call__(self, config, state, task, k: int, seeding: bool): ...
+
+
+class TellFn(Protocol):
+    def __call__(self, config, state, task, ids, rewards, seeding: bool): ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Stepper:
     """A search as ask/tell steps: the pure functions a method's ``search`` is made of.
@@ -99,11 +118,13 @@ class Stepper:
     ``tell`` is given.
     """
 
-    start: Callable
-    ask: Callable
-    tell: Callable
-    first: Callable
-    ready: Callable
+    start: StartFn
+    ask: AskFn
+    tell: TellFn
+    first: Callable[[object], int] = lambda config: 0  # no seeds
+    # one proposal after another until the budget is spent
+    ready: Callable[[object, object], int] = (
+        lambda config, state: config.budget - int(state.ledger.n_asked))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +152,9 @@ class Learner:
       [points + 1], ``info["test_episodes"]`` [points + 1, episodes] (the test metric each
       evaluation ends on), ``info["distinct"]`` (architectures queried). What the
       transfer study (:mod:`catchjax.transfer`) needs; None if the method has none.
+    * ``curve_unit``, ``curve_metric``, ``curve_scored_by``: how plots and reports name a
+      curve's x axis (what ``steps`` counts), its y axis, and how a curve point is scored
+      (``{budget}`` is replaced by the config's budget), so they need not know the method.
     """
 
     init: Callable
@@ -139,6 +163,9 @@ class Learner:
     requires_agent: bool = True
     trains_on: str = "pool"
     curve: Callable | None = None
+    curve_unit: str = "training steps"
+    curve_metric: str = "test metric"
+    curve_scored_by: str = "the target's test metric of what the agent's evaluations end on"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,18 +174,40 @@ class Method:
 
     name: str
     config: type  # frozen dataclass with ``budget`` and ``validate(task)``
-    search: Callable  # (config, key, TaskArrays, agent) -> SearchTrace
+    # (config, key, TaskArrays, agent) -> SearchTrace; default: the stepper's steps with
+    # the table answering (catchjax.stepping.run_on_table)
+    search: SearchFn | None = None
     preset: Mapping = dataclasses.field(default_factory=dict)  # config fields the name fixes
     learner: Learner | None = None
     stepper: Stepper | None = None  # the search as ask/tell steps
     family: str = ""  # methods of one family are compared in one ablation plot
     help: str = ""
 
+    def __post_init__(self):
+        if self.search is None:
+            if self.stepper is None:
+                from catchjax.errors import CatchjaxError
+
+                raise CatchjaxError(f"method {self.name!r} needs a search function or a "
+                                    f"stepper (its search as ask/tell steps)")
+            object.__setattr__(self, "search", _stepper_search(self.stepper))
+
     def matches(self, config) -> bool:
         """Whether ``config`` is a config of this method (its class and its preset)."""
         return type(config) is self.config and all(
             getattr(config, k) == v for k, v in self.preset.items()
         )
+
+
+def _stepper_search(stepper: Stepper) -> SearchFn:
+    """A method's table search from its steps (every built-in method's search is this)."""
+
+    def search(config, key, task, agent=None) -> SearchTrace:
+        from catchjax.stepping import run_on_table
+
+        return run_on_table(stepper, config, key, task, agent)[0]
+
+    return search
 
 
 @dataclasses.dataclass
@@ -175,5 +224,12 @@ class TrainedAgent:
     n_choices: int
     seconds: float = 0.0
     compile_seconds: float = 0.0
-    method: str = "catch-meta"
+    method: str | None = None  # the registered method the agent is for (required)
     space: str = ""
+
+    def __post_init__(self):
+        if not isinstance(self.method, str) or not self.method:
+            from catchjax.errors import CatchjaxError
+
+            raise CatchjaxError("a TrainedAgent needs method= (the method it was trained "
+                                "for, e.g. 'catch-meta' or 'dqn')")

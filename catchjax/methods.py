@@ -52,7 +52,11 @@ def unregister(name: str) -> None:
 
 
 CATCH_LEARNER = Learner(init=catch.init_agent, train=catch.train,
-                        shape_fields=("z_dim", "hidden"), curve=catch.train_curve)
+                        shape_fields=("z_dim", "hidden"), curve=catch.train_curve,
+                        curve_unit="meta-training queries",
+                        curve_metric="test metric after adaptation",
+                        curve_scored_by="the target's test metric of the best-by-reward "
+                        "network of adaptation searches of {budget} networks")
 
 register(Method("random", baselines.RandomSearchConfig, baselines.random_search,
                 stepper=RANDOM_STEPPER, family="baseline",
@@ -85,7 +89,10 @@ for _name, _context, _help in (
                     help=_help))
 DQN_LEARNER = Learner(init=dqn.init_agent, train=dqn.train,
                       shape_fields=("width", "heads", "layers"), trains_on="task",
-                      curve=dqn.learner.train_curve)
+                      curve=dqn.learner.train_curve, curve_unit="training steps",
+                      curve_metric="greedy test metric",
+                      curve_scored_by="the target's test metric of the architecture greedy "
+                      "episodes end on")
 # The edit-based DQN (paper 002): trained on a task (or transferred, catchjax.transfer),
 # a sweep trial is one greedy episode of the trained agent.
 register(Method("dqn", dqn.DQNConfig, dqn.dqn_search, learner=DQN_LEARNER,

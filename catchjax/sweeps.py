@@ -21,10 +21,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from catchjax import methods
+from catchjax import batched, methods
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
@@ -42,38 +40,24 @@ def trial_key(seed, trial):
 
 
 def _trials_fn(config):
+    """The runs of a sweep: trial ids (the batched axis) with the seed, task arrays and
+    agent shared by all trials (:mod:`catchjax.batched`)."""
     search = methods.search_function(config)
 
-    def run(seed, trial_ids, task: TaskArrays, agent) -> SearchTrace:
+    def run(trial_ids, shared) -> SearchTrace:
+        seed, task, agent = shared
         return jax.vmap(lambda i: search(config, trial_key(seed, i), task, agent))(trial_ids)
 
     return run
 
 
-_COMPILED: dict = {}
-
-
 def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
-    """AOT-compile (and cache) the vmapped search for one config, chunk size and task shape."""
-    shapes = tuple((x.shape, x.dtype) for x in jax.tree.leaves((task, agent)))
-    cache_key = (config, chunk, shapes, jax.tree.structure(agent), tuple(devices))
-    if cache_key in _COMPILED:
-        return _COMPILED[cache_key], 0.0
-    fn = _trials_fn(config)
-    if len(devices) > 1:
-        mesh = Mesh(np.asarray(devices), ("trials",))
-        split = NamedSharding(mesh, PartitionSpec("trials"))
-        repl = NamedSharding(mesh, PartitionSpec())
-        jitted = jax.jit(fn, in_shardings=(repl, split, repl, repl), out_shardings=split)
-    else:
-        jitted = jax.jit(fn)
-    t0 = time.perf_counter()
-    compiled = jitted.lower(
-        jnp.zeros((), jnp.int32), jnp.zeros((chunk,), jnp.int32), task, agent
-    ).compile()
-    seconds = time.perf_counter() - t0
-    _COMPILED[cache_key] = compiled
-    return compiled, seconds
+    """The vmapped search for one config, chunk size and task shape, compiled once
+    (:func:`catchjax.batched.compiled`): ``(batch, seconds compiling now)``; call it as
+    ``batch(trial_ids, (seed, task, agent))``."""
+    ids = jnp.zeros((chunk,), jnp.int32)
+    return batched.compiled(("sweep", config), lambda: _trials_fn(config), ids,
+                            (jnp.zeros((), jnp.int32), task, agent), devices)
 
 
 def _compiled_for(method, task, trials, budget, agent, devices, settings):
@@ -81,7 +65,7 @@ def _compiled_for(method, task, trials, budget, agent, devices, settings):
     devices = list(devices) if devices is not None else jax.devices()
     chunk = min(trials, DEFAULT_MAX_CHUNK)
     chunk = math.ceil(chunk / len(devices)) * len(devices)
-    return _compiled(config, chunk, task.arrays, agent, devices)[0]
+    return _compiled(config, chunk, task.arrays, agent, devices)[0].compiled
 
 
 def compiled_cost(method, task: Task, trials: int, budget: int | None = None, agent=None,
@@ -226,13 +210,9 @@ def sweep(
     for c in range(done, n_chunks):
         ids = np.arange(c * chunk, (c + 1) * chunk, dtype=np.int32)
         ids = np.minimum(ids, trials - 1)  # pad the last chunk; padded trials are dropped
-        if multi:
-            split = compiled.input_shardings[0][1]
-            out = compiled(np.int32(seed), jax.make_array_from_callback(
-                ids.shape, split, lambda index, ids=ids: ids[index]), arrays, agent)
-            out = multihost_utils.process_allgather(out, tiled=True)
-        else:
-            out = compiled(jnp.asarray(seed, jnp.int32), jnp.asarray(ids), arrays, agent)
+        out = compiled(ids if multi else jnp.asarray(ids),
+                       (np.int32(seed) if multi else jnp.asarray(seed, jnp.int32), arrays,
+                        agent))
         n_real = min(chunk, trials - c * chunk)
         chunks.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], out))
         if store is not None:
@@ -264,17 +244,17 @@ def sweep(
 def _share_restored(chunks, config, chunk, trials, arrays, agent):
     """Process 0 restored ``chunks`` from its progress folder; every process gets them
     (and their count), so all run the same remaining chunks."""
-    count = int(multihost_utils.broadcast_one_to_all(np.int32(len(chunks))))
+    count = int(batched.broadcast(np.int32(len(chunks))))
     if count == 0:
         return []
-    shapes = jax.eval_shape(_trials_fn(config), jnp.int32(0), jnp.zeros((chunk,), jnp.int32),
-                            arrays, agent)
+    shapes = jax.eval_shape(_trials_fn(config), jnp.zeros((chunk,), jnp.int32),
+                            (jnp.int32(0), arrays, agent))
     shared = []
     for c in range(count):
         n_real = min(chunk, trials - c * chunk)
         mine = chunks[c] if jax.process_index() == 0 else jax.tree.map(
             lambda s, n=n_real: np.zeros((n, *s.shape[1:]), s.dtype), shapes)
-        shared.append(jax.tree.map(np.asarray, multihost_utils.broadcast_one_to_all(mine)))
+        shared.append(jax.tree.map(np.asarray, batched.broadcast(mine)))
     return shared
 
 

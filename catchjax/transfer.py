@@ -39,12 +39,10 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import multihost_utils
 
-from catchjax import methods, safe_io
+from catchjax import batched, methods, safe_io
 from catchjax.benchmarks import tables, tasks
 from catchjax.errors import CatchjaxError
-from catchjax.seed_batch import SeedBatch
 
 REGIMES = ("zero-shot", "fine-tune", "retrain")
 STUDY_FILE = "study.json"
@@ -237,35 +235,28 @@ def load_stage(out, stage: str) -> dict | None:
 # -- running ----------------------------------------------------------------------------
 
 
-_COMPILED: dict = {}
-
-
 def _train_batch(m, config, spec: StudySpec, task: tasks.Task, seeds, stage: str,
                  agents=None, devices=None):
     """Train one agent per seed in one vmapped call, the seeds sharded over the devices
-    (:mod:`catchjax.seed_batch`). The task's arrays are arguments, not constants, so every
+    (:mod:`catchjax.batched`). The task's arrays are arguments, not constants, so every
     stage of a study reuses one compiled function (one for scratch runs, one for
     transfers)."""
-    devices = list(devices) if devices is not None else jax.devices()
     keys = jnp.stack([_key_for(s, stage) for s in seeds])
     shared = (task.arrays, task.arrays.reward[None])
-    batched = (keys,) if agents is None else (keys, agents)
-    shapes = jax.tree.map(lambda x: (x.shape, x.dtype), (shared, batched[1:]))
+    runs = (keys,) if agents is None else (keys, agents)
     run = (spec.steps, spec.eval_points, spec.eval_episodes)
-    cache_key = (m.name, config, run, len(seeds), agents is None, str(shapes),
-                 tuple(devices))
-    comp = 0.0
-    if cache_key not in _COMPILED:
+
+    def make():
         def one(b, sh):
             start = None if agents is None else b[1]
             return m.learner.curve(config, b[0], *sh, start, *run)
 
-        _COMPILED[cache_key] = SeedBatch(jax.vmap(one, in_axes=(0, None)), batched, shared,
-                                         devices)
-        comp = _COMPILED[cache_key].compile_seconds
-    batch = _COMPILED[cache_key]
+        return jax.vmap(one, in_axes=(0, None))
+
+    batch, comp = batched.compiled(("transfer", m.name, config, run, agents is None), make,
+                                   runs, shared, devices)
     t1 = time.perf_counter()
-    agent, info = jax.block_until_ready(batch(batched, shared))
+    agent, info = jax.block_until_ready(batch(runs, shared))
     return agent, info, time.perf_counter() - t1, comp
 
 
@@ -307,7 +298,7 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
 
     def written(stage: str) -> None:  # the others read what process 0 wrote only after
         if multi:
-            multihost_utils.sync_global_devices(f"catchjax transfer {stage}")
+            batched.barrier(f"catchjax transfer {stage}")
 
     for s in spec.tasks:  # sources: scratch runs (also the diagonal)
         stage = f"scratch__{s}"
@@ -369,7 +360,7 @@ def _drop_replaced(out: Path) -> None:
 
 
 def _broadcast(value) -> int:
-    return int(multihost_utils.broadcast_one_to_all(np.int32(value)))
+    return int(batched.broadcast(np.int32(value)))
 
 
 def _check_shared_folder(out: Path) -> None:
@@ -380,10 +371,10 @@ def _check_shared_folder(out: Path) -> None:
     token = out / f".process-check-{nonce}"
     if jax.process_index() == 0:
         safe_io.atomic_write_bytes(token, str(nonce).encode())
-    multihost_utils.sync_global_devices("catchjax transfer folder check")
+    batched.barrier("catchjax transfer folder check")
     seen = token.exists() and token.read_text() == str(nonce)
-    everyone = multihost_utils.process_allgather(np.int32(seen))
-    multihost_utils.sync_global_devices("catchjax transfer folder checked")
+    everyone = batched.allgather(np.int32(seen))
+    batched.barrier("catchjax transfer folder checked")
     if jax.process_index() == 0:
         token.unlink()
     if not np.all(everyone):

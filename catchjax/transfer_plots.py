@@ -8,7 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from catchjax import safe_io
+from catchjax import methods, safe_io
+
+
+def curve_labels(method: str) -> tuple[str, str]:
+    """(x-axis unit, y-axis metric) of a method's training curves, from its learner."""
+    learner = methods.get(method).learner
+    return learner.curve_unit, learner.curve_metric
 
 
 def _save(fig, path: Path) -> None:
@@ -28,11 +34,9 @@ def plot_all(out: Path, result: dict, spec) -> None:
 
     tasks = list(spec.tasks)
     n = len(tasks)
-    # the DQN trains in environment steps and is scored by greedy episodes; CATCH
-    # meta-trains in table queries and is scored by adaptation searches
-    dqn = getattr(spec, "method", "dqn") == "dqn"
-    unit = "training steps" if dqn else "meta-training queries"
-    metric = "greedy test metric" if dqn else "test metric after adaptation"
+    # the learner names its curve: the DQN trains in environment steps and is scored by
+    # greedy episodes, CATCH meta-trains in table queries and is scored by adaptation
+    unit, metric = curve_labels(getattr(spec, "method", "dqn"))
     for regime in ("zero-shot", "fine-tune", "retrain"):
         cells = {(c["source"], c["target"]): c for c in result["cells"]
                  if c["regime"] == regime}

@@ -93,26 +93,24 @@ def md_matrix(result, spec, regime):
     return "\n".join(lines)
 
 
-def study_report(spec, config, study_dir, label):
-    """Run (or resume) one transfer study; its matrices and crossover table as markdown."""
+def study_report(spec, config, study_dir, label, prefix=""):
+    """Run (or resume) one transfer study; its matrices and crossover table as markdown
+    (``prefix`` before its section headings, to tell two studies in one file apart)."""
     t0 = time.perf_counter()
     result = transfer.run_study(spec, config, study_dir)
     minutes = (time.perf_counter() - t0) / 60
     stages = [transfer.load_stage(study_dir, f.stem)
               for f in (study_dir / "stages").glob("*.npz")]
     train_min = sum(float(z["seconds"]) + float(z["compile_seconds"]) for z in stages) / 60
-    unit = "steps" if spec.method == "dqn" else "table queries of meta-training"
-    prefix = "" if spec.method == "dqn" else f"{label} "
+    learner = methods.get(spec.method).learner
+    unit = learner.curve_unit
     report = [f"**{label} study** (`{study_dir.name}/`): "
               f"{len(spec.tasks)} tasks, T = {result['trained_steps']:,} {unit} per run, "
               f"{len(spec.seeds)} seeds per cell, fine-tune = first "
               f"{result['fine_tune_step']:,} target {unit}; training and compiling "
               f"{train_min:.1f} min (this run: {minutes:.1f} min). Cells: mean ± std over "
               f"episodes and seeds [bootstrap 95% CI] (seeds ± std of the per-seed means); "
-              + ("the target's test metric of the architecture greedy episodes end on."
-                 if spec.method == "dqn" else
-                 f"the target's test metric of the best-by-reward network of adaptation "
-                 f"searches of {config.budget} networks."), ""]
+              + learner.curve_scored_by.format(budget=config.budget) + ".", ""]
     for regime in transfer.REGIMES:
         report += [f"### {prefix}{regime}", "", md_matrix(result, spec, regime), ""]
     report += [f"### {prefix}{'c' if prefix else 'C'}rossover ({unit} for a transferred run "
@@ -172,7 +170,7 @@ def main(argv=None):
                                        eval_points=CATCH_EVAL["eval_points"],
                                        eval_episodes=CATCH_EVAL["eval_episodes"])
             report += study_report(cspec, methods.make_config("catch-meta", **catch_settings),
-                                   out / f"catch_study_{space}", "CATCH")
+                                   out / f"catch_study_{space}", "CATCH", prefix="CATCH ")
         task_objs = transfer.make_tasks(spec, tables.load_table(bench))
         rows = baselines(study_dir, spec, task_objs, config.max_episode_steps + 1, args.trials,
                          tuple(args.baselines), args.catch_trials)

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from catchjax import agent as agents
+from catchjax import sweeps
 from catchjax.benchmarks import tables, tasks
 
 # The CLI turns JAX's persistent compilation cache on; tests that call it in-process must
@@ -53,3 +55,14 @@ def syn_macro():
 @pytest.fixture(scope="session")
 def real_nb201(data_dir):
     return tasks.make_task("nb201", "cifar10", table=tables.load_table("nb201", data_dir))
+
+
+@pytest.fixture
+def no_compile(monkeypatch):
+    """Fail the test if anything is compiled or trained: errors must come first."""
+
+    def refuse(*a, **k):
+        raise AssertionError("compiled before the bad input was refused")
+
+    monkeypatch.setattr(sweeps, "_compiled", refuse)
+    monkeypatch.setattr(agents, "train", refuse)

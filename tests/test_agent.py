@@ -189,3 +189,12 @@ def test_adapting_on_a_task_the_pool_held_warns(checkpoint, capsys):
     agents.load_agent(checkpoint, tasks.make_task("synthetic-nb201", "cifar100"))
     err = capsys.readouterr().err
     assert "cifar100_valid_acc_12" in err and "not transfer" in err
+
+
+def test_meta_training_pool_may_not_hold_the_target(syn_nb201):
+    config = catch.CatchConfig(meta_trained=True)
+    with pytest.raises(CatchjaxError, match="target's own columns.*cifar10_valid_valid_acc_12"):
+        agents.meta_train(syn_nb201, config, pool=["cifar10_valid_valid_acc_12",
+                                                   "cifar100_valid_acc_12"])
+    with pytest.raises(CatchjaxError, match="no metric 'nope'"):
+        agents.meta_train(syn_nb201, config, pool=["nope"])

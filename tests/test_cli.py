@@ -1,9 +1,17 @@
+"""The `catchjax` command line: arguments checked first, one-line errors, the commands' outputs."""
 import csv
 import json
+import os
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 
-from catchjax import cli
+from catchjax import cli, sweeps
+from catchjax.benchmarks import tables
+from tests import official_layouts as layouts
+from tests.helpers import SWEEP
 
 
 def _run(*args):
@@ -71,7 +79,6 @@ def test_custom_reward_report_and_settings(tmp_path):
 
 
 def test_data_import_and_list(tmp_path, capsys, monkeypatch):
-    from tests import official_layouts as layouts
 
     src = tmp_path / "NAS-Bench-201-v1_1-096897.pth"
     layouts.torch_save_zip(layouts.nb201_pth_dict(), src)
@@ -86,7 +93,6 @@ def test_persistent_compile_cache_makes_the_second_call_compile_faster(tmp_path)
     """Two CLI processes with the same sweep: the second loads the compiled function from
     $CATCHJAX_COMPILE_CACHE (same results, a fraction of the compile time); with
     --no-compile-cache nothing is written there."""
-    import os
     import subprocess
     import sys
 
@@ -109,3 +115,106 @@ def test_persistent_compile_cache_makes_the_second_call_compile_faster(tmp_path)
         (tmp_path / "second" / "results.csv").read_bytes() == \
         (tmp_path / "off" / "results.csv").read_bytes()
     assert off["mean"] == second["mean"]
+
+
+def test_data_list_validates_what_it_lists(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("CATCHJAX_DATA", str(tmp_path))
+    np.savez(tmp_path / "transnas101_micro.npz", ops=np.zeros((0, 6), np.int8))
+    assert _run("data", "list") == 1
+    assert "BROKEN" in capsys.readouterr().out and "no rows" in str(
+        tables.available(tmp_path, check=True)["transnas-micro"])
+    ops = np.asarray([[0, 1, 2, 3, 0, 1]], np.int8)
+    np.savez(tmp_path / "transnas101_micro.npz", ops=ops, jigsaw__valid_top1=[np.nan])
+    assert "no finite value" in tables.available(tmp_path, check=True)["transnas-micro"]
+
+
+@pytest.mark.parametrize("setting,words", [
+    ("population=2.5", "integer"), ("population=abc", "integer"),
+    ("replace=maybe", "true or false"), ("learning_rate=inf", "finite"),
+    ("learning_rate=nan", "finite"), ("nonsense=1", "no setting nonsense"), ("=3", "NAME=VALUE"),
+])
+def test_settings_are_parsed_by_type(tmp_path, capsys, setting, words, no_compile):
+    method = "reinforce" if "learning" in setting else "rea"
+    if setting.startswith("replace"):
+        method = "random"
+    args = [a if a != "random" else method for a in SWEEP]
+    try:
+        rc = _run(*args, "--out", str(tmp_path / "x"), "--set", setting)
+    except SystemExit as exc:  # argparse: malformed NAME=VALUE
+        rc = exc.code
+    assert rc == 2 and words in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("flag,value,words", [
+    ("--cost-target", "0", "--cost-target"), ("--cost-target", "nan", "--cost-target"),
+    ("--cost-weight", "nan", "--cost-weight"), ("--cost-weight", "0.5", "slower networks"),
+])
+def test_cost_objective_errors_name_the_flag(tmp_path, capsys, flag, value, words, no_compile):
+    args = ["sweep", "--method", "random", "--benchmark", "synthetic-nb201", "--task",
+            "cifar10", "--cost-metric", "cifar10_edgegpu_latency", "--out", str(tmp_path / "x")]
+    if flag != "--cost-target":
+        args += ["--cost-target", "5"]
+    assert _run(*args, flag, value) == 2
+    assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag,value,words", [
+    ("--seed", "-1", "seed must be in 0.."), ("--seed", str(2**31), "seed must be in 0.."),
+    ("--trials", str(3 * 10**9), "at most"),
+])
+def test_counts_and_seeds_are_checked_first(tmp_path, capsys, flag, value, words, no_compile):
+    assert _run(*SWEEP, "--out", str(tmp_path / "x"), flag, value) == 2
+    assert words in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_trials_as_a_float_is_refused_by_the_parser(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _run(*SWEEP, "--out", str(tmp_path / "x"), "--trials", "3e9")
+    assert "not an integer" in capsys.readouterr().err
+
+
+def test_unwritable_outputs_fail_before_work(tmp_path, capsys, no_compile):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert _run(*SWEEP, "--out", str(blocker / "out")) == 2
+    assert "cannot write into" in capsys.readouterr().err
+    assert _run("meta-train", "--benchmark", "synthetic-nb201", "--task", "cifar10",
+                "--out", str(blocker / "agent")) == 2
+    assert "cannot write into" in capsys.readouterr().err
+    assert _run("train", "--method", "catch-meta", "--benchmark", "synthetic-nb201",
+                "--task", "cifar10", "--seed", "-3", "--out", str(tmp_path / "a")) == 2
+
+
+def test_ctrl_c_and_unexpected_errors_print_one_line(tmp_path, capsys, monkeypatch):
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweeps, "sweep", interrupted)
+    assert _run(*SWEEP, "--out", str(tmp_path / "x")) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err
+
+    def bug(*a, **k):
+        raise ZeroDivisionError("oops")
+
+    monkeypatch.setattr(sweeps, "sweep", bug)
+    assert _run(*SWEEP, "--out", str(tmp_path / "x")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ZeroDivisionError" in err and "--debug" in err
+    with pytest.raises(ZeroDivisionError):
+        _run(*SWEEP, "--out", str(tmp_path / "x"), "--debug")
+    with pytest.raises(ZeroDivisionError):
+        _run("--debug", *SWEEP, "--out", str(tmp_path / "x"))
+
+
+def test_version_and_a_light_start(capsys):
+    with pytest.raises(SystemExit) as exc:
+        _run("--version")
+    assert exc.value.code == 0 and capsys.readouterr().out.startswith("catchjax ")
+    code = ("import sys, catchjax.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('jax', 'scipy', 'flax') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"  # `catchjax --help` never waits for jax or scipy

@@ -1,5 +1,7 @@
+
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -7,6 +9,7 @@ import pytest
 from catchjax.benchmarks import importers, safe_pickle, tables
 from catchjax.errors import CatchjaxError
 from tests import official_layouts as layouts
+from tests.helpers import _run
 
 
 class _Evil:
@@ -165,3 +168,111 @@ def test_infinite_values_in_a_table_are_refused(tmp_path):
     np.savez(path, ops=good, acc=acc)
     with pytest.raises(CatchjaxError, match="beyond float32"):
         tables.read_npz(path, "transnas-micro", spaces.TRANSNAS_MICRO)
+
+
+def test_data_import_never_replaces_silently_and_checks_companions(tmp_path, capsys, data_dir):
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "nb201.npz").write_bytes((data_dir / "nb201.npz").read_bytes())
+    small = tmp_path / "nb201_hw.npz"
+    with np.load(data_dir / "nb201_hw.npz") as d:
+        np.savez(small, **{k: d[k][:100] for k in d.files})
+    # a 100-row hardware table cannot sit beside the 15,625-row main table
+    assert _run("data", "import", str(small), "--to", str(dest)) == 2
+    assert "not the 15625" in capsys.readouterr().err
+    assert not (dest / "nb201_hw.npz").exists()
+    # the same file again: refused without --overwrite, accepted with it
+    same = tmp_path / "nb201.npz"
+    same.write_bytes((data_dir / "nb201.npz").read_bytes())
+    assert _run("data", "import", str(same), "--to", str(dest)) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert _run("data", "import", str(same), "--to", str(dest), "--overwrite") == 0
+
+
+class CraftedTensor(layouts.FakeTensor):
+    """A tensor whose offset, size and stride say whatever an attacker wants."""
+
+    def __init__(self, array, offset, size, stride):
+        super().__init__(array)
+        self.offset, self.size, self.stride = offset, size, stride
+
+    def __reduce__(self):
+        fn = sys.modules["torch._utils"]._rebuild_tensor_v2
+        return fn, (layouts._StorageRef(self.array), self.offset, self.size, self.stride,
+                    False, {})
+
+
+@pytest.mark.parametrize("offset,size,stride,words", [
+    (0, (4,), (1000,), "reaches element"),
+    (0, (2, 2), (1, 10**12), "reaches element"),
+    (3, (4,), (1,), "reaches element"),
+    (10**6, (), (), "reaches element"),
+    (-1, (2,), (1,), "negative"),
+    (0, (2,), (-1,), "negative"),
+    (0, (10**8, 10**8), (0, 0), "larger than any benchmark"),
+    (0, (2,), (1, 1), "do not match"),
+    (0, (2.5,), (1,), "must be integers"),
+    (0, "ab", (1,), "must be tuples"),
+])
+@pytest.mark.parametrize("save", [layouts.torch_save_zip, layouts.torch_save_legacy])
+def test_crafted_tensor_views_are_refused(tmp_path, offset, size, stride, words, save):
+    path = tmp_path / "crafted.pth"
+    save({"x": CraftedTensor(np.arange(4.0), offset, size, stride)}, path)
+    with pytest.raises(CatchjaxError, match=words) as err:
+        safe_pickle.load_torch_file(path)
+    assert str(path) in str(err.value)
+
+
+def test_a_valid_strided_view_still_loads(tmp_path):
+    path = tmp_path / "ok.pth"
+    layouts.torch_save_zip({"x": CraftedTensor(np.arange(6.0), 1, (2, 2), (2, 1))}, path)
+    np.testing.assert_array_equal(safe_pickle.load_torch_file(path)["x"], [[1, 2], [3, 4]])
+
+
+def test_storage_claiming_huge_sizes_is_refused(tmp_path):
+    path = tmp_path / "legacy.pth"
+    layouts.torch_save_legacy({"x": layouts.FakeTensor(np.arange(4.0))}, path)
+    raw = path.read_bytes()
+    size_at = raw.rindex((4).to_bytes(8, "little"))
+    path.write_bytes(raw[:size_at] + (10**13).to_bytes(8, "little") + raw[size_at + 8:])
+    with pytest.raises(CatchjaxError, match="claims 10,000,000,000,000 elements"):
+        safe_pickle.load_torch_file(path)
+
+
+def _pth(tmp_path, obj, name="NAS-Bench-201-v1_1-096897.pth"):
+    path = tmp_path / name
+    layouts.torch_save_zip(obj, path)
+    return path
+
+
+@pytest.mark.parametrize("kind,obj", [
+    ("nb201-pth", {"meta_archs": layouts.NB201_ARCHS, "arch2infos": [1, 2, 3]}),
+    ("nb201-pth", {"meta_archs": 5, "arch2infos": {}}),
+    ("nb201-pth", {"meta_archs": layouts.NB201_ARCHS, "arch2infos": {0: {"less": []}}}),
+    ("nb201-pth", {"meta_archs": layouts.NB201_ARCHS, "arch2infos": {0: {"full": 3,
+                                                                          "less": 4}}}),
+    ("nb201-pth", {"meta_archs": [1, 2], "arch2infos": {}}),
+    ("transnas-pth", {"data": [], "metrics_dict": {}}),
+    ("transnas-pth", {"data": {"micro": {"64-41414-3_33_333": []}}, "metrics_dict": {}}),
+    ("transnas-pth", {"data": {"micro": {"64-41414-3_33_333": {"jigsaw": {"metrics": []}}}},
+                      "metrics_dict": {}}),
+    ("transnas-pth", {"data": {"macro": {5: {}}}, "metrics_dict": {}}),
+])
+def test_structurally_wrong_files_get_clear_errors(tmp_path, kind, obj):
+    path = _pth(tmp_path, obj)
+    with pytest.raises(CatchjaxError) as err:
+        importers.import_benchmark(path, kind, tmp_path / "out")
+    assert str(path) in str(err.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+def test_nats_folder_with_wrong_contents(tmp_path):
+    import bz2
+    import pickle
+
+    folder = tmp_path / "nats"
+    folder.mkdir()
+    with bz2.open(folder / "000000.pickle.pbz2", "wb") as f:
+        pickle.dump([1, 2, 3], f)
+    with pytest.raises(CatchjaxError, match="not laid out like a nats-topology file"):
+        importers.import_benchmark(folder, "auto", tmp_path / "out")

@@ -4,10 +4,15 @@ ignored budget and settings)."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from catchjax import agent as agents
 from catchjax import cli, methods, sweeps
+from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
+from tests.helpers import SWEEP, _run
 
 
 def test_a_configs_own_budget_and_settings_are_what_runs(syn_nb201):
@@ -49,3 +54,80 @@ def test_build_keeps_a_config_and_refuses_what_is_not_one():
     for bad in (None, 123, methods.make_config):
         with pytest.raises(CatchjaxError, match="method must be"):
             methods.build(bad)
+
+
+def test_replace_no_means_no(tmp_path):
+    out = tmp_path / "rs"
+    assert _run(*SWEEP, "--out", str(out), "--set", "replace=no") == 0
+    assert json.loads((out / "summary.json").read_text())["config"]["replace"] is False
+    out2 = tmp_path / "rs2"
+    assert _run(*SWEEP, "--out", str(out2), "--set", "replace=yes") == 0
+    assert json.loads((out2 / "summary.json").read_text())["config"]["replace"] is True
+
+
+@pytest.mark.parametrize("method,setting,words", [
+    ("catch-sfs", dict(learning_rate=0.0), "learning_rate"),
+    ("catch-sfs", dict(learning_rate=float("nan")), "learning_rate"),
+    ("catch-sfs", dict(per_fraction=1.5), "per_fraction"),
+    ("catch-sfs", dict(per_fraction=0.0), "per_fraction"),
+    ("catch-sfs", dict(updates_per_epoch=0), "updates_per_epoch"),
+    ("catch-sfs", dict(epsilon_start=1.5), "epsilon_start"),
+    ("catch-sfs", dict(epsilon_end=-0.1), "epsilon_end"),
+    ("catch-sfs", dict(ppo_clip=-1.0), "ppo_clip"),
+    ("catch-sfs", dict(beta_kl=-0.1), "beta_kl"),
+    ("reinforce", dict(learning_rate=float("inf")), "learning_rate"),
+    ("reinforce", dict(baseline_momentum=1.0), "baseline_momentum"),
+    ("rea", dict(population=0), "population"),
+])
+def test_meaningless_settings_are_refused_before_compiling(syn_nb201, method, setting, words,
+                                                           no_compile):
+    with pytest.raises(CatchjaxError, match=words):
+        sweeps.sweep(method, syn_nb201, trials=2, budget=10, **setting)
+
+
+def test_the_python_api_checks_its_arguments_like_the_cli(tmp_path, no_compile, capsys):
+    """Each was a raw traceback or accepted silently (issue 21's second probe); each is
+    now one CatchjaxError naming the argument, before anything compiles."""
+    import jax
+
+    from catchjax import checkpoints, sweep
+
+    task = tasks.make_task("synthetic-transnas-micro", "jigsaw")
+    (tmp_path / "file").write_text("x")
+    bad_sweeps = [
+        (dict(method=None, task=task), "method must be"),
+        (dict(method=123, task=task), "method must be"),
+        (dict(method="random", task="nb201"), "task must be a Task"),
+        (dict(method="random", task=None), "task must be a Task"),
+        (dict(method="random", task=task, devices=[]), "devices is empty"),
+        (dict(method="random", task=task, devices=["cpu"]), "must be jax devices"),
+        (dict(method="random", task=task, chunk_size=0), "chunk_size"),
+        (dict(method="random", task=task, chunk_size=2.5), "chunk_size"),
+        (dict(method="random", task=task, progress_dir=tmp_path / "file"), "not a folder"),
+        (dict(method="catch-meta", task=task, agent="agent.ckpt"), "do not fit"),
+    ]
+    for kwargs, words in bad_sweeps:
+        with pytest.raises(CatchjaxError, match=words):
+            sweep(trials=2, budget=5, **kwargs)
+    bad_tasks = [(dict(report=123), "report must be"), (dict(report=[]), "at least one"),
+                 (dict(reward=""), "reward must be"), (dict(gamma="2"), "gamma must be"),
+                 (dict(cost="latency"), "CostObjective"), (dict(mask_nan="no"), "True or False"),
+                 (dict(gamma_normalize="percent"), "goes with gamma")]
+    for kwargs, words in bad_tasks:
+        with pytest.raises(CatchjaxError, match=words):
+            tasks.make_task("synthetic-transnas-micro", "jigsaw", **kwargs)
+    with pytest.raises(CatchjaxError, match="checkpoint folder's path"):
+        checkpoints.load_agent(None)
+    with pytest.raises(CatchjaxError, match="saves a TrainedAgent"):
+        checkpoints.save_agent(tmp_path / "a", {"params": 1})
+    with pytest.raises(CatchjaxError, match=r"seeds \[1\] appear more than once"):
+        agents.train_many("catch-meta", task, seeds=[0, 1, 1])
+    with pytest.raises(CatchjaxError, match="candidates .* at most"):
+        sweep("catch-sfs", task, trials=2, budget=5, candidates=10**9)
+    for extra, words in [(["--gamma-normalize", "percent"], "goes with --gamma"),
+                         (["--cost-weight", "-0.1"], "goes with --cost-metric")]:
+        assert _run(*SWEEP, "--out", str(tmp_path / "o"), *extra) == 2
+        assert words in capsys.readouterr().err
+    assert _run(*SWEEP, "--out", str(tmp_path / "o"), "--set", "budget=5") == 2
+    assert "not a --set setting" in capsys.readouterr().err
+    assert jax.devices()  # the checks compiled nothing (no_compile)

@@ -9,11 +9,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import struct
 
 from catchjax import agent as agents
 from catchjax import cli, methods, sweeps
 from catchjax.benchmarks import tables, tasks
-from catchjax.core import Learner, Method, SearchTrace
+from catchjax.core import Learner, Ledger, Method, SearchTrace
 from catchjax.errors import CatchjaxError
 
 
@@ -160,3 +161,56 @@ def test_trained_agent_state_is_a_pytree_the_learner_shapes(toy_methods, syn_nb2
     trained = agents.train("toy-favourite", syn_nb201, FavouriteConfig())
     expected = jax.eval_shape(lambda: favourite_init(None, None, 6, 5))
     assert jax.tree.structure(expected) == jax.tree.structure(trained.agent)
+
+
+@dataclasses.dataclass(frozen=True)
+class GreedyConfig:
+    budget: int = 50
+
+    def validate(self, task):
+        pass
+
+
+@struct.dataclass
+class GreedyState:
+    ledger: Ledger
+    best: jnp.ndarray  # row of the best reward told so far
+
+
+def greedy_start(config, key, task, agent):
+    return GreedyState(Ledger.empty(config.budget), task.valid_rows[0])
+
+
+def greedy_ask(config, state, task, k, seeding):
+    """Propose the searchable networks in order, skipping none: the steps only."""
+    rows = task.valid_rows[state.ledger.n_asked + jnp.arange(k)]
+    return rows, state.replace(ledger=state.ledger.asked(rows)), {}
+
+
+def greedy_tell(config, state, task, ids, rewards, seeding):
+    ledger = state.ledger.told(ids, rewards)
+    best = ledger.rows[jnp.nanargmax(ledger.rewards)]
+    return state.replace(ledger=ledger, best=best), {}
+
+
+def test_a_method_given_only_its_steps_gets_a_sweep_and_ask_tell(syn_nb201):
+    """No search function, no first/ready: the defaults make the table search (the steps
+    with the table answering) and an ask/tell search out of start/ask/tell."""
+    from catchjax.ask_tell import AskTell, task_domain
+    from catchjax.core import Stepper
+
+    methods.register(Method("toy-steps", GreedyConfig,
+                            stepper=Stepper(greedy_start, greedy_ask, greedy_tell)))
+    try:
+        result = sweeps.sweep("toy-steps", syn_nb201, trials=2, budget=6)
+        valid = np.asarray(syn_nb201.arrays.valid_rows)
+        assert result.rows.tolist() == [valid[:6].tolist()] * 2
+        search = AskTell.start("toy-steps", task_domain(syn_nb201), budget=6)
+        got = search.ask(3)  # the default ready: one after another, up to the budget
+        assert [p["id"] for p in got] == [0, 1, 2]
+        search.tell([0, 1, 2], [0.1, 0.3, 0.2])
+        assert int(search.state.best) == int(valid[1]) and search.ready() == 3
+        with pytest.raises(CatchjaxError, match="needs a search function or a stepper"):
+            Method("toy-nothing", GreedyConfig)
+    finally:
+        methods.unregister("toy-steps")

@@ -76,7 +76,8 @@ def make_table(benchmark: str, space, actions, columns, arch_str=None, source=""
             )
         if values.dtype.kind not in "fiu":
             raise CatchjaxError(f"{where}: column {name!r} is not numeric (dtype {values.dtype})")
-        out[name] = values.astype(np.float32)
+        with np.errstate(over="ignore"):  # values beyond float32 are refused just below
+            out[name] = values.astype(np.float32)
         infinite = np.flatnonzero(np.isinf(out[name]))
         if len(infinite):
             rows = ", ".join(map(str, infinite[:5])) + (" ..." if len(infinite) > 5 else "")
