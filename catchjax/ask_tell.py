@@ -713,7 +713,7 @@ class AskTell:
         lock_timeout = locking._timeout_value(lock_timeout)
         if lock and path.is_dir():
             with locking.hold(path / LOCK, timeout=lock_timeout,
-                              what=f"search folder {path}"):
+                              what=f"search folder {path}", read_only_ok=True):
                 return cls.load(path, method=method, space=space,
                                 lock_timeout=lock_timeout, lock=False)
         meta = read_manifest(path)

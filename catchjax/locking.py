@@ -52,15 +52,21 @@ def _holder(lock_file: Path) -> str:
 
 
 @contextlib.contextmanager
-def hold(lock_file, *, timeout=DEFAULT_TIMEOUT, what: str = "folder"):
+def hold(lock_file, *, timeout=DEFAULT_TIMEOUT, what: str = "folder",
+         read_only_ok: bool = False):
     """Hold the exclusive lock on ``lock_file`` (created if missing) inside the block;
     wait at most ``timeout`` seconds for it, then raise a :class:`CatchjaxError` that
-    names the holder."""
+    names the holder. ``read_only_ok``: in a folder this process may not write (a
+    collaborator's search on a shared file system), run the block without the lock
+    (reading only; the folder's manifest always names a complete state)."""
     timeout = _timeout_value(timeout)
     lock_file = Path(lock_file)
     try:
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
+        if read_only_ok and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            yield
+            return
         raise CatchjaxError(f"cannot open the lock file {lock_file} ({exc.strerror}); the "
                             f"{what} must be writable") from None
     try:

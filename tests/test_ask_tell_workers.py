@@ -247,3 +247,23 @@ def test_the_command_line_refuses_what_it_would_ignore(tmp_path, capsys):
         results.write_text(text)
         assert cli.main(["tell", "--state", str(state), str(results)]) == 2
         assert words in capsys.readouterr().err
+
+
+def test_a_search_folder_one_may_not_write_still_loads(tmp_path, monkeypatch):
+    """A collaborator reading a search on a shared file system: loading needs no lock file
+    it cannot create; asking and telling do, and say so."""
+    state = tmp_path / "search"
+    AskTell.start("random", "nb201", budget=10, seed=0, state_dir=state).ask(2)
+    (state / LOCK).unlink()
+    real_open = os.open
+
+    def no_write(path, flags, *args):
+        if str(path).endswith(LOCK):
+            raise PermissionError(13, "Permission denied")
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(locking.os, "open", no_write)
+    search = AskTell.load(state)
+    assert search.n_asked == 2
+    with pytest.raises(CatchjaxError, match="must be writable"):
+        search.ask(1)
