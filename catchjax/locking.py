@@ -62,7 +62,7 @@ def hold(lock_file, *, timeout=DEFAULT_TIMEOUT, what: str = "folder",
     timeout = _timeout_value(timeout)
     lock_file = Path(lock_file)
     try:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides
     except OSError as exc:
         if read_only_ok and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             yield
