@@ -218,3 +218,14 @@ def test_version_and_a_light_start(capsys):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"  # `catchjax --help` never waits for jax or scipy
+
+
+def test_help_shows_the_defaults(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    assert "default: 500" in text and "(default: 50)" in text and "default: 0" in text
+    with pytest.raises(SystemExit):
+        cli.main(["ask", "--help"])
+    assert "(default 120)" in capsys.readouterr().out
