@@ -349,7 +349,7 @@ def cmd_sweep(args) -> int:
         print(f"process {jax.process_index()} of {jax.process_count()}: its trials are done; "
               f"process 0 writes the results")
         return 0
-    result.info.update(info)
+    result.info.update(info, **_provenance(args))
     out = reporting.write_results(result, out, overwrite=args.overwrite,
                                   parquet=True if args.parquet else None)
     if new_agent is not None:
@@ -362,6 +362,24 @@ def cmd_sweep(args) -> int:
     print(reporting.format_summary(result.summary()))
     print(f"  wrote {out}/results.csv and {out}/summary.json")
     return 0
+
+
+def _provenance(args) -> dict:
+    """What produced a run: the command line, catchjax's source revision (when it runs
+    from a git checkout) and the UTC time, for summary.json."""
+    import shlex
+    import subprocess
+    import time
+
+    here = Path(__file__).resolve().parent
+    try:
+        revision = subprocess.run(["git", "-C", str(here), "describe", "--always", "--dirty"],
+                                  capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        revision = ""
+    return {"command": "catchjax " + " ".join(shlex.quote(a) for a in args.argv),
+            "source_revision": revision or None,
+            "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
 def _task_from_args(args):
@@ -627,6 +645,7 @@ def cmd_methods(args) -> int:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded in summary.json
     if os.environ.get("CATCHJAX_NATIVE_LOG"):
         from catchjax import distributed
 

@@ -229,3 +229,14 @@ def test_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit):
         cli.main(["ask", "--help"])
     assert "(default 120)" in capsys.readouterr().out
+
+
+def test_summary_records_the_command_revision_and_time(tmp_path):
+    out = tmp_path / "o"
+    assert _run("sweep", "--method", "random", "--benchmark", "synthetic-nb201", "--task",
+                "cifar10", "--trials", "2", "--budget", "4", "--no-progress", "--out",
+                str(out)) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["command"].startswith("catchjax sweep --method random")
+    assert summary["command"].endswith(f"--out {out}")
+    assert summary["written_at"].endswith("Z") and "source_revision" in summary
