@@ -103,7 +103,7 @@ def _start_processes(args) -> bool:
 
     # what this process runs, for the check that every process runs the same
     run = {k: v for k, v in vars(args).items()
-           if k not in ("process_id", "debug", "no_compile_cache", "init_timeout")}
+           if k not in ("process_id", "debug", "no_compile_cache", "init_timeout", "argv")}
     if distributed.initialize(args.coordinator, args.num_processes, args.process_id,
                               args.init_timeout, auto=args.distributed, run=run):
         import jax
