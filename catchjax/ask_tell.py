@@ -616,9 +616,20 @@ class AskTell:
                 f"{self.state_dir} now holds another search (method {meta.get('method')}, "
                 f"seed {meta.get('seed')}) than the one this handle opened; load it anew"
             )
-        other = type(self).load(self.state_dir, lock=False)
-        self.state, self.log = other.state, other.log
-        self._seen, self._generation = other._seen, other._generation
+        # the same search, moved on by another worker: its state and log, with this
+        # handle's method, config and domain (not rebuilt: a table domain reloads a table)
+        state_name = meta.get("state_dir", "state")
+        if checkpoints.state_digest(self.state_dir / state_name) != meta.get("state_sha256"):
+            raise CatchjaxError(f"{self.state_dir}: the files under {state_name}/ do not "
+                                f"match their checksum; the search folder is damaged")
+        state = _restore_state(self.state_dir / state_name, self.method, self.config,
+                               self.domain)
+        log = list(meta["proposals"])
+        if int(state.ledger.n_asked) != len(log):
+            raise CatchjaxError(f"{self.state_dir}: the state and the proposal list "
+                                f"disagree; damaged")
+        self.state, self.log = state, log
+        self._seen, self._generation = meta["manifest_sha256"], int(meta.get("generation", 0))
 
     def save(self) -> None:
         """Write this handle's search to its folder (under the lock). Refused when
@@ -774,17 +785,27 @@ def _check_new_state_dir(state_dir) -> Path:
     return path
 
 
-def _restore_state(state_path: Path, name: str, config, domain: Domain):
+@functools.lru_cache(maxsize=32)
+def _state_shapes(name: str, config, domain: Domain):
+    """The shapes and dtypes of a search state (what a restore fills), traced once per
+    method, config and domain: a worker that catches up before every step does not
+    re-trace or initialize an agent for it."""
     import orbax.checkpoint as ocp
 
     m = methods.get(name)
     L, K = domain.space.n_decisions, domain.space.n_choices
-    agent = m.learner.init(config, jax.random.key(0), L, K) if m.learner else None
-    abstract = jax.eval_shape(lambda: m.stepper.start(config, jax.random.key(0),
-                                                      domain.arrays, agent))
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, abstract)
+
+    def start():
+        agent = m.learner.init(config, jax.random.key(0), L, K) if m.learner else None
+        return m.stepper.start(config, jax.random.key(0), domain.arrays, agent)
+
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, jax.eval_shape(start))
+
+
+def _restore_state(state_path: Path, name: str, config, domain: Domain):
     try:
-        return checkpoints._local_checkpointer().restore(state_path, abstract)
+        return checkpoints._local_checkpointer().restore(
+            state_path, _state_shapes(name, config, domain))
     except Exception as exc:  # orbax raises many types for damaged files
         raise CatchjaxError(f"cannot restore {state_path} ({type(exc).__name__}: "
                             f"{str(exc)[:200]}); the search folder is damaged") from None

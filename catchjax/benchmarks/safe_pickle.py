@@ -20,6 +20,7 @@ import _compat_pickle
 import bz2
 import collections
 import contextvars
+import functools
 import io
 import os
 import pickle
@@ -247,16 +248,23 @@ def loads_plain(data: bytes):
     return PlainDataUnpickler(io.BytesIO(data)).load()
 
 
+def _one_file_budget(load):
+    """Count the tensor bytes of one file's load from zero (:data:`MAX_TOTAL_BYTES`)."""
+
+    @functools.wraps(load)
+    def wrapper(path):
+        token = _loaded_bytes.set([0])
+        try:
+            return load(path)
+        finally:
+            _loaded_bytes.reset(token)
+
+    return wrapper
+
+
+@_one_file_budget
 def load_torch_file(path) -> object:
     """Read a ``torch.save`` file (zip or legacy layout) as plain Python/NumPy data."""
-    token = _loaded_bytes.set([0])
-    try:
-        return _load_torch_file(path)
-    finally:
-        _loaded_bytes.reset(token)
-
-
-def _load_torch_file(path) -> object:
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as zf:
@@ -344,16 +352,9 @@ def _load_legacy(f, path):
     return _resolve(obj)
 
 
+@_one_file_budget
 def load_bz2_pickle(path) -> object:
     """Read a NATS-Bench ``.pickle.pbz2`` file (a bz2-compressed pickle) safely."""
-    token = _loaded_bytes.set([0])
-    try:
-        return _load_bz2_pickle(path)
-    finally:
-        _loaded_bytes.reset(token)
-
-
-def _load_bz2_pickle(path) -> object:
     try:
         with bz2.open(path, "rb") as f:
             return PlainDataUnpickler(f).load()
