@@ -6,6 +6,7 @@ same algorithm (catchjax.baselines.reference) run one trial at a time in this pr
 on --ref-trials trials, extrapolated per trial. Prints trials/second and the ratio.
 
     python benchmarks/baselines_throughput.py [--benchmark synthetic-nb201] [--task cifar10]
+        [--methods random rea reinforce ls bananas]
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ def main(argv=None):
     p.add_argument("--budget", type=int, default=50)
     p.add_argument("--ref-trials", type=int, default=50)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--methods", nargs="+", default=list(reference.ALGORITHMS),
+                   choices=list(reference.ALGORITHMS))
     args = p.parse_args(argv)
 
     task = make_task(args.benchmark, args.task)
@@ -37,7 +40,7 @@ def main(argv=None):
     header = (f"{'method':10s} {'compile s':>9s} {'sweep s':>9s} {'trials/s':>10s} "
               f"{'numpy s/trial':>13s} {'numpy trials/s':>14s} {'speed-up':>9s}")
     print(header)
-    for method in ("random", "rea", "reinforce"):
+    for method in args.methods:
         first = sweep(method, task, trials=args.trials, budget=args.budget, seed=0)
         runs = []
         for r in range(args.repeats):

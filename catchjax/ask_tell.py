@@ -333,6 +333,7 @@ class AskTell:
                     f"--benchmark ...`); or search from scratch (catch-sfs)"
                 )
         fake_task = _TaskView(domain)
+        config = methods.specialize(config, fake_task)
         methods.validate(config, fake_task, params)
         if config.budget > MAX_BUDGET:
             raise CatchjaxError(

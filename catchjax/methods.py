@@ -12,6 +12,7 @@ import math
 import typing
 
 from catchjax import baselines, catch, dqn
+from catchjax.baselines import bananas, local_search
 from catchjax.baselines.evolution import STEPPER as EVOLUTION_STEPPER
 from catchjax.baselines.random_search import STEPPER as RANDOM_STEPPER
 from catchjax.baselines.reinforce import STEPPER as REINFORCE_STEPPER
@@ -19,7 +20,8 @@ from catchjax.core import Learner, Method
 from catchjax.errors import CatchjaxError
 
 REGISTRY: dict[str, Method] = {}
-ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea"}
+ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea",
+           "local-search": "ls"}
 
 
 def register(method: Method, *, replace: bool = False) -> Method:
@@ -64,6 +66,13 @@ register(Method("random", baselines.RandomSearchConfig, baselines.random_search,
 register(Method("rea", baselines.EvolutionConfig, baselines.regularized_evolution,
                 stepper=EVOLUTION_STEPPER, family="baseline",
                 help="regularized evolution"))
+register(Method("ls", local_search.LocalSearchConfig, stepper=local_search.STEPPER,
+                family="baseline",
+                help="local search with random restarts (White et al. 2020)"))
+register(Method("bananas", bananas.BananasConfig, bananas.bananas, stepper=bananas.STEPPER,
+                family="baseline",
+                help="BANANAS-style search: an MLP ensemble's predictions pick mutations "
+                     "of the best networks (White et al. 2021)"))
 register(Method("reinforce", baselines.ReinforceConfig, baselines.reinforce,
                 stepper=REINFORCE_STEPPER, family="baseline",
                 help="REINFORCE with an EMA baseline"))
@@ -227,11 +236,19 @@ def build(method, budget=None, **settings):
 
 
 def resolve(method, task, *, budget=None, agent=None, **settings):
-    """:func:`build` then :func:`validate`: the config a run uses, checked against the
-    task (and the agent it starts from) before anything compiles."""
-    config = build(method, budget, **settings)
+    """:func:`build`, :func:`specialize`, then :func:`validate`: the config a run uses,
+    checked against the task (and the agent it starts from) before anything compiles."""
+    config = specialize(build(method, budget, **settings), task)
     validate(config, task, agent)
     return config
+
+
+def specialize(config, task):
+    """``config`` with its task-dependent defaults made concrete: a config class may
+    define ``for_task(task) -> config`` (e.g. BANANAS' ``encoding="auto"`` becomes the
+    path encoding on cell spaces), so the config a run records is the one it ran."""
+    for_task = getattr(config, "for_task", None)
+    return config if for_task is None else for_task(task)
 
 
 def validate(config, task, agent=None) -> None:

@@ -28,10 +28,12 @@ def record_only(config, state, task, ids, rewards, seeding: bool):
     return state.replace(ledger=state.ledger.told(ids, rewards)), {}
 
 
-def run_on_table(stepper: Stepper, config, key, task: TaskArrays, agent=None):
+def run_on_table(stepper: Stepper, config, key, task: TaskArrays, agent=None, per_step: int = 1):
     """All ``config.budget`` proposals of a search, each answered by ``task.reward``.
 
-    Returns ``(SearchTrace, final state)``; the trace's ``metrics`` are the per-step
+    After the seeds, ``per_step`` proposals are asked and told together (a method that
+    plans a batch per round, such as BANANAS; the last round may be smaller).
+    Returns ``(SearchTrace, final state)``; the trace's ``metrics`` are the per-proposal
     ``info`` of the proposals after the seeds (``[budget - first]`` each).
     """
     state = stepper.start(config, key, task, agent)
@@ -44,14 +46,30 @@ def run_on_table(stepper: Stepper, config, key, task: TaskArrays, agent=None):
     if n_rest == 0:
         return SearchTrace(rows=rows0, rewards=task.reward[rows0]), state
 
-    def step(state, i):
-        rows, state, ask_info = stepper.ask(config, state, task, 1, False)
+    def step(state, first_id, k):
+        rows, state, ask_info = stepper.ask(config, state, task, k, False)
         reward = task.reward[rows]
-        state, tell_info = stepper.tell(config, state, task, i[None], reward, False)
-        info = {k: v[0] for k, v in {**ask_info, **tell_info}.items()}
-        return state, (rows[0], reward[0], info)
+        state, tell_info = stepper.tell(config, state, task, first_id + jnp.arange(k), reward,
+                                        False)
+        return state, (rows, reward, {**ask_info, **tell_info})
 
-    state, (rows, rewards, metrics) = jax.lax.scan(step, state, jnp.arange(n0, config.budget))
+    if per_step == 1:
+        def one(state, i):
+            state, (rows, reward, info) = step(state, i, 1)
+            return state, (rows[0], reward[0], {k: v[0] for k, v in info.items()})
+
+        state, (rows, rewards, metrics) = jax.lax.scan(one, state, jnp.arange(n0, config.budget))
+    else:
+        rounds, rest = divmod(n_rest, per_step)
+        state, (rows, rewards, metrics) = jax.lax.scan(
+            lambda state, i: step(state, i, per_step), state,
+            n0 + per_step * jnp.arange(rounds))
+        rows, rewards = rows.reshape(-1), rewards.reshape(-1)
+        metrics = {k: v.reshape(-1) for k, v in metrics.items()}
+        if rest:
+            state, (r, w, m) = step(state, n0 + rounds * per_step, rest)
+            rows, rewards = jnp.concatenate([rows, r]), jnp.concatenate([rewards, w])
+            metrics = {k: jnp.concatenate([metrics[k], m[k]]) for k in metrics}
     trace = SearchTrace(rows=jnp.concatenate([rows0, rows]),
                         rewards=jnp.concatenate([task.reward[rows0], rewards]), metrics=metrics)
     return trace, state

@@ -2,9 +2,9 @@
 
 Methods: CATCH-meta (meta-trained once per target dataset on the leave-target-out pool,
 then adapted in every trial), CATCH-sfs, CATCH-zero, CATCH-random, random search,
-regularized evolution and REINFORCE, on CIFAR-10, CIFAR-100 and ImageNet16-120. Reward
-during search: 12-epoch validation accuracy; reported: 200-epoch test accuracy of the
-architecture with the best reward.
+regularized evolution, REINFORCE, local search and the BANANAS-style search, on CIFAR-10,
+CIFAR-100 and ImageNet16-120. Reward during search: 12-epoch validation accuracy;
+reported: 200-epoch test accuracy of the architecture with the best reward.
 
 Writes into --out:
   results.csv        one row per method x dataset x trial: chosen arch and its metrics
@@ -37,7 +37,8 @@ from catchjax.cli import parse_setting
 from catchjax.results import versions
 
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
-METHODS = ("catch-meta", "catch-sfs", "catch-zero", "catch-random", "random", "rea", "reinforce")
+METHODS = ("catch-meta", "catch-sfs", "catch-zero", "catch-random", "random", "rea", "reinforce",
+           "ls", "bananas")
 REPORT_NAME = "the first report metric: NB201 200-epoch test accuracy, TransNAS test metric"
 
 

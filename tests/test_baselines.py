@@ -8,34 +8,46 @@ from catchjax.baselines import reference
 from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
 
-METHODS = ["random", "rea", "reinforce"]
+METHODS = ["random", "rea", "reinforce", "ls", "bananas"]
 TRIALS, BUDGET = 64, 30
+# settings that keep the compiled searches small (the defaults are for studies)
+SETTINGS = {"bananas": {"n_initial": 6, "batch": 4, "ensemble": 2, "layers": 1, "width": 8,
+                        "train_steps": 20, "candidates": 16, "parents": 4,
+                        "random_candidates": 2}}
+
+
+def _settings(method):
+    return SETTINGS.get(method, {})
 
 
 @pytest.fixture(scope="module")
 def nb201_sweeps(syn_nb201):
-    return {m: sweeps.sweep(m, syn_nb201, trials=TRIALS, budget=BUDGET, seed=3) for m in METHODS}
+    return {m: sweeps.sweep(m, syn_nb201, trials=TRIALS, budget=BUDGET, seed=3, **_settings(m))
+            for m in METHODS}
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_trial_i_of_a_sweep_equals_trial_i_alone(nb201_sweeps, syn_nb201, method):
     result = nb201_sweeps[method]
     for i in (0, 17, TRIALS - 1):
-        alone = sweeps.run_trial(method, syn_nb201, seed=3, trial=i, budget=BUDGET)
+        alone = sweeps.run_trial(method, syn_nb201, seed=3, trial=i, budget=BUDGET,
+                                 **_settings(method))
         np.testing.assert_array_equal(result.rows[i], alone.rows)
         np.testing.assert_array_equal(result.rewards[i], alone.rewards)  # bitwise on CPU
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_chunking_does_not_change_results(nb201_sweeps, syn_nb201, method):
-    chunked = sweeps.sweep(method, syn_nb201, trials=TRIALS, budget=BUDGET, seed=3, chunk_size=24)
+    chunked = sweeps.sweep(method, syn_nb201, trials=TRIALS, budget=BUDGET, seed=3, chunk_size=24,
+                           **_settings(method))
     np.testing.assert_array_equal(chunked.rows, nb201_sweeps[method].rows)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_seeds_and_trials_differ(nb201_sweeps, syn_nb201, method):
     result = nb201_sweeps[method]
-    other = sweeps.sweep(method, syn_nb201, trials=TRIALS, budget=BUDGET, seed=4)
+    other = sweeps.sweep(method, syn_nb201, trials=TRIALS, budget=BUDGET, seed=4,
+                         **_settings(method))
     assert not np.array_equal(result.rows, other.rows)
     # no two trials of one sweep are the same search
     distinct = {tuple(r) for r in result.rows.tolist()}
@@ -45,6 +57,11 @@ def test_seeds_and_trials_differ(nb201_sweeps, syn_nb201, method):
 def test_random_search_without_replacement_never_repeats(nb201_sweeps):
     rows = nb201_sweeps["random"].rows
     assert all(len(set(r)) == BUDGET for r in rows.tolist())
+
+
+@pytest.mark.parametrize("method", ["ls", "bananas"])
+def test_model_based_searches_never_evaluate_a_network_twice(nb201_sweeps, method):
+    assert all(len(set(r)) == BUDGET for r in nb201_sweeps[method].rows.tolist())
 
 
 def test_evolution_children_are_one_edit_from_a_population_member(nb201_sweeps, syn_nb201):
@@ -99,12 +116,13 @@ def test_order_statistics_formula_by_enumeration():
     )
 
 
-@pytest.mark.parametrize("method", ["rea", "reinforce"])
+@pytest.mark.parametrize("method", ["rea", "reinforce", "ls", "bananas"])
 def test_jax_baselines_agree_with_sequential_numpy_reference(syn_nb201, method):
     """Same algorithm, different random streams: the means must agree statistically."""
     n = 300
-    jax_final = sweeps.sweep(method, syn_nb201, trials=n, budget=BUDGET, seed=8).final_report
-    ref = reference.run(method, syn_nb201, trials=n, budget=BUDGET, seed=8)
+    jax_final = sweeps.sweep(method, syn_nb201, trials=n, budget=BUDGET, seed=8,
+                             **_settings(method)).final_report
+    ref = reference.run(method, syn_nb201, trials=n, budget=BUDGET, seed=8, **_settings(method))
     ref_final = np.asarray(syn_nb201.arrays.report)[ref, 0]
     se = np.sqrt(jax_final.var(ddof=1) / n + ref_final.var(ddof=1) / n)
     assert abs(jax_final.mean() - ref_final.mean()) < 4 * se
@@ -118,7 +136,7 @@ def test_searches_beat_random_on_a_table_where_the_answer_is_known(syn_nb201):
 
 def test_macro_searches_only_evaluate_valid_archs(syn_macro):
     for m in METHODS:
-        result = sweeps.sweep(m, syn_macro, trials=32, budget=40, seed=0)
+        result = sweeps.sweep(m, syn_macro, trials=32, budget=40, seed=0, **_settings(m))
         assert (result.rows >= 0).all() and (result.rows < 3256).all()
         assert np.isfinite(result.rewards).all()
 
@@ -127,7 +145,7 @@ def test_masked_rows_are_never_evaluated(real_nb201):
     task = tasks.make_task("nb201", "cifar10", reward="flops_cifar10_M_naslib", mask_nan=True,
                            table=real_nb201.table)
     for m in METHODS:
-        result = sweeps.sweep(m, task, trials=32, budget=40, seed=0)
+        result = sweeps.sweep(m, task, trials=32, budget=40, seed=0, **_settings(m))
         assert task.searchable[result.rows].all()
 
 

@@ -1,0 +1,98 @@
+"""Local search (catchjax.baselines.local_search): one-edit moves, no repeats, restarts
+only at local optima, and the top of a single basin."""
+
+import numpy as np
+import pytest
+
+from catchjax import sweeps
+from catchjax.benchmarks import tables, tasks
+
+TRIALS, BUDGET = 32, 120
+
+
+def _with_reward(task, name, values):
+    t = task.table
+    table = tables.Table(t.benchmark, t.space, t.actions, t.arch_str,
+                         {**t.columns, name: np.asarray(values, np.float32)}, t.source)
+    return tasks.make_task(task.spec.benchmark, task.spec.task, reward=name, table=table)
+
+
+@pytest.fixture(scope="module")
+def rugged(syn_nb201):
+    """Independent random rewards: many local optima, so restarts happen."""
+    values = np.random.default_rng(0).permutation(syn_nb201.table.n_archs)
+    return _with_reward(syn_nb201, "rugged", values)
+
+
+@pytest.fixture(scope="module")
+def rugged_sweeps(rugged):
+    return {imp: sweeps.sweep("ls", rugged, trials=TRIALS, budget=BUDGET, seed=0,
+                              improvement=imp, progress=False) for imp in ("best", "first")}
+
+
+def _one_edit(actions, a, b) -> bool:
+    return int((actions[a] != actions[b]).sum()) == 1
+
+
+@pytest.mark.parametrize("improvement", ["best", "first"])
+def test_moves_are_one_edit_and_restarts_only_at_local_optima(rugged_sweeps, rugged,
+                                                              improvement):
+    result = rugged_sweeps[improvement]
+    acts, reward = rugged.table.actions, np.asarray(rugged.arrays.reward)
+    nbrs = np.asarray(rugged.arrays.neighbors)
+    restarts = np.asarray(result.metrics["restart"]) > 0
+    assert restarts.any(), "the rugged table should force restarts"
+    for trial in range(TRIALS):
+        rows = result.rows[trial]
+        assert len(set(rows.tolist())) == BUDGET  # never evaluates a network twice
+        for t in range(10, BUDGET):
+            before = rows[:t]
+            if restarts[trial, t - 10]:
+                # some evaluated network is a local optimum whose neighbours were all
+                # evaluated: the search had nowhere better to go
+                done = [c for c in before
+                        if set(nbrs[c][nbrs[c] >= 0].tolist()) <= set(before.tolist())]
+                assert any(reward[nbrs[c][nbrs[c] >= 0]].max() <= reward[c] for c in done)
+            else:
+                assert any(_one_edit(acts, c, rows[t]) for c in before)
+
+
+@pytest.mark.parametrize("improvement", ["best", "first"])
+def test_reaches_the_top_of_a_single_basin(syn_nb201, improvement):
+    """Reward = decisions shared with one target cell: every other cell has a better
+    neighbour, so local search climbs to the target without a restart."""
+    target = syn_nb201.table.actions[1234]
+    values = (syn_nb201.table.actions == target).sum(1).astype(np.float32)
+    basin = _with_reward(syn_nb201, "basin", values)
+    budget = 10 + 6 * 24 + 1  # the seeds, a full neighbourhood per decision to fix, the top
+    result = sweeps.sweep("ls", basin, trials=16, budget=budget, seed=1, improvement=improvement,
+                          progress=False)
+    assert (result.rows == 1234).any(axis=1).all()
+    first_top = (result.rows == 1234).argmax(axis=1)
+    restarts = np.asarray(result.metrics["restart"])
+    assert all(restarts[i, : max(first_top[i] - 10, 0)].sum() == 0 for i in range(16))
+
+
+def test_first_improvement_agrees_with_the_sequential_reference(rugged):
+    """Same algorithm, different random streams (the default 'best' is checked in
+    test_baselines): the mean best reward of 300 searches agrees within 4 standard errors."""
+    from catchjax.baselines import reference
+
+    reward = np.asarray(rugged.arrays.reward)
+    jax_best = sweeps.sweep("ls", rugged, trials=300, budget=60, seed=2, improvement="first",
+                            progress=False).rewards.max(1)
+    ref_best = reward[reference.run("ls", rugged, trials=300, budget=60, seed=2,
+                                    improvement="first")]
+    se = np.sqrt(jax_best.var(ddof=1) / 300 + ref_best.var(ddof=1) / 300)
+    assert abs(jax_best.mean() - ref_best.mean()) < 4 * se
+
+
+def test_bad_settings_are_refused_before_compiling(syn_nb201, syn_macro, no_compile):
+    from catchjax.errors import CatchjaxError
+
+    with pytest.raises(CatchjaxError, match="n_initial >= 1"):
+        sweeps.sweep("ls", syn_nb201, trials=2, budget=20, n_initial=0)
+    with pytest.raises(CatchjaxError, match="'best' or 'first'"):
+        sweeps.sweep("ls", syn_nb201, trials=2, budget=20, improvement="steepest")
+    with pytest.raises(CatchjaxError, match="only 3256 searchable"):
+        sweeps.sweep("ls", syn_macro, trials=2, budget=4000)
