@@ -264,14 +264,14 @@ class AskTell:
 
     # -- creation ------------------------------------------------------------------------
     @classmethod
-    def start(cls, method: str, domain: Domain | str, *, budget: int = 50, seed: int = 0,
-              trial: int = 0, agent=None, state_dir=None,
+    def start(cls, method: str, domain: Domain | str, *, budget: int | None = None,
+              seed: int = 0, trial: int = 0, agent=None, state_dir=None,
               lock_timeout: float = locking.DEFAULT_TIMEOUT, **settings) -> AskTell:
         """A new search. ``agent``: a :class:`~catchjax.core.TrainedAgent` (meta-trained
-        CATCH, trained DQN) or a checkpoint path; its config is kept, ``budget`` and
-        ``settings`` override the rest. ``state_dir``: save the search there (it must not
-        exist yet). The key is a sweep's: ``seed`` and ``trial`` give trial ``trial`` of
-        ``catchjax.sweep(..., seed=seed)``."""
+        CATCH, trained DQN) or a checkpoint path; its config is kept, ``budget`` (default:
+        the method's own) and ``settings`` override the rest. ``state_dir``: save the
+        search there (it must not exist yet). The key is a sweep's: ``seed`` and ``trial``
+        give trial ``trial`` of ``catchjax.sweep(..., seed=seed)``."""
         from catchjax.sweeps import check_seed, trial_key
 
         if isinstance(domain, str):
@@ -368,7 +368,7 @@ class AskTell:
                     f"--method catch-sfs --space residual)"
                 )
             try:
-                return cls.start(method, space, budget=50 if budget is None else budget,
+                return cls.start(method, space, budget=budget,
                                  seed=0 if seed is None else seed, agent=agent,
                                  state_dir=path, lock_timeout=lock_timeout, **settings)
             except _StartedMeanwhile:

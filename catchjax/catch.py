@@ -38,34 +38,39 @@ from catchjax.stepping import run_on_table, take_planned
 CONTEXTS = ("learned", "zero", "random")
 
 
+# read only by meta-training and adaptation (catch-meta and its ablations), not by a
+# search from scratch
+META_SETTINGS = ("meta_epochs", "meta_budget", "meta_batch", "reset_optimizer")
+
+
 @dataclasses.dataclass(frozen=True)
 class CatchConfig:
     budget: int = 50  # networks evaluated (search epochs + initial random ones)
     n_initial: int = 5  # random networks that seed the history (paper Fig. 2)
-    candidates: int = 100  # M
-    z_dim: int = 10
-    hidden: int = 64
-    beta_kl: float = 0.1
-    learning_rate: float = 1e-3
-    updates_per_epoch: int = 4
-    ppo_clip: float = 0.2
-    per_alpha: float = 0.6
+    candidates: int = 100  # M: candidates sampled and scored each search epoch
+    z_dim: int = 10  # size of the task context z (the encoder's output)
+    hidden: int = 64  # width of the encoder's, controller's and evaluator's MLPs
+    beta_kl: float = 0.1  # weight of the context's KL term (Eq. 2)
+    learning_rate: float = 1e-3  # Adam, all three networks
+    updates_per_epoch: int = 4  # gradient steps after each evaluated network
+    ppo_clip: float = 0.2  # PPO's clipping range of the probability ratio
+    per_alpha: float = 0.6  # prioritized replay: priority exponent
     per_beta0: float = 0.4  # annealed to 1 at the last search epoch
     per_fraction: float = 0.8  # PER batch = 80% of the memory
     epsilon_start: float = 0.5  # epsilon-greedy over the candidates, reset per task
-    epsilon_end: float = 0.05
+    epsilon_end: float = 0.05  # epsilon at the last search epoch
     context: str = "learned"  # "learned" | "zero" | "random"
     meta_trained: bool = False  # True for catch-meta: the search starts from a meta-trained agent
-    meta_epochs: int = 25  # N_meta
+    meta_epochs: int = 25  # N_meta: meta-training searches, one pool task each
     meta_budget: int = 20  # N_search: networks per meta-training search
     # Adaptation aids (issue 8), off by default: PPO entropy bonus (L_c - c * H(pi)), and
     # a fresh Adam state when a search starts from a trained agent.
-    entropy_coef: float = 0.0
-    reset_optimizer: bool = False
+    entropy_coef: float = 0.0  # PPO entropy bonus c: L_c - c * H(pi)
+    reset_optimizer: bool = False  # a fresh Adam state when adapting a trained agent
     # Meta-training tasks per gradient step (issue 8): 1 = the paper's Algorithm 1, one
     # pool task per meta-epoch; B > 1 = PEARL's meta-batch, B searches on B pool tasks in
     # lockstep sharing one agent, each step on the mean of their losses (Eq. 2).
-    meta_batch: int = 1
+    meta_batch: int = 1  # pool tasks per meta-training step (1: Algorithm 1)
 
     def validate(self, task) -> None:
         """Refuse settings that cannot run (or would run to a meaningless result)."""
@@ -81,9 +86,12 @@ class CatchConfig:
             )
         if self.context not in CONTEXTS:
             raise CatchjaxError(f"context must be one of {sorted(CONTEXTS)}, got {self.context!r}")
-        if not 1 <= self.n_initial <= min(self.budget, self.meta_budget):
+        limit = min(self.budget, self.meta_budget) if self.meta_trained else self.budget
+        if not 1 <= self.n_initial <= limit:
             raise CatchjaxError(
-                f"n_initial must be in 1..budget (and <= meta_budget), got {self.n_initial}"
+                "n_initial must be in 1..budget"
+                + (" (and <= meta_budget)" if self.meta_trained else "")
+                + f", got {self.n_initial}"
             )
         if self.meta_epochs < 1 or self.meta_budget < 1:
             raise CatchjaxError(

@@ -127,7 +127,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "persistent compilation cache in the user cache folder, or in "
                         "$CATCHJAX_COMPILE_CACHE; 'off' there turns it off too)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("methods", help="list the search methods and their settings")
+    ms = sub.add_parser("methods", help="list the search methods; with a name, describe its "
+                        "settings")
+    ms.add_argument("method", nargs="?", help="a method name: its settings, defaults and "
+                    "what each does")
 
     sw = sub.add_parser("sweep", help="run N seeded search trials in one compiled call")
     sw.add_argument("--method", required=True,
@@ -135,7 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--benchmark", required=True, help=f"one of: {', '.join(tables.BENCHMARKS)}")
     sw.add_argument("--task", help="task name (nb201: cifar10, cifar100, imagenet16-120)")
     sw.add_argument("--trials", type=_positive_int, default=500)
-    sw.add_argument("--budget", type=_positive_int, default=50, help="evaluations per trial")
+    sw.add_argument("--budget", type=_positive_int, default=None,
+                    help="evaluations per trial: the method's own budget when not given "
+                         "(default: 50), for dqn 11 (one greedy episode)")
     sw.add_argument("--seed", type=int, default=0)
     sw.add_argument("--out", required=True, help="output folder (must be new or empty)")
     sw.add_argument("--overwrite", action="store_true", help="replace results already in --out")
@@ -260,8 +265,8 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--space", help="residual, nb201, transnas-micro or transnas-macro; "
                        "or table:BENCHMARK/TASK for a table's searchable rows")
     start.add_argument("--budget", type=_positive_int, default=None,
-                       help="evaluations in all (default 50); on an existing search only "
-                       "its own value is accepted")
+                       help="evaluations in all (default: the method's own, 50; dqn: 11); on "
+                       "an existing search only its own value is accepted")
     start.add_argument("--seed", type=int, default=None, help="default 0")
     start.add_argument("--set", type=parse_setting, action="append", default=[],
                        metavar="NAME=VALUE", help="override a method setting")
@@ -634,12 +639,26 @@ def cmd_methods(args) -> int:
 
     from catchjax import methods
 
-    for m in methods.REGISTRY.values():
-        fixed = ", ".join(f"{k}={v}" for k, v in m.preset.items())
-        print(f"{m.name:14s} {m.help}" + (f" [{fixed}]" if fixed else ""))
-        settings = [f"{f.name}={f.default}" for f in dataclasses.fields(m.config)
-                    if f.name not in m.preset]
-        print(f"{'':14s} settings: {', '.join(settings)}")
+    if args.method is None:
+        for m in methods.REGISTRY.values():
+            fixed = ", ".join(f"{k}={v}" for k, v in m.preset.items())
+            print(f"{m.name:14s} {m.help}" + (f" [{fixed}]" if fixed else ""))
+        print("\n`catchjax methods NAME` describes a method's settings (--set NAME=VALUE)")
+        return 0
+    name = methods.canonical_name(args.method)
+    m = methods.get(name)
+    print(f"{name}: {m.help}")
+    if m.preset:
+        print("fixed by the name: " + ", ".join(f"{k}={v}" for k, v in m.preset.items()))
+    docs = methods.setting_docs(name)
+    fields = {f.name: f for f in dataclasses.fields(m.config)}
+    shown = [k for k in methods.setting_names(name) if k not in m.preset]
+    width = max(len(k) for k in shown)
+    for k in shown:
+        default = fields[k].default
+        print(f"  {k:{width}s}  {default!s:>10s}  {docs.get(k, '')}".rstrip())
+    if m.ignores:
+        print(f"not used by {name}: {', '.join(m.ignores)}")
     return 0
 
 
@@ -685,6 +704,9 @@ def main(argv=None) -> int:
         print("catchjax: interrupted. A sweep keeps its finished chunks: run the same command "
               "again to resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`catchjax methods dqn | head`)
+        sys.stderr.close()
+        return 0
     except Exception as exc:  # a bug or an environment problem: one line, not 150
         if args.debug:
             raise

@@ -182,6 +182,9 @@ class Method:
     stepper: Stepper | None = None  # the search as ask/tell steps
     family: str = ""  # methods of one family are compared in one ablation plot
     help: str = ""
+    # config fields this method does not read (CATCH from scratch: the meta-training
+    # settings): not listed among its settings, refused when set to another value
+    ignores: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.search is None:

@@ -94,7 +94,7 @@ for _name, _context, _help in (
 ):
     register(Method(_name, catch.CatchConfig, catch.catch_search,
                     preset={"context": _context, "meta_trained": False}, family="catch",
-                    stepper=catch.STEPPER,
+                    stepper=catch.STEPPER, ignores=catch.META_SETTINGS,
                     help=_help))
 DQN_LEARNER = Learner(init=dqn.init_agent, train=dqn.train,
                       shape_fields=("width", "heads", "layers"), trains_on="task",
@@ -126,14 +126,52 @@ def get(name: str) -> Method:
 
 
 def setting_names(name: str) -> list[str]:
-    return [f.name for f in dataclasses.fields(get(name).config)]
+    """The config fields of method ``name`` that it reads (not those it ignores)."""
+    m = get(name)
+    return [f.name for f in dataclasses.fields(m.config) if f.name not in m.ignores]
 
 
-def make_config(name: str, budget: int = 50, **overrides):
-    """The frozen config of method ``name`` with its defaults, ``budget`` and overrides.
+def setting_docs(name: str) -> dict[str, str]:
+    """Each setting's description: the comment on its line in the config class, or the
+    comment lines right above it (how the config classes document their fields)."""
+    import inspect
+    import io
+    import tokenize
+
+    lines = inspect.getsource(get(name).config).splitlines()
+    comments = {}  # line number -> comment text
+    for tok in tokenize.generate_tokens(io.StringIO("\n".join(lines) + "\n").readline):
+        if tok.type == tokenize.COMMENT:
+            comments[tok.start[0]] = tok.string.lstrip("#").strip()
+    docs = {}
+    for field in setting_names(name):
+        at = next((i for i, line in enumerate(lines, 1)
+                   if line.strip().startswith(f"{field}:")), None)
+        if at is None:
+            continue
+        text = [comments[at]] if at in comments else []
+        j = at - 1
+        while at not in comments and j in comments and lines[j - 1].strip().startswith("#"):
+            text.insert(0, comments[j])  # no comment on the line: the block above it
+            j -= 1
+        docs[field] = " ".join(text)
+    return docs
+
+
+def default_budget(name: str) -> int:
+    """The budget of method ``name``'s config when none is given (50 for most; the DQN's
+    greedy episode: 11)."""
+    return next(f.default for f in dataclasses.fields(get(name).config) if f.name == "budget")
+
+
+def make_config(name: str, budget: int | None = None, **overrides):
+    """The frozen config of method ``name`` with its defaults, ``budget`` (default: the
+    method's own, :func:`default_budget`) and overrides.
 
     ``overrides`` may be typed values or the strings a user typed (``--set k=v``): strings
-    are parsed by the field's declared type (:func:`parse_value`).
+    are parsed by the field's declared type (:func:`parse_value`). A setting the method
+    does not read (e.g. meta-training settings for ``catch-sfs``) is refused unless it has
+    its default value.
     """
     method = get(name)
     fields = {f.name: f for f in dataclasses.fields(method.config)}
@@ -141,11 +179,19 @@ def make_config(name: str, budget: int = 50, **overrides):
     if unknown:
         raise CatchjaxError(
             f"method {name!r} has no setting {', '.join(sorted(unknown))}; settings: "
-            f"{', '.join(sorted(fields))}"
+            f"{', '.join(sorted(setting_names(name)))}"
         )
     hints = typing.get_type_hints(method.config)
     values = {k: parse_value(name, k, hints[k], v) for k, v in overrides.items()}
-    budget = parse_value(name, "budget", hints["budget"], budget)
+    unused = sorted(k for k in values if k in method.ignores and values[k] != fields[k].default)
+    if unused:
+        others = [m.name for m in REGISTRY.values()
+                  if m.config is method.config and not set(unused) & set(m.ignores)]
+        raise CatchjaxError(
+            f"method {name!r} does not use the setting(s) {', '.join(unused)}"
+            + (f" (they belong to {', '.join(others)})" if others else ""))
+    budget = parse_value(name, "budget", hints["budget"],
+                         fields["budget"].default if budget is None else budget)
     for k, v in method.preset.items():
         if k in values and values[k] != v:
             raise CatchjaxError(
@@ -214,7 +260,7 @@ def search_function(config):
 
 
 def build(method, budget=None, **settings):
-    """The config of a run: from a method name (its defaults, ``budget`` or 50, and
+    """The config of a run: from a method name (its defaults, ``budget`` or its own, and
     ``settings``, typed or as typed on the command line), or from a config of a registered
     method (its own budget unless ``budget`` is given; ``settings`` override fields). A
     config with nothing to change is returned as it is. The one place a run's config is
@@ -222,7 +268,7 @@ def build(method, budget=None, **settings):
     if "budget" in settings:
         raise CatchjaxError("the budget is the budget argument (--budget), not a setting")
     if isinstance(method, str):
-        return make_config(method, 50 if budget is None else budget, **settings)
+        return make_config(method, budget, **settings)
     if not dataclasses.is_dataclass(method) or isinstance(method, type):
         raise CatchjaxError(f"method must be a method name ({', '.join(REGISTRY)}) or a "
                             f"method's config, got {method!r}")

@@ -98,8 +98,11 @@ INT32_MAX = 2**31 - 1  # seeds and trial indices are int32 on the device
 
 
 def check_run(trials, budget, seed) -> None:
-    """Refuse counts and seeds that cannot run, before anything compiles."""
+    """Refuse counts and seeds that cannot run, before anything compiles (``budget``
+    None: the method's own)."""
     for name, value in (("trials", trials), ("budget", budget)):
+        if name == "budget" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
             raise CatchjaxError(f"{name} must be a positive integer, got {value!r}")
         if value > INT32_MAX:
@@ -167,13 +170,14 @@ def sweep(
 ) -> SweepResult:
     """Run ``trials`` seeded trials of ``method`` (a name or a config) on ``task``.
 
-    ``budget``: evaluations per trial (default: a config's own budget, 50 for a name).
+    ``budget``: evaluations per trial (default: a config's own budget; for a name, the
+    method's default: 50, the DQN's 11).
     ``settings`` override the method's config fields (e.g. ``population=20``); ``agent``
     is the trained starting point of methods that adapt one (``catch-meta``). With
     ``progress_dir``, finished chunks are checkpointed there (Orbax) and a rerun of the
     same sweep resumes after the last one, giving the same result as an uninterrupted run.
     """
-    check_run(trials, 1 if budget is None else budget, seed)
+    check_run(trials, budget, seed)
     # after jax.distributed.initialize (catchjax.distributed), jax.devices() spans processes
     devices = check_sweep_arguments(task, chunk_size, devices, progress_dir)
     config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
@@ -269,7 +273,7 @@ def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int | N
               agent=None, **settings) -> SearchTrace:
     """One trial alone, without vmap: the reference a sweep's trial ``trial`` must equal.
     ``budget`` and ``settings`` as in :func:`sweep`."""
-    check_run(trial + 1, 1 if budget is None else budget, seed)
+    check_run(trial + 1, budget, seed)
     config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
     fn = _single_trial_fn(config)
     out = fn(jnp.asarray(seed, jnp.int32), jnp.asarray(trial, jnp.int32), task.arrays, agent)

@@ -40,8 +40,9 @@ def main() -> None:
     micro = make_task("synthetic-transnas-micro", "jigsaw")
     small = dict(candidates=12, hidden=16, updates_per_epoch=2)
     out = {}
+    tiny_bananas = dict(ensemble=2, layers=1, width=8, train_steps=10, candidates=12)
     for m, kw in (("random", {}), ("rea", {}), ("reinforce", {}), ("catch-sfs", small),
-                  ("catch-sfs-zero", small)):
+                  ("catch-sfs-zero", small), ("ls", {}), ("bananas", tiny_bananas)):
         out[f"sweep {m}"] = digest(sweep(m, nb, trials=6, budget=12, seed=1, **kw))
     for m in ("catch-meta", "catch-zero", "catch-random"):
         config = methods.make_config(m, 12, meta_epochs=3, meta_budget=8, **small)

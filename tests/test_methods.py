@@ -131,3 +131,51 @@ def test_the_python_api_checks_its_arguments_like_the_cli(tmp_path, no_compile, 
     assert _run(*SWEEP, "--out", str(tmp_path / "o"), "--set", "budget=5") == 2
     assert "not a --set setting" in capsys.readouterr().err
     assert jax.devices()  # the checks compiled nothing (no_compile)
+
+
+def test_a_methods_own_budget_is_the_default(syn_nb201):
+    """Issue 22, item 7: the DQN's config says 11 (one greedy episode); a sweep of it
+    without a budget used to run 50."""
+    assert methods.build("dqn").budget == 11 == methods.default_budget("dqn")
+    assert methods.build("rea").budget == 50
+    assert methods.build("dqn", 7).budget == 7
+    args = cli.build_parser().parse_args(["sweep", "--method", "dqn", "--benchmark", "b",
+                                          "--task", "t", "--out", "o"])
+    assert args.budget is None  # left to the method
+
+
+def test_settings_a_method_ignores_are_not_listed_and_refused_when_set():
+    sfs = methods.setting_names("catch-sfs")
+    assert "candidates" in sfs and not {"meta_epochs", "meta_budget", "reset_optimizer"} & set(sfs)
+    assert "meta_epochs" in methods.setting_names("catch-meta")
+    with pytest.raises(CatchjaxError, match="does not use the setting.*meta_epochs.*catch-meta"):
+        methods.make_config("catch-sfs", meta_epochs=3)
+    # a config carrying the default (e.g. rebuilt from a config object) is fine
+    assert methods.make_config("catch-sfs", meta_epochs=25).meta_epochs == 25
+
+
+def test_from_scratch_catch_does_not_check_meta_training_sizes(syn_nb201):
+    assert methods.resolve("catch-sfs", syn_nb201, n_initial=30).n_initial == 30
+    with pytest.raises(CatchjaxError, match="and <= meta_budget"):
+        methods.build("catch-meta", n_initial=30).validate(syn_nb201)
+
+
+def test_setting_docs_come_from_the_config_comments():
+    docs = methods.setting_docs("catch-sfs")
+    assert docs["candidates"].startswith("M: candidates sampled")
+    assert "meta_epochs" not in docs
+    assert methods.setting_docs("ls")["improvement"].startswith('"best"')
+    assert methods.setting_docs("bananas")["ensemble"] == "MLPs in the ensemble (BANANAS: 5)"
+
+
+def test_methods_command_describes_a_methods_settings(capsys):
+    assert _run("methods") == 0
+    listing = capsys.readouterr().out
+    assert "ls " in listing and "bananas " in listing and "settings:" not in listing
+    assert _run("methods", "catch-sfs") == 0
+    text = capsys.readouterr().out
+    assert "  candidates" in text and "M: candidates sampled" in text
+    assert "not used by catch-sfs: meta_epochs, meta_budget" in text
+    assert "  meta_epochs" not in text
+    assert _run("methods", "nope") == 2
+    assert "unknown method 'nope'" in capsys.readouterr().err
