@@ -181,6 +181,8 @@ def write_tables(results, out: Path, args):
                          f"{s['distinct_candidates_last']:.0f}")
         if len(cells) == len(args.datasets):
             diag.append(f"| {method} | {' | '.join(cells)} |")
+    if len(diag) == 5:  # no method with adaptation diagnostics: no empty table
+        diag = []
     text = (f"{args.trials} trials × {args.budget} networks, seed {args.seed}, "
             f"benchmark {args.benchmark}, pool {args.pool or 'default'}, "
             f"{args.agents} meta-trained agents per meta-trained method (seeds "

@@ -27,6 +27,31 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
     assert (out / "meta-agent-cifar100" / "catchjax.json").exists()
 
 
+def test_transnas_ranks_script_ranks_the_best_found_network(tmp_path):
+    import numpy as np
+
+    from catchjax.benchmarks import tasks
+    from experiments import transnas_ranks
+
+    out = tmp_path / "ranks"
+    assert transnas_ranks.main([
+        "--benchmark", "synthetic-transnas-micro", "--tasks", "jigsaw", "--methods", "random",
+        "ls", "--trials", "5", "--budget", "12", "--out", str(out), "--no-progress"]) == 0
+    for name in ("ranks.csv", "curves.csv", "summary.md", "summary.json", "ranks.png"):
+        assert (out / name).stat().st_size > 0
+    with open(out / "curves.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2 * 12
+    # the rank is that of the best reward so far among the searchable networks: by hand
+    task = tasks.make_task("synthetic-transnas-micro", "jigsaw")
+    reward = np.asarray(task.arrays.reward)[task.searchable]
+    rewards = np.asarray([[reward[5], reward[7], reward[3]]])
+    expected = [1 + int((reward > r).sum()) for r in np.maximum.accumulate(rewards[0])]
+    got = transnas_ranks.best_so_far_ranks(rewards, reward, np.ones(len(reward), bool))
+    assert got[0].tolist() == expected
+    assert "| ls |" in (out / "summary.md").read_text()
+
+
 def test_catch_adaptation_script_measures_a_variant_on_two_targets(tmp_path):
     from experiments import catch_adaptation
 
