@@ -220,6 +220,27 @@ def test_version_and_a_light_start(capsys):
     assert out.strip() == "[]"  # `catchjax --help` never waits for jax or scipy
 
 
+def test_one_version_and_typing_marker(capsys):
+    """The version has one source (catchjax.__version__, read by pyproject's dynamic
+    version) and the package is marked as typed (PEP 561)."""
+    import importlib.metadata
+    from pathlib import Path
+
+    import catchjax
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    root = Path(catchjax.__file__).resolve().parent
+    project = tomllib.loads((root.parent / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert importlib.metadata.version("catchjax") == catchjax.__version__
+    with pytest.raises(SystemExit):
+        _run("--version")
+    assert capsys.readouterr().out.strip() == f"catchjax {catchjax.__version__}"
+    assert (root / "py.typed").exists()
+    assert "py.typed" in project["tool"]["setuptools"]["package-data"]["catchjax"]
+
+
 def test_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["sweep", "--help"])
