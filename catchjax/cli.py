@@ -248,7 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--to", dest="dest", help="folder to write to (default: the data folder)")
     imp.add_argument("--overwrite", action="store_true",
                      help="replace a table of the same name already in the data folder")
-    dsub.add_parser("list", help="show which benchmarks are available and their tasks")
+    dl = dsub.add_parser("list", help="show which benchmarks are available and their tasks")
+    dl.add_argument("--columns", action="store_true",
+                    help="also list each available table's columns (what --reward, --report "
+                         "and --cost-metric take) with what they measure")
     ak = sub.add_parser("ask", help="ask/tell: propose architectures to evaluate (your "
                         "trainer evaluates them, `catchjax tell` hands the rewards back)")
     ak.add_argument("--state", required=True, help="the search folder (created on the "
@@ -507,6 +510,13 @@ def cmd_data(args) -> int:
         broken += where.startswith("BROKEN")
         print(f"{name:26s} {where}")
         print(f"{'':26s} tasks: {', '.join(info.tasks)}")
+        if args.columns and not where.startswith(("BROKEN", "missing")):
+            from catchjax.benchmarks.names import display_name
+
+            table = tables.load_table(name)
+            width = max(len(c) for c in table.columns)
+            for column in sorted(table.columns):
+                print(f"{'':28s}{column:{width}s}  {display_name(column)}")
     return 1 if broken else 0
 
 

@@ -25,8 +25,11 @@ import numpy as np
 from catchjax import safe_io
 from catchjax.errors import CatchjaxError
 
-REPORT_FILES = {"report.md", "comparison.csv", "fig3_sorted.png", "best_so_far.png",
-                "transfer"}
+# figures, each as PNG (to look at), PDF and SVG (for a paper)
+FIGURES = ("fig3_sorted", "best_so_far", "regret")
+FIGURE_FORMATS = ("png", "pdf", "svg")
+REPORT_FILES = {"report.md", "comparison.csv", "transfer"} | {
+    f"{name}.{fmt}" for name in FIGURES for fmt in FIGURE_FORMATS}
 COLUMNS = ["run", "method", "benchmark", "task", "report_metric", "trials", "budget", "seed",
            "mean", "std", "ci_low", "ci_high", "best_hits", "table_best", "compile_seconds",
            "wall_seconds", "device"]
@@ -236,6 +239,8 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
                             f"metrics ({listed}); one table would compare unlike numbers. "
                             f"Report them separately, or pass --mix for one table per task")
 
+    from catchjax.benchmarks.names import display_name
+
     def fill(tmp: Path):
         lines = ["# catchjax report", "", "Runs used:", ""]
         lines += [f"* `{r.path}`" + (" (transfer study)" if isinstance(r, StudyRun) else "")
@@ -244,7 +249,8 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
         for (bench, task, metric), group in groups.items():
             group = sorted(group, key=lambda r: -float(r.summary["mean"]))
             labels = _labels(group)
-            lines += ["", f"## {bench} / {task} — {metric} of the chosen network", "",
+            lines += ["", f"## {bench} / {task} — {display_name(metric)} of the chosen "
+                      f"network (`{metric}`)", "",
                       "| method | trials × budget | mean ± std [95% CI] | table's best found | "
                       "compile s | run s | device |", "|---|---|---|---|---|---|---|"]
             for r in group:
@@ -264,8 +270,10 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
             w.writerows(rows)
             (tmp / "comparison.csv").write_text(buf.getvalue())
             _plot_sweeps(groups, tmp)
-            lines += ["", "Plots: `fig3_sorted.png` (final value of every trial, sorted; "
-                      "CATCH Fig. 3), `best_so_far.png` (mean best-so-far, 95% band)."]
+            lines += ["", "Plots (PNG, PDF and SVG): `fig3_sorted` (final value of every "
+                      "trial, sorted; CATCH Fig. 3), `best_so_far` (mean best-so-far, 95% "
+                      "band), `regret` (the table's best minus the mean best-so-far, log "
+                      "scale); dashed: the table's best."]
         for st in studies:
             lines += _study_section(st, tmp)
         (tmp / "report.md").write_text("\n".join(lines) + "\n")
@@ -280,34 +288,67 @@ def _fmt(x) -> str:
 
 
 def _plot_sweeps(groups: dict, out: Path) -> None:
+    """Three figures, one panel per (benchmark, task, metric), sized for one column of a
+    two-column paper per panel; axes named by the metric's display name."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    from catchjax.benchmarks.names import display_name
 
     n = len(groups)
-    for name, draw in (("fig3_sorted.png", "sorted"), ("best_so_far.png", "curve")):
-        fig, axes = plt.subplots(1, n, figsize=(5 * n, 4), squeeze=False)
+    for name in FIGURES:
+        fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 2.7), squeeze=False)
         for ax, ((bench, task, metric), group) in zip(axes[0], groups.items()):
             labels = _labels(group)
+            best = group[0].summary.get("table_best")
+            label = display_name(metric)
+            low = []
             for r in group:
-                if draw == "sorted":
-                    ax.plot(np.sort(r.finals), label=labels[id(r)], lw=1.5)
-                else:
-                    c = r.curves
-                    mean = c.mean(axis=0)
-                    half = (1.96 * c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1
-                            else np.zeros_like(mean))
-                    steps = np.arange(1, c.shape[1] + 1)
-                    line, = ax.plot(steps, mean, label=labels[id(r)], lw=1.5)
-                    ax.fill_between(steps, mean - half, mean + half, alpha=0.2,
-                                    color=line.get_color())
-            ax.set_title(f"{bench} / {task}", fontsize=10)
-            ax.set_xlabel("trial (sorted)" if draw == "sorted" else "networks evaluated")
-            ax.set_ylabel(metric if draw == "sorted" else f"best-so-far {metric}")
-            ax.legend(fontsize=8)
+                c = r.curves
+                steps = np.arange(1, c.shape[1] + 1)
+                if name == "fig3_sorted":
+                    ax.plot(np.arange(1, len(c) + 1), np.sort(r.finals), label=labels[id(r)],
+                            lw=1.2)
+                    continue
+                mean = c.mean(axis=0)
+                half = (1.96 * c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1
+                        else np.zeros_like(mean))
+                if name == "regret":
+                    if best is None:
+                        continue
+                    gap = best - mean
+                    shown = gap > 0  # a zero regret (every trial found the best) has no log
+                    ax.plot(steps[shown], gap[shown], label=labels[id(r)], lw=1.2)
+                    continue
+                line, = ax.plot(steps, mean, label=labels[id(r)], lw=1.2)
+                ax.fill_between(steps, mean - half, mean + half, alpha=0.2,
+                                color=line.get_color())
+                low.append(mean[min(len(mean) - 1, max(1, len(mean) // 10))])
+            if best is not None and name != "regret":
+                ax.axhline(best, ls="--", lw=0.8, color="0.4", label="table's best")
+            if name == "best_so_far" and low and best is not None:
+                # start the axis where the methods are apart, not at the first random draws
+                bottom = min(low)
+                ax.set_ylim(bottom - 0.05 * (best - bottom), best + 0.05 * (best - bottom))
+            if name == "regret":
+                ax.set_yscale("log")
+                plain = matplotlib.ticker.FormatStrFormatter("%g")  # 0.6, not 6 x 10^-1
+                ax.yaxis.set_major_formatter(plain)
+                ax.yaxis.set_minor_formatter(plain)
+            ax.set_title(f"{bench} / {task}", fontsize=8)
+            ax.set_xlabel("trials, sorted by result" if name == "fig3_sorted"
+                          else "networks evaluated", fontsize=8)
+            ax.set_ylabel({"fig3_sorted": label, "best_so_far": f"best so far: {label}",
+                           "regret": "regret: table's best − best so far"}[name], fontsize=7)
+            ax.tick_params(which="both", labelsize=6)
+            ax.grid(alpha=0.3, which="both", lw=0.5)
+            ax.legend(fontsize=6)
         fig.tight_layout()
-        fig.savefig(out / name, dpi=120)
+        for fmt in FIGURE_FORMATS:
+            fig.savefig(out / f"{name}.{fmt}", dpi=200)
         plt.close(fig)
 
 

@@ -67,6 +67,42 @@ def test_report_rows_are_the_summaries_it_read(saved_runs, tmp_path, capsys):
     assert str(saved_runs["rs"]) in capsys.readouterr().out  # says which runs it used
 
 
+def test_report_figures_for_a_paper(saved_runs, tmp_path):
+    """Issue 22, item 5: PNG, PDF and SVG of each figure, a regret view, the metric's
+    display name on the axes and in the table's heading, the table's best drawn."""
+    out = tmp_path / "paper"
+    assert cli.main(["report", str(saved_runs["rea"]), str(saved_runs["rs"]),
+                     "--out", str(out)]) == 0
+    for name in runs_report.FIGURES:
+        for fmt in runs_report.FIGURE_FORMATS:
+            assert (out / f"{name}.{fmt}").stat().st_size > 0
+    svg = (out / "best_so_far.svg").read_text()
+    assert "CIFAR-10 test accuracy, 200 epochs (%)" in svg and "table's best" in svg
+    assert "regret" in (out / "regret.svg").read_text()
+    text = (out / "report.md").read_text()
+    assert "CIFAR-10 test accuracy, 200 epochs (%) of the chosen network" in text
+
+
+def test_metric_display_names():
+    from catchjax.benchmarks.names import display_name
+
+    assert display_name("cifar10_valid_valid_acc_12") == (
+        "CIFAR-10 (train/valid split) validation accuracy, 12 epochs (%)")
+    assert display_name("imagenet16_valid_acc_200") == (
+        "ImageNet16-120 validation accuracy, 200 epochs (%)")
+    assert display_name("cifar100_raspi4_latency") == "Raspberry Pi 4 latency (ms), CIFAR-100"
+    assert display_name("segmentsemantic__test_mIoU") == "segmentsemantic test mIoU (%)"
+    assert display_name("room_layout__valid_neg_loss") == (
+        "room_layout validation negative L2 loss")
+    assert display_name("my_own_column") == "my_own_column"  # unknown: as it is
+
+
+def test_data_list_names_the_columns(capsys):
+    assert cli.main(["data", "list", "--columns"]) in (0, 1)  # 1: a real table is broken
+    out = capsys.readouterr().out
+    assert "jigsaw__valid_top1" in out and "jigsaw validation top-1 accuracy (%)" in out
+
+
 def test_report_reads_the_per_trial_curves(saved_runs):
     run = runs_report.load_run(saved_runs["rs"])
     rows = _csv_rows(saved_runs["rs"] / "results.csv")
