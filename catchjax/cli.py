@@ -349,7 +349,7 @@ def cmd_sweep(args) -> int:
     result = sweeps.sweep(
         config, task, trials=args.trials, seed=args.seed,
         chunk_size=args.chunk_size, progress=not args.no_progress, agent=agent,
-        progress_dir=None if worker else partial,
+        progress_dir=None if worker else partial, log=None if worker else print,
     )
     if worker:
         import jax

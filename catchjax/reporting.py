@@ -24,52 +24,91 @@ def check_out_dir(out: Path, overwrite: bool) -> Path:
                                     what="results")
 
 
+# rows of the results table built and written at a time: writing 50 M rows needs the
+# memory of this many, not of all (benchmarks/results_memory.py measures the peak)
+WRITE_CHUNK_ROWS = 65_536
+
+
+LARGE_OUTPUT_BYTES = 1 << 30  # a sweep that would write more says so before it runs
+
+
+def output_estimate(task, rows: int) -> tuple[float, float]:
+    """Bytes of results.csv and results.parquet for ``rows`` (trial, step) rows of
+    ``task``: per row, the two architecture strings plus ~100 bytes of numbers and names
+    in the CSV; ~16 bytes in Parquet (measured: benchmarks/results_memory.py)."""
+    arch = task.table.arch_str
+    sample = arch[:: max(1, len(arch) // 1000)]
+    per_row = (2 * float(np.mean([len(a) for a in sample])) + 100
+               + 20 * len(task.spec.report_metrics))
+    return rows * per_row, rows * 16.0
+
+
+def _trial_chunks(result):
+    step = max(1, WRITE_CHUNK_ROWS // max(result.budget, 1))
+    for start in range(0, result.trials, step):
+        yield start, min(start + step, result.trials)
+
+
 def results_rows(result):
     """One dict per (trial, step): the query made and the best-by-reward so far (the
-    rows of :func:`results_columns`, as Python values)."""
-    cols = results_columns(result)
-    names = list(cols)
-    for values in zip(*(cols[k].tolist() for k in names)):
-        yield dict(zip(names, values))
+    rows of :func:`results_columns`, as Python values), built a chunk of trials at a time."""
+    for start, stop in _trial_chunks(result):
+        cols = results_columns(result, start, stop)
+        names = list(cols)
+        for values in zip(*(cols[k].tolist() for k in names)):
+            yield dict(zip(names, values))
 
 
-def results_columns(result) -> dict:
-    """The per-step results table as columns (numpy arrays, trial-major): for each
-    (trial, step) the query made (row, arch, reward) and the best-by-reward so far
-    (best_reward, best_row, best_arch, best_<report metric>…)."""
+def results_columns(result, start: int = 0, stop: int | None = None) -> dict:
+    """The per-step results table of trials ``start:stop`` (default: all) as columns
+    (numpy arrays, trial-major): for each (trial, step) the query made (row, arch, reward)
+    and the best-by-reward so far (best_reward, best_row, best_arch, best_<report
+    metric>…)."""
     spec = result.task.spec
     arch = np.asarray(result.task.table.arch_str, dtype=object)
-    n, b = result.trials, result.budget
-    rows = np.asarray(result.rows)
-    best_row = np.asarray(result.best_row)
+    stop = result.trials if stop is None else stop
+    n, b = stop - start, result.budget
+    rows = np.asarray(result.rows)[start:stop]
+    best_step = np.asarray(result.best_step)[start:stop]
+    best_row = np.take_along_axis(rows, best_step, axis=1)
+    best_reward = np.take_along_axis(np.asarray(result.rewards)[start:stop], best_step, axis=1)
     cols = {
         "method": np.full(n * b, result.method, dtype=object),
         "benchmark": np.full(n * b, spec.benchmark, dtype=object),
         "task": np.full(n * b, spec.task, dtype=object),
-        "trial": np.repeat(np.arange(n, dtype=np.int64), b),
+        "trial": np.repeat(np.arange(start, stop, dtype=np.int64), b),
         "step": np.tile(np.arange(1, b + 1, dtype=np.int64), n),
         "row": rows.reshape(-1).astype(np.int64),
         "arch": arch[rows.reshape(-1)],
-        "reward": np.asarray(result.rewards, np.float64).reshape(-1),
-        "best_reward": np.asarray(result.best_reward, np.float64).reshape(-1),
+        "reward": np.asarray(result.rewards, np.float64)[start:stop].reshape(-1),
+        "best_reward": np.asarray(best_reward, np.float64).reshape(-1),
         "best_row": best_row.reshape(-1).astype(np.int64),
         "best_arch": arch[best_row.reshape(-1)],
     }
-    best_report = np.asarray(result.best_report, np.float64)
+    best_report = np.asarray(np.asarray(result.task.arrays.report)[best_row], np.float64)
     for j, m in enumerate(spec.report_metrics):
         cols[f"best_{m}"] = best_report[:, :, j].reshape(-1)
     return cols
 
 
 def write_parquet(result, path: Path) -> None:
-    """results.csv's table as Parquet (pyarrow), float32 values kept exactly as float64."""
+    """results.csv's table as Parquet (pyarrow), float32 values kept exactly as float64,
+    text columns dictionary-encoded, written a chunk of trials at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    cols = results_columns(result)
-    table = pa.table({k: pa.array(v.tolist() if v.dtype == object else v)
-                      for k, v in cols.items()})
-    pq.write_table(table, path)
+    writer = None
+    try:
+        for start, stop in _trial_chunks(result):
+            cols = results_columns(result, start, stop)
+            table = pa.table({k: (pa.array(v.tolist()).dictionary_encode() if v.dtype == object
+                                  else pa.array(v)) for k, v in cols.items()})
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def write_metrics(result, path: Path) -> None:

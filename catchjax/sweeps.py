@@ -166,6 +166,7 @@ def sweep(
     devices=None,
     agent=None,
     progress_dir=None,
+    log=None,
     **settings,
 ) -> SweepResult:
     """Run ``trials`` seeded trials of ``method`` (a name or a config) on ``task``.
@@ -176,12 +177,16 @@ def sweep(
     is the trained starting point of methods that adapt one (``catch-meta``). With
     ``progress_dir``, finished chunks are checkpointed there (Orbax) and a rerun of the
     same sweep resumes after the last one, giving the same result as an uninterrupted run.
+    ``log``: where notes on a large run go before it compiles (the CLI: print).
     """
     check_run(trials, budget, seed)
     # after jax.distributed.initialize (catchjax.distributed), jax.devices() spans processes
     devices = check_sweep_arguments(task, chunk_size, devices, progress_dir)
     config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
     name = methods.method_name(config)
+    if log is not None:
+        for note in size_notes(name, config, task, trials):
+            log(note)
     n_dev = len(devices)
     me = jax.process_index()
     multi = any(d.process_index != me for d in devices)
@@ -243,6 +248,27 @@ def sweep(
         metrics=dict(trace.metrics),
         trials_run=trials - min(done * chunk, trials),
     )
+
+
+def size_notes(name: str, config, task: Task, trials: int) -> list[str]:
+    """What a user should know before a large run starts: a budget beyond the searchable
+    networks (the method evaluates some again), and results of more than ~1 GB."""
+    from catchjax import reporting
+
+    notes = []
+    if config.budget > task.n_searchable:
+        notes.append(f"note: budget {config.budget:,} is more than the {task.n_searchable:,} "
+                     f"searchable networks of {task.name}: {name} will evaluate networks "
+                     f"again")
+    rows = trials * config.budget
+    csv_bytes, parquet_bytes = reporting.output_estimate(task, rows)
+    if csv_bytes > reporting.LARGE_OUTPUT_BYTES:
+        notes.append(f"note: {rows:,} result rows: results.csv will be about "
+                     f"{csv_bytes / 2**30:.1f} GB and results.parquet about "
+                     f"{parquet_bytes / 2**30:.1f} GB, and the sweep holds about "
+                     f"{rows * 24 / 2**30:.1f} GB of result arrays in memory (they are "
+                     f"written in chunks); lower --trials or --budget for less")
+    return notes
 
 
 def _share_restored(chunks, config, chunk, trials, arrays, agent):

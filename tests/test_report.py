@@ -181,3 +181,43 @@ def test_damaged_or_edited_run_files_are_named_not_tracebacks(saved_runs, tmp_pa
         (study / f"{name}.csv").write_text("source,target\nx\n")
     with pytest.raises(CatchjaxError, match="cells.csv is damaged"):
         runs_report.load_run(study)
+
+
+def test_results_are_written_a_chunk_at_a_time_with_the_same_bytes(saved_runs, tmp_path,
+                                                                   monkeypatch):
+    """Issue 22, item 3: the table is built and written WRITE_CHUNK_ROWS rows at a time
+    (bounded memory); the files are the same as when written in one piece."""
+    from catchjax.benchmarks import tasks as tasks_mod
+
+    task = tasks_mod.make_task("synthetic-nb201", "cifar10")
+    res = sweep("rea", task, trials=12, budget=10, seed=3)
+    whole = reporting.write_results(res, tmp_path / "whole", parquet=True)
+    monkeypatch.setattr(reporting, "WRITE_CHUNK_ROWS", 25)  # 2 trials a chunk, 6 chunks
+    chunked = reporting.write_results(res, tmp_path / "chunked", parquet=True)
+    assert (whole / "results.csv").read_bytes() == (chunked / "results.csv").read_bytes()
+    assert (pq.read_table(whole / "results.parquet").to_pylist()
+            == pq.read_table(chunked / "results.parquet").to_pylist())
+    assert pq.ParquetFile(chunked / "results.parquet").metadata.num_row_groups == 6
+
+
+def test_a_large_run_says_so_before_it_compiles(monkeypatch):
+    from catchjax import methods, sweeps
+    from catchjax.benchmarks import tasks as tasks_mod
+
+    task = tasks_mod.make_task("synthetic-nb201", "cifar10")
+    config = methods.build("rea", 20_000)
+    notes = sweeps.size_notes("rea", config, task, trials=10)
+    assert len(notes) == 1 and "more than the 15,625 searchable networks" in notes[0]
+    assert sweeps.size_notes("rea", methods.build("rea", 50), task, trials=500) == []
+    monkeypatch.setattr(reporting, "LARGE_OUTPUT_BYTES", 1000)
+    (note,) = sweeps.size_notes("rea", methods.build("rea", 50), task, trials=500)
+    assert "25,000 result rows" in note and "GB" in note
+    said = []
+
+    def refuse(*a, **k):
+        raise AssertionError("compiled")
+
+    monkeypatch.setattr(sweeps, "_compiled", refuse)
+    with pytest.raises(AssertionError, match="compiled"):
+        sweeps.sweep("rea", task, trials=500, budget=50, log=said.append)
+    assert said and "25,000 result rows" in said[0]  # said before anything compiled
