@@ -50,6 +50,24 @@ def uniform_rows(key, valid_rows: jnp.ndarray, shape) -> jnp.ndarray:
     return valid_rows[idx]
 
 
+def unevaluated_row(key, valid_rows: jnp.ndarray, asked: jnp.ndarray) -> jnp.ndarray:
+    """A row drawn uniformly from the searchable rows not ``asked`` yet (``asked``: bool
+    [n_archs]; at least one must be left). Rejection sampling: redraw while the draw was
+    asked, exactly uniform over the rest and, while few are asked, one draw instead of a
+    random number per searchable row."""
+
+    def draw(k):
+        return valid_rows[jax.random.randint(k, (), 0, valid_rows.shape[0])]
+
+    def again(carry):
+        k, _ = carry
+        k, sub = jax.random.split(k)
+        return k, draw(sub)
+
+    k, sub = jax.random.split(key)
+    return jax.lax.while_loop(lambda c: asked[c[1]], again, (k, draw(sub)))[1]
+
+
 @struct.dataclass
 class Ledger:
     """What every ask/tell search state records: the proposals in the order they were

@@ -191,6 +191,26 @@ def test_distinct_indices_are_uniform():
         assert chisquare(np.bincount(picks[:, pos], minlength=n)).pvalue > 1e-3
 
 
+def test_restarts_draw_uniformly_from_the_networks_not_evaluated():
+    """core.unevaluated_row (local search's restarts, BANANAS' fill-ins): never an asked
+    row, every other searchable row equally likely, also when nearly all are asked."""
+    import jax
+    import jax.numpy as jnp
+    from scipy.stats import chisquare
+
+    from catchjax.core import unevaluated_row
+
+    valid = jnp.asarray([0, 2, 3, 5, 7, 8, 9], jnp.int32)  # row 1, 4, 6 not searchable
+    for asked_rows in ([2, 5], [0, 2, 3, 5, 7, 8]):
+        asked = jnp.zeros(10, bool).at[jnp.asarray(asked_rows)].set(True)
+        keys = jax.random.split(jax.random.key(1), 6000)
+        draws = np.asarray(jax.vmap(lambda k, a=asked: unevaluated_row(k, valid, a))(keys))
+        rest = sorted(set(np.asarray(valid).tolist()) - set(asked_rows))
+        assert set(draws.tolist()) == set(rest)
+        if len(rest) > 1:
+            assert chisquare([int((draws == r).sum()) for r in rest]).pvalue > 1e-3
+
+
 def test_sweep_shards_over_several_devices(tmp_path):
     """With 2 (forced) CPU devices the sharded sweep equals the single-device one."""
     import subprocess

@@ -30,7 +30,7 @@ from flax import struct
 
 from catchjax.baselines.random_search import distinct_indices
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import Ledger, SearchTrace, Stepper
+from catchjax.core import Ledger, SearchTrace, Stepper, unevaluated_row
 from catchjax.errors import CatchjaxError
 from catchjax.stepping import run_on_table, take_planned
 
@@ -237,8 +237,7 @@ def plan_round(config: BananasConfig, state: BananasState, task: TaskArrays):
     def pick(carry, k):
         score, asked = carry
         j = jnp.argmax(score)
-        fresh = ~asked[task.valid_rows]  # the budget check leaves one at least
-        fallback = task.valid_rows[jax.random.categorical(k, jnp.where(fresh, 0.0, -jnp.inf))]
+        fallback = unevaluated_row(k, task.valid_rows, asked)  # the budget leaves one
         row = jnp.where(score[j] > -jnp.inf, rows[j], fallback)
         return (jnp.where(rows == row, -jnp.inf, score), asked.at[row].set(True)), row
 

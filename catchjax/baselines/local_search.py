@@ -26,7 +26,7 @@ from flax import struct
 
 from catchjax.baselines.random_search import distinct_indices
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import Ledger, SearchTrace, Stepper
+from catchjax.core import Ledger, SearchTrace, Stepper, unevaluated_row
 from catchjax.errors import CatchjaxError
 from catchjax.stepping import run_on_table, take_planned
 
@@ -128,8 +128,7 @@ def _propose(config, state: LocalSearchState, task: TaskArrays):
     rows, real = _neighbours(state, task)
     free = real & ~state.asked[jnp.maximum(rows, 0)]
     k = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.ledger.n_asked)
-    fresh = ~state.asked[task.valid_rows]  # the budget check leaves one at least
-    restart_row = task.valid_rows[jax.random.categorical(k, jnp.where(fresh, 0.0, -jnp.inf))]
+    restart_row = unevaluated_row(k, task.valid_rows, state.asked)  # the budget leaves one
     restart = ~free.any()
     row = jnp.where(restart, restart_row, rows[jnp.argmax(free)])
     state = state.replace(asked=state.asked.at[row].set(True), restarting=restart,
