@@ -128,22 +128,27 @@ def _trained(m, config, task: Task, pool, seed, state, seconds, compile_seconds)
 
 
 def train(method: str, task: Task, config=None, seed: int = 0,
-          pool: list[str] | str | None = None) -> TrainedAgent:
+          pool: list[str] | str | None = None, progress: bool = False) -> TrainedAgent:
     """Train the agent of ``method`` for ``task`` (one compiled call).
 
     ``config``: the method's config (default: its defaults); ``pool``: reward columns to
     train on, or a pool name. Default: for methods trained across tasks (CATCH) the
     leave-``task``-out pool (:func:`leave_out_pool`); for methods trained on the task (the
-    DQN) the task's own shaped reward.
+    DQN) the task's own shaped reward. ``progress``: status lines with elapsed seconds
+    while compiling and training (:mod:`catchjax.status`).
     """
+    from catchjax import status
+
     m, config, pool, rewards = _prepare(method, task, config, [seed], pool)
     fn = jax.jit(lambda key, t, r: m.learner.train(config, key, t, r))
     key = jax.random.key(seed)
     t0 = time.perf_counter()
-    compiled = fn.lower(key, task.arrays, rewards).compile()
+    with status.working(f"compiling {m.name}'s training", enabled=progress):
+        compiled = fn.lower(key, task.arrays, rewards).compile()
     t1 = time.perf_counter()
-    agent, _ = compiled(key, task.arrays, rewards)
-    agent = jax.block_until_ready(agent)
+    with status.working(f"training the {m.name} agent (seed {seed})", enabled=progress):
+        agent, _ = compiled(key, task.arrays, rewards)
+        agent = jax.block_until_ready(agent)
     return _trained(m, config, task, pool, seed, agent, time.perf_counter() - t1, t1 - t0)
 
 
@@ -211,7 +216,8 @@ def for_search(method: str, task: Task, *, init=None, budget=None, seed: int = 0
                  else f"on the pool without {task.spec.task}")
         log(f"training {m.name} {where}: "
             f"{', '.join(training_columns(m.name, task, pool))}")
-        trained = train(m.name, task, config, seed=seed, pool=pool)  # validates first
+        trained = train(m.name, task, config, seed=seed, pool=pool,  # validates first
+                        progress=log is not None)
         info["meta_train_seconds"] = trained.seconds
     info.update(meta_pool=trained.pool, meta_seed=trained.seed)
     if trained.target_task != task.spec.task or trained.benchmark != task.spec.benchmark:

@@ -197,7 +197,13 @@ def sweep(
     if chunk <= 0:
         raise CatchjaxError(f"chunk_size must be positive, got {chunk_size}")
     chunk = math.ceil(chunk / n_dev) * n_dev
-    compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices)
+    from catchjax import status
+
+    with status.working(f"compiling the {name} search ({chunk} trials per call)",
+                        enabled=progress and me == 0) as shown:
+        compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices)
+        if compile_seconds == 0:
+            shown["done"] = "already compiled in this process"
 
     n_chunks = math.ceil(trials / chunk)
     chunks: list[SearchTrace] = []
@@ -248,6 +254,22 @@ def sweep(
         metrics=dict(trace.metrics),
         trials_run=trials - min(done * chunk, trials),
     )
+
+
+# The CLI's sweeps on CPU run in this many calls when nobody chose a chunk size, so that
+# the progress bar moves while they run: on CPU the trials of one call cost about in
+# proportion to their number (measured in docs/performance.md), on accelerators one
+# large call is what makes them fast, so there the whole sweep stays one call.
+CPU_PROGRESS_CHUNKS = 8
+
+
+def progress_chunk(trials: int, devices=None) -> int | None:
+    """The chunk size the CLI gives a sweep of ``trials`` on ``devices`` (None: leave it
+    to :func:`sweep`, one call up to :data:`DEFAULT_MAX_CHUNK`)."""
+    devices = list(devices) if devices is not None else jax.devices()
+    if trials < 4 * CPU_PROGRESS_CHUNKS or any(d.platform != "cpu" for d in devices):
+        return None
+    return math.ceil(trials / CPU_PROGRESS_CHUNKS)
 
 
 def size_notes(name: str, config, task: Task, trials: int) -> list[str]:
