@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seed", type=int, default=0)
     sw.add_argument("--out", required=True, help="output folder (must be new or empty)")
     sw.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    sw.add_argument("--protocol", help="a named set of the task's reward and report columns "
+                    "(nb201: nats = 12-epoch validation reward, 200-epoch test report, the "
+                    "default; catch-fig3 = 200-epoch validation for both, the CATCH paper's "
+                    "Fig. 3)")
     sw.add_argument("--reward", help="reward column (default: the task's)")
     sw.add_argument("--report", help="report columns, comma-separated, first = primary")
     sw.add_argument("--gamma", type=float, help="gamma-transform the reward: R' = R^gamma")
@@ -179,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
         mt.add_argument("--benchmark", required=True)
         mt.add_argument("--task", required=True,
                         help="the target task (CATCH: left out of the pool; DQN: trained on)")
+        mt.add_argument("--protocol", help="the task's named reward/report columns (nb201: "
+                        "nats, the default, or catch-fig3); the pool does not depend on it")
         mt.add_argument("--pool", help="training pool: a named pool (nb201: 12, 12,200, "
                         "12,test12) or reward columns, comma-separated (default: CATCH, the "
                         "other tasks' 12-epoch / validation reward; DQN, the task's reward)")
@@ -411,6 +417,7 @@ def _task_from_args(args):
     return tasks.make_task(
         args.benchmark, args.task, reward=args.reward, report=args.report, gamma=args.gamma,
         gamma_normalize=args.gamma_normalize or "minmax", cost=cost, mask_nan=args.mask_nan,
+        protocol=args.protocol,
     )
 
 
@@ -427,7 +434,7 @@ def cmd_train(args) -> int:
 
     sweeps.check_seed(args.seed)
     checkpoints.check_agent_dir(args.out, args.overwrite)  # before any training
-    task = tasks.make_task(args.benchmark, args.task, gamma=args.gamma)
+    task = tasks.make_task(args.benchmark, args.task, gamma=args.gamma, protocol=args.protocol)
     config = methods.make_config(method.name, **dict(args.set))
     trained = agents.train(method.name, task, config, seed=args.seed, pool=args.pool,
                            progress=True)

@@ -249,8 +249,11 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
         for (bench, task, metric), group in groups.items():
             group = sorted(group, key=lambda r: -float(r.summary["mean"]))
             labels = _labels(group)
+            protocols = sorted({str((r.summary.get("task_spec") or {}).get("protocol"))
+                                for r in group} - {"None"})
             lines += ["", f"## {bench} / {task} — {display_name(metric)} of the chosen "
-                      f"network (`{metric}`)", "",
+                      f"network (`{metric}`)"
+                      + (f", protocol {', '.join(protocols)}" if protocols else ""), "",
                       "| method | trials × budget | mean ± std [95% CI] | table's best found | "
                       "compile s | run s | device |", "|---|---|---|---|---|---|---|"]
             for r in group:

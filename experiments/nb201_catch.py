@@ -67,7 +67,7 @@ def run(args) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for dataset in args.datasets:
-        task = make_task(args.benchmark, dataset)
+        task = make_task(args.benchmark, dataset, protocol=args.protocol)
         for method in args.methods:
             t0 = time.perf_counter()
             # --set applies to the methods whose config has the setting (the CATCH family)
@@ -135,6 +135,16 @@ def cell(s: dict) -> str:
             f"top-3 {s['top3']:.0%}, {s['distinct']} distinct{spread}")
 
 
+def _columns(results) -> str:
+    """Each dataset's reward and reported column, as the tasks were built."""
+    seen = {}
+    for (_, dataset), res in results.items():
+        spec = res.task.spec
+        seen.setdefault(dataset, f"{dataset}: reward {spec.reward_metric}, reported "
+                                 f"{spec.report_metrics[0]}")
+    return "; ".join(seen.values())
+
+
 def write_tables(results, out: Path, args):
     with open(out / "results.csv", "w", newline="") as f:
         w = csv.writer(f)
@@ -184,7 +194,8 @@ def write_tables(results, out: Path, args):
     if len(diag) == 5:  # no method with adaptation diagnostics: no empty table
         diag = []
     text = (f"{args.trials} trials × {args.budget} networks, seed {args.seed}, "
-            f"benchmark {args.benchmark}, pool {args.pool or 'default'}, "
+            f"benchmark {args.benchmark}, protocol {args.protocol or 'default'} "
+            f"({_columns(results)}), pool {args.pool or 'default'}, "
             f"{args.agents} meta-trained agents per meta-trained method (seeds "
             f"{args.seed}..{args.seed + args.agents - 1}, trials shared among them). Cell: "
             f"mean ± std of the report metric ({REPORT_NAME}) of the chosen network "
@@ -233,15 +244,28 @@ def main(argv=None):
                    help="meta-trained agents per meta-trained method (seeds seed, seed+1, ...)")
     p.add_argument("--pool", help="meta-training pool: a named pool (nb201: 12, 12,200, "
                    "12,test12) or columns; default: the benchmark's default pool")
+    p.add_argument("--protocols", nargs="+", default=[None],
+                   help="task protocols to run (nb201: nats = 12-epoch validation reward, "
+                   "200-epoch test report, the default; catch-fig3 = 200-epoch validation "
+                   "for both, the paper's Fig. 3); with several, each goes into "
+                   "--out/PROTOCOL")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.agents < 1:
         p.error("--agents must be >= 1")
-    results = run(args)
-    out = Path(args.out)
-    write_tables(results, out, args)
-    plot(results, out, args)
-    print(f"wrote {out}/summary.md, results.csv, curves.csv, summary.json and the figures")
+    from catchjax.benchmarks import tables
+
+    info = tables.benchmark_info(args.benchmark)
+    for protocol in args.protocols:
+        info.task_defaults(protocol)  # every protocol checked before anything runs
+    for protocol in args.protocols:
+        one = argparse.Namespace(**vars(args), protocol=protocol)
+        out = Path(args.out) / protocol if len(args.protocols) > 1 else Path(args.out)
+        one.out = str(out)
+        results = run(one)
+        write_tables(results, out, one)
+        plot(results, out, one)
+        print(f"wrote {out}/summary.md, results.csv, curves.csv, summary.json and the figures")
     return 0
 
 

@@ -27,6 +27,21 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
     assert (out / "meta-agent-cifar100" / "catchjax.json").exists()
 
 
+def test_nb201_study_runs_both_protocols_into_their_folders(tmp_path):
+    out = tmp_path / "both"
+    assert nb201_catch.main([
+        "--benchmark", "synthetic-nb201", "--datasets", "cifar10", "--methods", "random", "ls",
+        "--trials", "4", "--budget", "8", "--protocols", "nats", "catch-fig3",
+        "--out", str(out), "--no-progress"]) == 0
+    for protocol, reward in (("nats", "cifar10_valid_valid_acc_12"),
+                             ("catch-fig3", "cifar10_valid_valid_acc_200")):
+        summary = json.loads((out / protocol / "summary.json").read_text())
+        run = summary["runs"]["ls/cifar10"]
+        assert run["reward_metric"] == reward and run["task_spec"]["protocol"] == protocol
+        assert f"protocol {protocol} (cifar10: reward {reward}" in (
+            out / protocol / "summary.md").read_text()
+
+
 def test_transnas_ranks_script_ranks_the_best_found_network(tmp_path):
     import numpy as np
 

@@ -44,6 +44,9 @@ class TaskSpec:
     gamma_normalize: str = "minmax"
     cost: CostObjective | None = None
     mask_nan: bool = False  # search only the architectures whose reward is not NaN
+    # the named protocol whose reward and report columns the task took (None: the
+    # benchmark's default columns, or columns given by hand)
+    protocol: str | None = None
 
 
 @struct.dataclass
@@ -81,14 +84,18 @@ class Task:
         return f"{self.spec.benchmark}/{self.spec.task}"
 
 
-def _resolve_task(info: tables.BenchmarkInfo, task: str | None):
+def _resolve_task(info: tables.BenchmarkInfo, task: str | None, protocol: str | None = None):
+    named = info.task_defaults(protocol)  # an unknown protocol is refused here
     if task is None:
+        if protocol is not None:
+            raise CatchjaxError(f"protocol {protocol!r} sets the columns of a named task of "
+                                f"{info.name} ({', '.join(named)}); name one")
         return None
-    if task not in info.tasks:
+    if task not in named:
         raise CatchjaxError(
             f"benchmark {info.name!r} has no task {task!r}; tasks: {', '.join(info.tasks)}"
         )
-    return info.tasks[task]
+    return named[task]
 
 
 def make_task(
@@ -102,11 +109,16 @@ def make_task(
     cost: CostObjective | None = None,
     mask_nan: bool = False,
     table: tables.Table | None = None,
+    protocol: str | None = None,
 ) -> Task:
-    """Build a task. ``task`` picks the defaults; ``reward``/``report`` override columns."""
+    """Build a task. ``task`` picks the defaults, ``protocol`` the benchmark's named set of
+    them (NB201: "nats", the default, or "catch-fig3"); ``reward``/``report`` override
+    columns."""
     _check_task_arguments(reward, report, gamma, gamma_normalize, cost, mask_nan)
     info = tables.benchmark_info(benchmark)
-    defaults = _resolve_task(info, task)
+    if protocol is not None and not isinstance(protocol, str):
+        raise CatchjaxError(f"protocol must be a protocol name, got {protocol!r}")
+    defaults = _resolve_task(info, task, protocol)
     if defaults is None and (reward is None or report is None):
         raise CatchjaxError(
             f"name a task of {benchmark!r} ({', '.join(info.tasks)}) or give both a reward "
@@ -117,7 +129,8 @@ def make_task(
         report = tuple(r for r in report.split(",") if r)
     report = tuple(report) if report else defaults.report
     spec = TaskSpec(
-        benchmark, task or "custom", reward, report, gamma, gamma_normalize, cost, mask_nan
+        benchmark, task or "custom", reward, report, gamma, gamma_normalize, cost, mask_nan,
+        protocol,
     )
     return build_task(spec, table if table is not None else tables.load_table(benchmark))
 
