@@ -595,6 +595,28 @@ class AskTell:
         told = [p for p in self.log if p["reward"] is not None]
         return max(told, key=lambda p: p["reward"]) if told else None
 
+    def history(self) -> list[dict]:
+        """Every proposal so far as one row each, with the same keys in every row (a table:
+        ``pandas.DataFrame(search.history())``, or ``csv.DictWriter``): id, arch, actions
+        (as text), reward (None until told), asked_at, told_at (Unix seconds) and one
+        ``extra_<key>`` column per key of the extras told."""
+        keys = sorted({k for p in self.log for k in (p.get("extras") or {})})
+        return [{"id": p["id"], "arch": p["arch"],
+                 "actions": " ".join(str(a) for a in p["actions"]),
+                 "reward": p.get("reward"), "asked_at": p.get("asked_at"),
+                 "told_at": p.get("told_at"),
+                 **{f"extra_{k}": (p.get("extras") or {}).get(k) for k in keys}}
+                for p in self.log]
+
+    def __repr__(self) -> str:  # short: the state's arrays are not what a reader wants
+        told = sum(p["reward"] is not None for p in self.log)
+        best = self.best()
+        where = f", folder {self.state_dir}" if self.state_dir is not None else ""
+        return (f"AskTell({self.method} on {self.domain.name}, budget {self.config.budget}, "
+                f"seed {self.seed}, asked {len(self.log)}, told {told}"
+                + (f", best {best['reward']:.6g} (id {best['id']})" if best else "")
+                + f"{where})")
+
     # -- persistence ---------------------------------------------------------------------
     @contextlib.contextmanager
     def _exclusive(self, refresh: bool = True):

@@ -277,3 +277,22 @@ def test_latency_is_measured_once_per_arch_and_rewards_trade_it_off():
     r = latency.latency_aware_reward([0.9, 0.9, -0.5, -0.5], [1.0, 2.0, 1.0, 2.0], 1.0)
     assert r[0] == pytest.approx(0.9) and r[1] == pytest.approx(0.9 * 2 ** -0.05)
     assert r[1] < r[0] and r[3] < r[2]  # slower is worse, for negative P too
+
+
+def test_history_is_a_table_and_repr_is_short(micro, tmp_path):
+    """Issue 22, item 4: history() has the same keys in every row (extras as columns) and
+    is the same after a reload; repr is one short line, not the state's arrays."""
+    search = AskTell.start("random", task_domain(micro), budget=BUDGET, seed=0,
+                           state_dir=tmp_path / "s")
+    asked = search.ask(3)
+    search.tell([p["id"] for p in asked[:2]], [0.5, 0.25],
+                extras=[{"epochs": 3}, {"loss": 1.5}])
+    rows = search.history()
+    assert [r["id"] for r in rows] == [0, 1, 2]
+    assert all(list(r) == list(rows[0]) for r in rows)
+    assert list(rows[0])[-2:] == ["extra_epochs", "extra_loss"]
+    assert (rows[0]["extra_epochs"], rows[1]["extra_loss"], rows[2]["reward"]) == (3, 1.5, None)
+    assert rows[0]["actions"] == " ".join(map(str, asked[0]["actions"]))
+    assert AskTell.load(tmp_path / "s").history() == rows
+    text = repr(search)
+    assert len(text) < 200 and "asked 3, told 2, best 0.5 (id 0)" in text
