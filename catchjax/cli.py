@@ -160,8 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--mask-nan", action="store_true",
                     help="search only architectures whose reward is not NaN")
     sw.add_argument("--chunk-size", type=_positive_int,
-                    help="trials per compiled call (default: on CPU an eighth of the trials, "
-                         "so that the bar moves; on a GPU or TPU all of them, up to 2048)")
+                    help="trials per compiled call (default: all of them, up to 2048)")
     sw.add_argument("--set", type=parse_setting, action="append", default=[], metavar="NAME=VALUE",
                     help="override a method setting, e.g. --set population=20")
     sw.add_argument("--pool", help="for methods that train an agent first: the meta-training "
@@ -356,8 +355,7 @@ def cmd_sweep(args) -> int:
     partial = out.parent / f".{out.name}.partial"
     result = sweeps.sweep(
         config, task, trials=args.trials, seed=args.seed,
-        chunk_size=args.chunk_size or sweeps.progress_chunk(args.trials),
-        progress=not args.no_progress, agent=agent,
+        chunk_size=args.chunk_size, progress=not args.no_progress, agent=agent,
         progress_dir=None if worker else partial, log=None if worker else print,
     )
     if worker:

@@ -216,7 +216,10 @@ def sweep(
         chunks = _share_restored(chunks, config, chunk, trials, arrays, agent)
     done = len(chunks)
     bar = None
-    if progress and me == 0:
+    # one call left: a bar would jump from 0 to 100 %, so a line counts its seconds instead
+    # (more calls would move a bar, but CATCH's floating point depends on the batch size)
+    one_call = n_chunks - done == 1
+    if progress and me == 0 and not one_call:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=trials, unit="trial", desc=f"{name} sweep",
@@ -225,11 +228,13 @@ def sweep(
     for c in range(done, n_chunks):
         ids = np.arange(c * chunk, (c + 1) * chunk, dtype=np.int32)
         ids = np.minimum(ids, trials - 1)  # pad the last chunk; padded trials are dropped
-        out = compiled(ids if multi else jnp.asarray(ids),
-                       (np.int32(seed) if multi else jnp.asarray(seed, jnp.int32), arrays,
-                        agent))
         n_real = min(chunk, trials - c * chunk)
-        chunks.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], out))
+        with status.working(f"running {n_real} trials of {name} in one compiled call",
+                            enabled=progress and me == 0 and one_call):
+            out = compiled(ids if multi else jnp.asarray(ids),
+                           (np.int32(seed) if multi else jnp.asarray(seed, jnp.int32), arrays,
+                            agent))
+            chunks.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], out))
         if store is not None:
             store.save(c, chunks[-1])
         if bar is not None:
@@ -254,22 +259,6 @@ def sweep(
         metrics=dict(trace.metrics),
         trials_run=trials - min(done * chunk, trials),
     )
-
-
-# The CLI's sweeps on CPU run in this many calls when nobody chose a chunk size, so that
-# the progress bar moves while they run: on CPU the trials of one call cost about in
-# proportion to their number (measured in docs/performance.md), on accelerators one
-# large call is what makes them fast, so there the whole sweep stays one call.
-CPU_PROGRESS_CHUNKS = 8
-
-
-def progress_chunk(trials: int, devices=None) -> int | None:
-    """The chunk size the CLI gives a sweep of ``trials`` on ``devices`` (None: leave it
-    to :func:`sweep`, one call up to :data:`DEFAULT_MAX_CHUNK`)."""
-    devices = list(devices) if devices is not None else jax.devices()
-    if trials < 4 * CPU_PROGRESS_CHUNKS or any(d.platform != "cpu" for d in devices):
-        return None
-    return math.ceil(trials / CPU_PROGRESS_CHUNKS)
 
 
 def size_notes(name: str, config, task: Task, trials: int) -> list[str]:

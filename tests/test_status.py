@@ -1,5 +1,5 @@
-"""Status lines while a command compiles or trains (catchjax.status), and the CLI's
-chunking that lets the progress bar move (issue 22, item 2)."""
+"""Status lines while a command compiles, trains or runs one long call (catchjax.status;
+issue 22, item 2)."""
 
 from __future__ import annotations
 
@@ -43,17 +43,16 @@ def test_a_terminal_sees_the_seconds_count():
     assert "training: done in 0." in text
 
 
-def test_the_cli_splits_a_cpu_sweep_so_the_bar_moves_and_results_do_not_change(syn_nb201,
-                                                                              capsys,
-                                                                              tmp_path):
-    assert sweeps.progress_chunk(500) == 63 and sweeps.progress_chunk(20) is None
-    one = sweeps.sweep("rea", syn_nb201, trials=40, budget=12, seed=2)
-    parts = sweeps.sweep("rea", syn_nb201, trials=40, budget=12, seed=2,
-                         chunk_size=sweeps.progress_chunk(40), progress=True)
-    np.testing.assert_array_equal(one.rows, parts.rows)
-    np.testing.assert_array_equal(one.rewards, parts.rewards)
+def test_progress_on_or_off_gives_the_same_sweep_and_says_what_runs(syn_nb201, capsys,
+                                                                    tmp_path):
+    quiet = sweeps.sweep("rea", syn_nb201, trials=40, budget=12, seed=2)
+    shown = sweeps.sweep("rea", syn_nb201, trials=40, budget=12, seed=2, progress=True)
+    np.testing.assert_array_equal(quiet.rows, shown.rows)
+    np.testing.assert_array_equal(quiet.rewards, shown.rewards)
     err = capsys.readouterr().err
-    assert "compiling the rea search (5 trials per call) …" in err
+    assert "compiling the rea search (40 trials per call)" in err
+    assert "running 40 trials of rea in one compiled call: done in" in err  # no jumping bar
     args = [a for a in SWEEP if a != "--no-progress"]
     assert _run(*args, "--out", str(tmp_path / "r")) == 0
-    assert "compiling the random search" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "compiling the random search" in err and "running 3 trials of random" in err
