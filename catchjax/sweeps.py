@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax import batched, methods
+from catchjax import batched, methods, status
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
@@ -197,8 +197,6 @@ def sweep(
     if chunk <= 0:
         raise CatchjaxError(f"chunk_size must be positive, got {chunk_size}")
     chunk = math.ceil(chunk / n_dev) * n_dev
-    from catchjax import status
-
     with status.working(f"compiling the {name} search ({chunk} trials per call)",
                         enabled=progress and me == 0) as shown:
         compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices)
