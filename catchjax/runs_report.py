@@ -255,7 +255,8 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
                       f"network (`{metric}`)"
                       + (f", protocol {', '.join(protocols)}" if protocols else ""), "",
                       "| method | trials × budget | mean ± std [95% CI] | table's best found | "
-                      "compile s | run s | device |", "|---|---|---|---|---|---|---|"]
+                      "vs the first: difference [95% CI], p | compile s | run s | device |",
+                      "|---|---|---|---|---|---|---|---|"]
             for r in group:
                 s, row = r.summary, r.row()
                 rows.append(row)
@@ -264,6 +265,7 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
                 lines.append(
                     f"| {labels[id(r)]} | {s['trials']} × {s['budget']} | {s['mean']:.4g} ± "
                     f"{s['std']:.3g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | {best} | "
+                    f"{_versus(group[0], r)} | "
                     f"{_fmt(s.get('compile_seconds'))} | {_fmt(s.get('wall_seconds'))} | "
                     f"{s.get('device', '')} |")
         if rows:
@@ -284,6 +286,27 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
     where = safe_io.write_dir(out, fill, overwrite=overwrite, owned=REPORT_FILES,
                               marker="report.md", what="report")
     return {"out": where, "runs": [str(r.path) for r in runs], "groups": list(groups)}
+
+
+def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
+    """``b`` against ``a`` (each trial's final value): the difference of the means with its
+    95% interval (Welch's normal approximation) and the two-sided Mann-Whitney U test's p
+    (trials are independent searches, not paired)."""
+    from scipy.stats import mannwhitneyu
+
+    diff = float(b.mean() - a.mean())
+    se = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))) if min(
+        len(a), len(b)) > 1 else float("nan")
+    p = float(mannwhitneyu(b, a, alternative="two-sided").pvalue) if (
+        np.ptp(np.concatenate([a, b])) > 0) else 1.0
+    return diff, diff - 1.96 * se, diff + 1.96 * se, p
+
+
+def _versus(first: SweepRun, r: SweepRun) -> str:
+    if r is first:
+        return "(the first)"
+    diff, lo, hi, p = compare(first.finals, r.finals)
+    return f"{diff:+.3g} [{lo:+.3g}, {hi:+.3g}], p = {p:.2g}"
 
 
 def _fmt(x) -> str:

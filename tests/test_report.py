@@ -221,3 +221,22 @@ def test_a_large_run_says_so_before_it_compiles(monkeypatch):
     with pytest.raises(AssertionError, match="compiled"):
         sweeps.sweep("rea", task, trials=500, budget=50, log=said.append)
     assert said and "25,000 result rows" in said[0]  # said before anything compiled
+
+
+def test_report_compares_each_run_with_the_first(saved_runs, tmp_path):
+    """Issue 22: a statistical comparison in the report — the difference of the means
+    against the best run, its 95% interval (Welch) and a Mann-Whitney p."""
+    from scipy.stats import mannwhitneyu
+
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 4.0, 5.0, 6.0])
+    diff, lo, hi, p = runs_report.compare(a, b)
+    se = np.sqrt(a.var(ddof=1) / 4 + b.var(ddof=1) / 4)
+    assert diff == 1.75 and (lo, hi) == pytest.approx((1.75 - 1.96 * se, 1.75 + 1.96 * se))
+    assert p == pytest.approx(mannwhitneyu(b, a).pvalue)
+    assert runs_report.compare(np.ones(5), np.ones(5))[3] == 1.0  # all equal: no difference
+    out = tmp_path / "cmp"
+    assert cli.main(["report", str(saved_runs["rea"]), str(saved_runs["rs"]),
+                     "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "vs the first: difference [95% CI], p" in text and "(the first)" in text
+    assert ", p = " in text
