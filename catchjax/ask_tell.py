@@ -753,7 +753,7 @@ class AskTell:
         meta = read_manifest(path)
         try:
             name = methods.canonical_name(meta["method"])
-            config = methods.make_config(name, meta["config"]["budget"], **{
+            config = methods.make_config(name, meta["config"]["budget"], saved=True, **{
                 k: v for k, v in meta["config"].items() if k != "budget"})
             domain_name, seed, log = meta["domain"], int(meta["seed"]), list(meta["proposals"])
             trial = int(meta["trial"])

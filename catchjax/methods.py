@@ -164,14 +164,14 @@ def default_budget(name: str) -> int:
     return next(f.default for f in dataclasses.fields(get(name).config) if f.name == "budget")
 
 
-def make_config(name: str, budget: int | None = None, **overrides):
+def make_config(name: str, budget: int | None = None, *, saved: bool = False, **overrides):
     """The frozen config of method ``name`` with its defaults, ``budget`` (default: the
     method's own, :func:`default_budget`) and overrides.
 
     ``overrides`` may be typed values or the strings a user typed (``--set k=v``): strings
     are parsed by the field's declared type (:func:`parse_value`). A setting the method
     does not read (e.g. meta-training settings for ``catch-sfs``) is refused unless it has
-    its default value.
+    its default value, or ``saved``: a config read back from a file keeps what it holds.
     """
     method = get(name)
     fields = {f.name: f for f in dataclasses.fields(method.config)}
@@ -184,7 +184,7 @@ def make_config(name: str, budget: int | None = None, **overrides):
     hints = typing.get_type_hints(method.config)
     values = {k: parse_value(name, k, hints[k], v) for k, v in overrides.items()}
     unused = sorted(k for k in values if k in method.ignores and values[k] != fields[k].default)
-    if unused:
+    if unused and not saved:
         others = [m.name for m in REGISTRY.values()
                   if m.config is method.config and not set(unused) & set(m.ignores)]
         raise CatchjaxError(

@@ -150,8 +150,10 @@ def test_settings_a_method_ignores_are_not_listed_and_refused_when_set():
     assert "meta_epochs" in methods.setting_names("catch-meta")
     with pytest.raises(CatchjaxError, match="does not use the setting.*meta_epochs.*catch-meta"):
         methods.make_config("catch-sfs", meta_epochs=3)
-    # a config carrying the default (e.g. rebuilt from a config object) is fine
+    # a config carrying the default (e.g. rebuilt from a config object) is fine, and a
+    # config read back from a file (an ask/tell folder written before) keeps what it holds
     assert methods.make_config("catch-sfs", meta_epochs=25).meta_epochs == 25
+    assert methods.make_config("catch-sfs", saved=True, meta_epochs=3).meta_epochs == 3
 
 
 def test_from_scratch_catch_does_not_check_meta_training_sizes(syn_nb201):
