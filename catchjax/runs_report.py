@@ -316,6 +316,8 @@ def _fmt(x) -> str:
 def _plot_sweeps(groups: dict, out: Path) -> None:
     """Three figures, one panel per (benchmark, task, metric), sized for one column of a
     two-column paper per panel; axes named by the metric's display name."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -330,7 +332,7 @@ def _plot_sweeps(groups: dict, out: Path) -> None:
         for ax, ((bench, task, metric), group) in zip(axes[0], groups.items()):
             labels = _labels(group)
             best = group[0].summary.get("table_best")
-            label = display_name(metric)
+            label = "\n".join(textwrap.wrap(display_name(metric), 36))  # fits the panel
             low = []
             for r in group:
                 c = r.curves
@@ -367,8 +369,8 @@ def _plot_sweeps(groups: dict, out: Path) -> None:
             ax.set_title(f"{bench} / {task}", fontsize=8)
             ax.set_xlabel("trials, sorted by result" if name == "fig3_sorted"
                           else "networks evaluated", fontsize=8)
-            ax.set_ylabel({"fig3_sorted": label, "best_so_far": f"best so far: {label}",
-                           "regret": "regret: table's best − best so far"}[name], fontsize=7)
+            ax.set_ylabel({"fig3_sorted": label, "best_so_far": f"best so far:\n{label}",
+                           "regret": "regret:\ntable's best − best so far"}[name], fontsize=7)
             ax.tick_params(which="both", labelsize=6)
             ax.grid(alpha=0.3, which="both", lw=0.5)
             ax.legend(fontsize=6)

@@ -39,7 +39,6 @@ from catchjax.results import versions
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 METHODS = ("catch-meta", "catch-sfs", "catch-zero", "catch-random", "random", "rea", "reinforce",
            "ls", "bananas")
-REPORT_NAME = "the first report metric: NB201 200-epoch test accuracy, TransNAS test metric"
 
 
 def split_trials(trials: int, n: int) -> list[int]:
@@ -198,7 +197,7 @@ def write_tables(results, out: Path, args):
             f"({_columns(results)}), pool {args.pool or 'default'}, "
             f"{args.agents} meta-trained agents per meta-trained method (seeds "
             f"{args.seed}..{args.seed + args.agents - 1}, trials shared among them). Cell: "
-            f"mean ± std of the report metric ({REPORT_NAME}) of the chosen network "
+            f"mean ± std of the reported column (named above) of the chosen network "
             f"(bootstrap 95% CI), trials that found the table's best, trials whose choice is "
             f"among the table's top 3, distinct chosen networks, and the std of the "
             f"per-agent means.\n\n" + "\n".join(lines) + "\n" + "\n".join(diag) + "\n")
