@@ -77,7 +77,7 @@ def test_report_figures_for_a_paper(saved_runs, tmp_path):
         for fmt in runs_report.FIGURE_FORMATS:
             assert (out / f"{name}.{fmt}").stat().st_size > 0
     svg = (out / "best_so_far.svg").read_text()
-    assert "CIFAR-10 test accuracy, 200 epochs (%)" in svg and "table's best" in svg
+    assert "CIFAR-10 test accuracy, 200 epochs" in svg and "table's best" in svg  # wrapped
     assert "regret" in (out / "regret.svg").read_text()
     text = (out / "report.md").read_text()
     assert "CIFAR-10 test accuracy, 200 epochs (%) of the chosen network" in text
