@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from catchjax import methods
+from catchjax import methods, status
 from catchjax.benchmarks import tables
 from catchjax.benchmarks.tasks import Task
 from catchjax.checkpoints import load_agent, save_agent
@@ -137,8 +137,6 @@ def train(method: str, task: Task, config=None, seed: int = 0,
     DQN) the task's own shaped reward. ``progress``: status lines with elapsed seconds
     while compiling and training (:mod:`catchjax.status`).
     """
-    from catchjax import status
-
     m, config, pool, rewards = _prepare(method, task, config, [seed], pool)
     fn = jax.jit(lambda key, t, r: m.learner.train(config, key, t, r))
     key = jax.random.key(seed)

@@ -297,27 +297,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _DefaultsFormatter(argparse.HelpFormatter):
-    """--help shows each option's default (when it has one worth showing)."""
-
-    def _get_help_string(self, action):
-        text = action.help or ""
-        default = action.default
-        if (default in (None, False, argparse.SUPPRESS, []) or "default" in text
-                or action.option_strings == [] or isinstance(default, bool)):
-            return text
-        return f"{text} (default: {default})" if text else f"default: {default}"
-
-
 def _show_defaults(parser) -> None:
-    parser.formatter_class = _DefaultsFormatter
+    """--help shows each option's default where it has one worth showing (not None, a
+    flag's False or an empty list) and its help does not already name one."""
     for action in parser._actions:
-        if action.help is None and action.option_strings and not isinstance(
-                action.default, bool) and action.default not in (None, argparse.SUPPRESS, []):
-            action.help = f"default: {action.default}"
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 _show_defaults(child)
+        default = action.default
+        if (not action.option_strings or action.help == argparse.SUPPRESS
+                or isinstance(default, bool) or default in (None, argparse.SUPPRESS, [])
+                or "default" in (action.help or "")):
+            continue
+        action.help = f"{action.help} (default: {default})" if action.help else \
+            f"default: {default}"
 
 
 def _add_debug(parser):

@@ -191,7 +191,7 @@ def make_config(name: str, budget: int | None = None, *, saved: bool = False, **
             f"method {name!r} does not use the setting(s) {', '.join(unused)}"
             + (f" (they belong to {', '.join(others)})" if others else ""))
     budget = parse_value(name, "budget", hints["budget"],
-                         fields["budget"].default if budget is None else budget)
+                         default_budget(name) if budget is None else budget)
     for k, v in method.preset.items():
         if k in values and values[k] != v:
             raise CatchjaxError(

@@ -68,10 +68,12 @@ def results_columns(result, start: int = 0, stop: int | None = None) -> dict:
     arch = np.asarray(result.task.table.arch_str, dtype=object)
     stop = result.trials if stop is None else stop
     n, b = stop - start, result.budget
+    # slice before converting: each chunk costs its own rows, not the whole result's
     rows = np.asarray(result.rows)[start:stop]
+    rewards = np.asarray(result.rewards)[start:stop].astype(np.float64)
     best_step = np.asarray(result.best_step)[start:stop]
     best_row = np.take_along_axis(rows, best_step, axis=1)
-    best_reward = np.take_along_axis(np.asarray(result.rewards)[start:stop], best_step, axis=1)
+    best_reward = np.take_along_axis(rewards, best_step, axis=1)
     cols = {
         "method": np.full(n * b, result.method, dtype=object),
         "benchmark": np.full(n * b, spec.benchmark, dtype=object),
@@ -80,8 +82,8 @@ def results_columns(result, start: int = 0, stop: int | None = None) -> dict:
         "step": np.tile(np.arange(1, b + 1, dtype=np.int64), n),
         "row": rows.reshape(-1).astype(np.int64),
         "arch": arch[rows.reshape(-1)],
-        "reward": np.asarray(result.rewards, np.float64)[start:stop].reshape(-1),
-        "best_reward": np.asarray(best_reward, np.float64).reshape(-1),
+        "reward": rewards.reshape(-1),
+        "best_reward": best_reward.reshape(-1),
         "best_row": best_row.reshape(-1).astype(np.int64),
         "best_arch": arch[best_row.reshape(-1)],
     }

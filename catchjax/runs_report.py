@@ -336,11 +336,11 @@ def _plot_sweeps(groups: dict, out: Path) -> None:
             low = []
             for r in group:
                 c = r.curves
-                steps = np.arange(1, c.shape[1] + 1)
                 if name == "fig3_sorted":
                     ax.plot(np.arange(1, len(c) + 1), np.sort(r.finals), label=labels[id(r)],
                             lw=1.2)
                     continue
+                steps = np.arange(1, c.shape[1] + 1)
                 mean = c.mean(axis=0)
                 half = (1.96 * c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1
                         else np.zeros_like(mean))

@@ -53,23 +53,15 @@ def run_on_table(stepper: Stepper, config, key, task: TaskArrays, agent=None, pe
                                         False)
         return state, (rows, reward, {**ask_info, **tell_info})
 
-    if per_step == 1:
-        def one(state, i):
-            state, (rows, reward, info) = step(state, i, 1)
-            return state, (rows[0], reward[0], {k: v[0] for k, v in info.items()})
-
-        state, (rows, rewards, metrics) = jax.lax.scan(one, state, jnp.arange(n0, config.budget))
-    else:
-        rounds, rest = divmod(n_rest, per_step)
-        state, (rows, rewards, metrics) = jax.lax.scan(
-            lambda state, i: step(state, i, per_step), state,
-            n0 + per_step * jnp.arange(rounds))
-        rows, rewards = rows.reshape(-1), rewards.reshape(-1)
-        metrics = {k: v.reshape(-1) for k, v in metrics.items()}
-        if rest:
-            state, (r, w, m) = step(state, n0 + rounds * per_step, rest)
-            rows, rewards = jnp.concatenate([rows, r]), jnp.concatenate([rewards, w])
-            metrics = {k: jnp.concatenate([metrics[k], m[k]]) for k in metrics}
+    rounds, rest = divmod(n_rest, per_step)
+    state, (rows, rewards, metrics) = jax.lax.scan(
+        lambda state, i: step(state, i, per_step), state, n0 + per_step * jnp.arange(rounds))
+    rows, rewards = rows.reshape(-1), rewards.reshape(-1)
+    metrics = {k: v.reshape(-1, *v.shape[2:]) for k, v in metrics.items()}  # rounds x k
+    if rest:  # a last, smaller round
+        state, (r, w, m) = step(state, n0 + rounds * per_step, rest)
+        rows, rewards = jnp.concatenate([rows, r]), jnp.concatenate([rewards, w])
+        metrics = {k: jnp.concatenate([metrics[k], m[k]]) for k in metrics}
     trace = SearchTrace(rows=jnp.concatenate([rows0, rows]),
                         rewards=jnp.concatenate([task.reward[rows0], rewards]), metrics=metrics)
     return trace, state

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax import batched, methods, status
+from catchjax import batched, methods, reporting, status
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
@@ -60,11 +60,16 @@ def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
                             (jnp.zeros((), jnp.int32), task, agent), devices)
 
 
+def _chunk(trials: int, chunk_size: int | None, n_devices: int) -> int:
+    """Trials per compiled call: ``chunk_size`` or all of them (up to DEFAULT_MAX_CHUNK),
+    rounded up to a multiple of the device count."""
+    return math.ceil(min(trials, chunk_size or DEFAULT_MAX_CHUNK) / n_devices) * n_devices
+
+
 def _compiled_for(method, task, trials, budget, agent, devices, settings):
     config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
     devices = list(devices) if devices is not None else jax.devices()
-    chunk = min(trials, DEFAULT_MAX_CHUNK)
-    chunk = math.ceil(chunk / len(devices)) * len(devices)
+    chunk = _chunk(trials, None, len(devices))
     return _compiled(config, chunk, task.arrays, agent, devices)[0].compiled
 
 
@@ -193,10 +198,7 @@ def sweep(
     arrays = task.arrays
     if multi:  # inputs every process holds whole: host arrays, replicated by jit
         arrays, agent = jax.tree.map(np.asarray, (arrays, agent))
-    chunk = min(trials, chunk_size or DEFAULT_MAX_CHUNK)
-    if chunk <= 0:
-        raise CatchjaxError(f"chunk_size must be positive, got {chunk_size}")
-    chunk = math.ceil(chunk / n_dev) * n_dev
+    chunk = _chunk(trials, chunk_size, n_dev)  # chunk_size was checked above
     with status.working(f"compiling the {name} search ({chunk} trials per call)",
                         enabled=progress and me == 0) as shown:
         compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices)
@@ -262,8 +264,6 @@ def sweep(
 def size_notes(name: str, config, task: Task, trials: int) -> list[str]:
     """What a user should know before a large run starts: a budget beyond the searchable
     networks (the method evaluates some again), and results of more than ~1 GB."""
-    from catchjax import reporting
-
     notes = []
     if config.budget > task.n_searchable:
         notes.append(f"note: budget {config.budget:,} is more than the {task.n_searchable:,} "

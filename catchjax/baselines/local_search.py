@@ -94,39 +94,37 @@ def _move(state: LocalSearchState, row, reward) -> LocalSearchState:
                          order=jax.random.permutation(k, state.order.shape[0]))
 
 
-def _neighbours(state: LocalSearchState, task: TaskArrays):
-    """The centre's neighbours in its random order, and which are real networks."""
+def _look(state: LocalSearchState, task: TaskArrays):
+    """The centre's neighbours in its random order: ``(rows, free, best_row, best_reward)``,
+    free = real networks not asked yet, best = the best neighbour whose reward is known."""
     rows = task.neighbors[state.center][state.order]
-    return rows, rows >= 0
+    real, safe = rows >= 0, jnp.maximum(rows, 0)
+    rewards = jnp.where(real, state.known[safe], -jnp.inf)
+    j = jnp.argmax(rewards)
+    return rows, real & ~state.asked[safe], rows[j], rewards[j]
 
 
 def _climb(config: LocalSearchConfig, state: LocalSearchState, task: TaskArrays):
-    """Move while the rule says a known neighbour should become the centre."""
+    """Move while the rule says a known neighbour should become the centre; returns the
+    state and its final look (:func:`_look`)."""
 
-    def best_known(state):
-        rows, real = _neighbours(state, task)
-        rewards = jnp.where(real, state.known[jnp.maximum(rows, 0)], -jnp.inf)
-        free = real & ~state.asked[jnp.maximum(rows, 0)]
-        j = jnp.argmax(rewards)
-        return rows[j], rewards[j], free.any()
-
-    def should_move(state):
-        _, reward, any_free = best_known(state)
+    def should_move(carry):
+        state, (_, free, _, reward) = carry
         better = reward > state.center_reward
-        return better if config.improvement == "first" else better & ~any_free
+        return better if config.improvement == "first" else better & ~free.any()
 
-    def move(state):
-        row, reward, _ = best_known(state)
-        return _move(state, row, reward)
+    def move(carry):
+        state, (_, _, row, reward) = carry
+        state = _move(state, row, reward)
+        return state, _look(state, task)
 
-    return jax.lax.while_loop(should_move, move, state)  # each move raises the centre's reward
+    # each move raises the centre's reward, so the loop ends
+    return jax.lax.while_loop(should_move, move, (state, _look(state, task)))
 
 
 def _propose(config, state: LocalSearchState, task: TaskArrays):
     """One proposal: the centre's first unevaluated neighbour, or a restart."""
-    state = _climb(config, state, task)
-    rows, real = _neighbours(state, task)
-    free = real & ~state.asked[jnp.maximum(rows, 0)]
+    state, (rows, free, _, _) = _climb(config, state, task)
     k = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.ledger.n_asked)
     restart_row = unevaluated_row(k, task.valid_rows, state.asked)  # the budget leaves one
     restart = ~free.any()
