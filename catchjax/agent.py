@@ -16,13 +16,13 @@ import numpy as np
 from catchjax import methods, status
 from catchjax.benchmarks import tables
 from catchjax.benchmarks.tasks import Task
-from catchjax.checkpoints import load_agent, save_agent
+from catchjax.checkpoints import load_agent, load_agents, save_agent, save_agents
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
 from catchjax.sweeps import check_seed
 
-__all__ = ["TrainedAgent", "for_search", "leave_out_pool", "load_agent", "meta_train",
-           "pool_rewards", "save_agent", "train", "train_many"]
+__all__ = ["TrainedAgent", "for_search", "leave_out_pool", "load_agent", "load_agents",
+           "meta_train", "pool_rewards", "save_agent", "save_agents", "train", "train_many"]
 
 
 def leave_out_pool(task: Task, pool: str | None = None) -> list[str]:
@@ -122,9 +122,10 @@ def training_columns(method: str, task: Task, pool: list[str] | str | None = Non
 
 def _trained(m, config, task: Task, pool, seed, state, seconds, compile_seconds):
     L, _, K = task.arrays.prefix_mask.shape
+    protocol = tables.benchmark_info(task.spec.benchmark).protocol_name(task.spec.protocol)
     return TrainedAgent(state, config, task.spec.benchmark, task.spec.task, list(pool), seed,
                         L, K, seconds=seconds, compile_seconds=compile_seconds, method=m.name,
-                        space=task.space.name)
+                        space=task.space.name, protocol=protocol)
 
 
 def train(method: str, task: Task, config=None, seed: int = 0,
@@ -185,15 +186,18 @@ def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
 
 
 def for_search(method: str, task: Task, *, init=None, budget=None, seed: int = 0,
-               pool=None, log=print, **settings):
+               pool=None, log=print, agents: int | None = None, **settings):
     """What a search of ``method`` on ``task`` starts from: ``(config, trained, info)``.
 
-    ``init``: a checkpoint, loaded for ``task`` with ``budget`` and ``settings`` over its
-    config. Without it, a method that needs an agent trains one now (on the pool that
-    leaves the target out, or for the DQN on the task; ``pool`` chooses), so one command
-    reproduces a CATCH-meta result. ``trained`` is None for methods without an agent (the
-    config is then built, not validated: the sweep does that). ``info``: where the agent
-    came from, for the run's summary."""
+    ``init``: a checkpoint, or a folder of several (:func:`~catchjax.checkpoints.save_agents`),
+    loaded for ``task`` with ``budget`` and ``settings`` over its config. Without it, a
+    method that needs an agent trains ``agents`` of them now (default: the method's
+    ``Learner.agents``, CATCH 5, seeds ``seed``..``seed+agents-1``, one vmapped call), on
+    the pool that leaves the target out (the DQN: on the task; ``pool`` chooses), so one
+    command reproduces a CATCH-meta result and one training seed does not decide it.
+    ``trained`` is a list of TrainedAgents (a sweep shares its trials among them), or None
+    for methods without an agent (the config is then built, not validated: the sweep does
+    that). ``info``: where the agents came from, for the run's summary."""
     m = methods.get(method)
     if pool and (init or m.learner is None):
         raise CatchjaxError("--pool chooses what an agent is trained on: it goes with a method "
@@ -202,25 +206,49 @@ def for_search(method: str, task: Task, *, init=None, budget=None, seed: int = 0
         trainers = [x.name for x in methods.REGISTRY.values() if x.learner is not None]
         raise CatchjaxError(f"--init goes with a method that adapts an agent: "
                             f"{', '.join(trainers)}")
+    if agents is not None and (isinstance(agents, bool) or not isinstance(agents, int)
+                               or agents < 1):
+        raise CatchjaxError(f"agents must be a positive integer, got {agents!r}")
+    if agents is not None and m.learner is None:
+        raise CatchjaxError(f"--agents goes with a method that adapts a trained agent; "
+                            f"{m.name} has none")
     if m.learner is None or not (init or m.learner.requires_agent):
         return methods.build(m.name, budget, **settings), None, {}
     info = {}
     if init:
-        trained = load_agent(init, task, method=m.name, budget=budget, **settings)
+        trained = load_agents(init, task, method=m.name, budget=budget, **settings)
+        if agents is not None and agents != len(trained):
+            raise CatchjaxError(f"--agents {agents}, but {init} holds {len(trained)} agent(s); "
+                                f"leave --agents out to use them all")
+        if len({repr(t.config) for t in trained}) > 1:
+            raise CatchjaxError(f"the agents in {init} were trained with different settings; "
+                                f"a sweep adapts agents of one config")
         info["init"] = str(Path(init).absolute())
     else:
+        count = m.learner.agents if agents is None else agents
+        check_seed(seed + count - 1)
         config = methods.make_config(m.name, budget=budget, **settings)
         where = (f"on {task.spec.task}" if m.learner.trains_on == "task"
                  else f"on the pool without {task.spec.task}")
-        log(f"training {m.name} {where}: "
-            f"{', '.join(training_columns(m.name, task, pool))}")
-        trained = train(m.name, task, config, seed=seed, pool=pool,  # validates first
-                        progress=log is not None)
-        info["meta_train_seconds"] = trained.seconds
-    info.update(meta_pool=trained.pool, meta_seed=trained.seed)
-    if trained.target_task != task.spec.task or trained.benchmark != task.spec.benchmark:
-        info["meta_trained_for"] = f"{trained.benchmark}/{trained.target_task}"
-    return trained.config, trained, info
+        if log is not None:
+            log(f"training {count} {m.name} agent{'s' if count > 1 else ''} {where} (seeds "
+                f"{seed}..{seed + count - 1}): {', '.join(training_columns(m.name, task, pool))}")
+        if count == 1:
+            trained = [train(m.name, task, config, seed=seed, pool=pool,  # validates first
+                             progress=log is not None)]
+        else:
+            with status.working(f"compiling and training {count} {m.name} agents in one "
+                                f"vmapped call", enabled=log is not None):
+                trained = train_many(m.name, task, config, list(range(seed, seed + count)),
+                                     pool=pool)
+        info["meta_train_seconds"] = sum(t.seconds for t in trained)
+    first = trained[0]
+    info.update(meta_pool=first.pool, meta_seed=first.seed)
+    if len(trained) > 1:
+        info["meta_seeds"] = [t.seed for t in trained]
+    if first.target_task != task.spec.task or first.benchmark != task.spec.benchmark:
+        info["meta_trained_for"] = f"{first.benchmark}/{first.target_task}"
+    return first.config, trained, info
 
 
 def meta_train(task: Task, config=None, seed: int = 0,
@@ -229,9 +257,7 @@ def meta_train(task: Task, config=None, seed: int = 0,
     context (learned, zero, random) picks the method: catch-meta, catch-zero, catch-random."""
     import dataclasses
 
-    from catchjax import catch
-
-    config = config or catch.CatchConfig(meta_trained=True)
+    config = config or methods.make_config("catch-meta")
     if not config.meta_trained:
         config = dataclasses.replace(config, meta_trained=True)
     return train(methods.method_name(config), task, config, seed, pool)

@@ -40,7 +40,10 @@ CONTEXTS = ("learned", "zero", "random")
 
 # read only by meta-training and adaptation (catch-meta and its ablations), not by a
 # search from scratch
-META_SETTINGS = ("meta_epochs", "meta_budget", "meta_batch", "reset_optimizer")
+META_SETTINGS = ("meta_epochs", "meta_budget", "meta_batch", "reset_optimizer", "meta_tasks",
+                 "task_noise")
+# how meta-training forms the task of a meta-epoch from the pool (see meta_task_rewards)
+META_TASKS = ("pool", "mixtures")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,14 +66,21 @@ class CatchConfig:
     meta_trained: bool = False  # True for catch-meta: the search starts from a meta-trained agent
     meta_epochs: int = 25  # N_meta: meta-training searches, one pool task each
     meta_budget: int = 20  # N_search: networks per meta-training search
-    # Adaptation aids (issue 8), off by default: PPO entropy bonus (L_c - c * H(pi)), and
-    # a fresh Adam state when a search starts from a trained agent.
-    entropy_coef: float = 0.0  # PPO entropy bonus c: L_c - c * H(pi)
+    # PPO's entropy bonus (L_c - c * H(pi)), in meta-training and adaptation: 0 here (the
+    # paper's Eq. 2, and catch-sfs), 0.5 for the meta-trained methods (methods.py,
+    # META_DEFAULTS); and (issue 8) a fresh Adam state when a search starts from an agent.
+    entropy_coef: float = 0.0  # PPO entropy bonus c: L_c - c * H(pi) (catch-meta: 0.5)
     reset_optimizer: bool = False  # a fresh Adam state when adapting a trained agent
     # Meta-training tasks per gradient step (issue 8): 1 = the paper's Algorithm 1, one
     # pool task per meta-epoch; B > 1 = PEARL's meta-batch, B searches on B pool tasks in
     # lockstep sharing one agent, each step on the mean of their losses (Eq. 2).
     meta_batch: int = 1  # pool tasks per meta-training step (1: Algorithm 1)
+    # The task of each meta-epoch (issue 19): "pool" = one of the pool's columns, drawn
+    # uniformly; "mixtures" = a new task every meta-epoch formed from the pool's columns
+    # (a random mixture, rank noise and a monotone transform, meta_task_rewards), as the
+    # paper draws a new ImageNet16 class subset every meta-epoch (§4.2).
+    meta_tasks: str = "pool"  # "pool" | "mixtures"
+    task_noise: float = 0.5  # mixtures: the noise's std is uniform in [0, task_noise]
 
     def validate(self, task) -> None:
         """Refuse settings that cannot run (or would run to a meaningless result)."""
@@ -98,6 +108,9 @@ class CatchConfig:
                 f"meta_epochs and meta_budget must be >= 1, got {self.meta_epochs}, "
                 f"{self.meta_budget}"
             )
+        if self.meta_tasks not in META_TASKS:
+            raise CatchjaxError(f"meta_tasks must be one of {', '.join(META_TASKS)}, got "
+                                f"{self.meta_tasks!r}")
         if self.meta_batch < 1:
             raise CatchjaxError(f"meta_batch must be >= 1, got {self.meta_batch}")
         if self.updates_per_epoch < 1:
@@ -112,6 +125,7 @@ class CatchConfig:
             "ppo_clip": (self.ppo_clip, 0.0, math.inf, "finite and >= 0", True),
             "beta_kl": (self.beta_kl, 0.0, math.inf, "finite and >= 0", True),
             "entropy_coef": (self.entropy_coef, 0.0, math.inf, "finite and >= 0", True),
+            "task_noise": (self.task_noise, 0.0, math.inf, "finite and >= 0", True),
         }
         for name, (value, lo, hi, words, closed_low) in checks.items():
             low_ok = value >= lo if closed_low else value > lo
@@ -523,6 +537,41 @@ def lockstep_search_and_learn(config: CatchConfig, keys, task: TaskArrays, rewar
     return states.ledger.rows, AgentState(params, opt_state)
 
 
+def standardize_pool(pool_rewards):
+    """Each pool column standardized over the architectures it can reach (finite
+    rewards); unreachable ones stay -inf. [P, n_archs]."""
+    finite = jnp.isfinite(pool_rewards)
+    mean, std = jax.vmap(ppo.masked_mean_std)(jnp.where(finite, pool_rewards, 0.0), finite)
+    z = (pool_rewards - mean[:, None]) / std[:, None]
+    return jnp.where(finite, z, -jnp.inf)
+
+
+def meta_task_rewards(config: CatchConfig, key, pool_rewards):
+    """The rewards [n_archs] of one meta-training task made from the pool [P, n_archs]
+    (``meta_tasks="mixtures"``): tasks that share the pool's structure the way class
+    subsets of one dataset do (the paper's meta-training tasks, §4.2), a new one per key.
+
+    1. a mixture of the standardized pool columns, weights ~ Dirichlet(1, ..., 1);
+    2. rank noise: + sigma * N(0, 1) per architecture, sigma ~ U(0, task_noise) (a
+       different subset of classes reorders networks of similar accuracy);
+    3. a random monotone transform (exp(k x) - 1) / k, k ~ U(-1, 1) (it keeps the ranks
+       and changes how rewards are spread, which the normalized advantages see).
+    Only the pool's columns enter, so a pool that leaves the target out stays so.
+    Architectures no pool column can reach stay -inf."""
+    k_w, k_sigma, k_noise, k_k = jax.random.split(key, 4)
+    pool = standardize_pool(pool_rewards)
+    finite = jnp.all(jnp.isfinite(pool), axis=0)
+    w = jax.random.dirichlet(k_w, jnp.ones(pool.shape[0]))
+    x = jnp.sum(w[:, None] * jnp.where(finite, pool, 0.0), axis=0)
+    x = (x - jnp.mean(x, where=finite)) / jnp.maximum(jnp.std(x, where=finite), 1e-6)
+    sigma = jax.random.uniform(k_sigma, (), maxval=config.task_noise)
+    x = x + sigma * jax.random.normal(k_noise, x.shape)
+    k = jax.random.uniform(k_k, (), minval=-1.0, maxval=1.0)
+    k = jnp.where(jnp.abs(k) < 1e-3, 1e-3, k)  # k -> 0 is the identity
+    r = jnp.expm1(k * jnp.clip(x, -6.0, 6.0)) / k
+    return jnp.where(finite, r, -jnp.inf)
+
+
 def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
     """Meta-training, Algorithm 1 lines 1-13: ``meta_epochs`` fresh searches of
     ``meta_budget`` networks, each on a task drawn uniformly from the pool, carrying the
@@ -533,7 +582,9 @@ def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
     ``pool_rewards`` [P, n_archs]: the reward of every architecture on each pool task (same
     table and masks as ``task``); ``agent``: continue from this agent's state (None: a
     fresh one). Returns (AgentState, {"rows": [meta_epochs, meta_budget] ([meta_epochs, B,
-    meta_budget] with a meta-batch), "pool_task": pool task index per meta-epoch ([.., B])}).
+    meta_budget] with a meta-batch), "pool_task": pool task index per meta-epoch ([.., B];
+    -1 with ``meta_tasks="mixtures"``, where each search's task is
+    :func:`meta_task_rewards` of the pool)}).
     """
     L, _, K = task.prefix_mask.shape
     search_config = dataclasses.replace(config, budget=config.meta_budget)
@@ -544,6 +595,16 @@ def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
 
     def meta_epoch(agent, m):
         k_task, k_search = jax.random.split(jax.random.fold_in(k_loop, m))
+        if config.meta_tasks == "mixtures":  # a new task per search, made from the pool
+            made = jax.vmap(lambda k: meta_task_rewards(config, k, pool_rewards))(
+                jax.random.split(k_task, B))
+            if B == 1:
+                trace, agent = search_and_learn(search_config, k_search,
+                                                task.replace(reward=made[0]), agent)
+                return agent, (trace.rows, jnp.int32(-1))
+            rows, agent = lockstep_search_and_learn(
+                search_config, jax.random.split(k_search, B), task, made, agent)
+            return agent, (rows, jnp.full((B,), -1, jnp.int32))
         if B == 1:  # the paper's Algorithm 1
             p = jax.random.randint(k_task, (), 0, P)
             trace, agent = search_and_learn(search_config, k_search,

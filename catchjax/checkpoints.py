@@ -95,6 +95,7 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
             "n_decisions": trained.n_decisions,
             "n_choices": trained.n_choices,
             "meta_train_seconds": trained.seconds,
+            "protocol": trained.protocol,
             "state_sha256": state_digest(tmp / "state"),
             "versions": {"jax": jax.__version__},
         }
@@ -166,6 +167,12 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
         raise CatchjaxError(f"load_agent needs the checkpoint folder's path, got {path!r}")
     path = Path(path).absolute()
+    if is_agent_set(path):
+        inside = sorted(p.name for p in path.iterdir() if (p / MANIFEST).is_file())
+        raise CatchjaxError(
+            f"{path} holds several agents ({', '.join(inside)}); this takes one: give one of "
+            f"its folders, e.g. {path / (inside[0] if inside else 'seed-0')} (a sweep's --init "
+            f"takes the whole folder and shares its trials among them)")
     meta = read_manifest(path)
     try:
         m = methods.get(meta["method"])
@@ -186,7 +193,19 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     unknown = set(overrides) - fields
     if unknown:
         raise CatchjaxError(f"{m.name} has no setting {', '.join(sorted(unknown))}")
-    config = methods.make_config(m.name, **{**dataclasses.asdict(saved), **overrides})
+    how = {k: (getattr(saved, k), overrides[k]) for k in m.learner.trained_fields
+           if k in overrides}
+    how = {k: (a, methods.parse_value(m.name, k, type(a), b)) for k, (a, b) in how.items()}
+    how = {k: (a, b) for k, (a, b) in how.items() if a != b}
+    if how:
+        raise CatchjaxError(
+            f"the agent in {path} was trained with "
+            + ", ".join(f"{k}={a!r}" for k, (a, _) in how.items())
+            + "; a checkpoint keeps how it was trained (asked: "
+            + ", ".join(f"{k}={b!r}" for k, (_, b) in how.items())
+            + "). Train an agent with those settings instead")
+    config = methods.make_config(m.name, saved=True,
+                                 **{**dataclasses.asdict(saved), **overrides})
     clash = {k: (getattr(saved, k), getattr(config, k)) for k in m.learner.shape_fields
              if getattr(config, k) != getattr(saved, k)}
     if clash:
@@ -198,7 +217,15 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
             + ": an incompatible config. Use the checkpoint's values or train anew"
         )
     space = meta.get("space")
+    protocol = meta.get("protocol")
     if task is not None:
+        asked = tables.benchmark_info(task.spec.benchmark).protocol_name(task.spec.protocol)
+        if (protocol is not None and asked is not None and asked != protocol
+                and task.spec.benchmark == benchmark):
+            raise CatchjaxError(
+                f"checkpoint {path} was trained for {benchmark}/{target} under the "
+                f"{protocol!r} protocol, but the task is under {asked!r} (another reward and "
+                f"report): train an agent for {asked!r}, or use --protocol {protocol}")
         tl, _, tk = task.arrays.prefix_mask.shape
         if (tl, tk) != (L, K):
             raise CatchjaxError(
@@ -239,4 +266,79 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
         ) from None
     return TrainedAgent(agent, config, benchmark, target, pool, meta["seed"], L, K,
                         meta.get("meta_train_seconds", 0.0), method=m.name,
-                        space=space or "")
+                        space=space or "", protocol=protocol)
+
+
+# -- several agents of one method in one folder ------------------------------------------
+
+SET_MANIFEST = "catchjax-agents.json"
+
+
+def agent_folder_name(trained: TrainedAgent) -> str:
+    return f"seed-{trained.seed}"
+
+
+def save_agents(path, trained: list, overwrite: bool = False) -> Path:
+    """Write several trained agents of one method (e.g. ``train_many``'s) as one folder:
+    each a checkpoint in ``seed-S/`` (:func:`save_agent`) and, written last, a manifest
+    ``catchjax-agents.json`` listing them in order. One agent is saved as a plain
+    checkpoint. :func:`load_agents` reads either."""
+    trained = list(trained)
+    if not trained or not all(isinstance(t, TrainedAgent) for t in trained):
+        raise CatchjaxError("save_agents saves a non-empty list of TrainedAgents")
+    if len(trained) == 1:
+        return save_agent(path, trained[0], overwrite=overwrite)
+    names = [agent_folder_name(t) for t in trained]
+    if len(set(names)) != len(names):
+        raise CatchjaxError(f"agents with the same seed cannot share a folder: {names}")
+    if len({(t.method, t.benchmark, t.target_task, t.space) for t in trained}) > 1:
+        raise CatchjaxError("the agents of one folder must be of one method, benchmark and "
+                            "target")
+    path = check_agent_dir(path, overwrite).absolute()
+
+    def fill(tmp: Path):
+        for t, name in zip(trained, names):
+            save_agent(tmp / name, t)
+        meta = {"format": 1, "kind": "catchjax agents", "method": trained[0].method,
+                "benchmark": trained[0].benchmark, "target_task": trained[0].target_task,
+                "protocol": trained[0].protocol, "agents": names,
+                "seeds": [t.seed for t in trained],
+                "manifests_sha256": [manifest_digest(read_json_object(tmp / n / MANIFEST))
+                                     for n in names]}
+        meta["manifest_sha256"] = manifest_digest(meta)
+        (tmp / SET_MANIFEST).write_text(json.dumps(meta, indent=2))
+
+    return safe_io.write_dir(path, fill, overwrite=overwrite,
+                             owned=AGENT_FILES | {SET_MANIFEST, *names},
+                             marker=SET_MANIFEST, what="checkpoint")
+
+
+def is_agent_set(path) -> bool:
+    return (Path(path) / SET_MANIFEST).is_file()
+
+
+def load_agents(path, task=None, method: str | None = None, **overrides) -> list:
+    """The agents of a folder :func:`save_agents` wrote (in its order), or ``[agent]`` of
+    a plain checkpoint; each checked as :func:`load_agent` checks one."""
+    if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
+        raise CatchjaxError(f"load_agents needs the checkpoint folder's path, got {path!r}")
+    path = Path(path).absolute()
+    if not is_agent_set(path):
+        return [load_agent(path, task, method, **overrides)]
+    meta = read_json_object(path / SET_MANIFEST)
+    if meta.get("manifest_sha256") != manifest_digest(meta):
+        raise CatchjaxError(f"{path / SET_MANIFEST} was changed after it was written (its "
+                            f"checksum does not match). Train again or restore a copy")
+    names = meta.get("agents")
+    if not isinstance(names, list) or not names or not all(
+            isinstance(n, str) and "/" not in n and n not in ("", ".", "..") for n in names):
+        raise CatchjaxError(f"{path / SET_MANIFEST} is damaged: it lists no agent folders")
+    out = []
+    for name, digest in zip(names, meta.get("manifests_sha256", [None] * len(names))):
+        one = path / name
+        if digest is not None and (one / MANIFEST).is_file() and manifest_digest(
+                read_json_object(one / MANIFEST)) != digest:
+            raise CatchjaxError(f"{one} is not the agent {path / SET_MANIFEST} lists (its "
+                                f"manifest changed); restore a copy or train again")
+        out.append(load_agent(one, task, method, **overrides))
+    return out

@@ -166,7 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--pool", help="for methods that train an agent first: the meta-training "
                     "pool (see `catchjax train --help`)")
     sw.add_argument("--init", help="methods that adapt a trained agent (catch-meta): this "
-                    "checkpoint (without it, they train one first)")
+                    "checkpoint, or a folder of several (`train --agents`, a sweep's "
+                    "meta-agent/); without it, they train agents first")
+    sw.add_argument("--agents", type=_positive_int, default=None,
+                    help="without --init: trained agents the trials are shared among "
+                    "(seeds SEED..SEED+N-1, one vmapped call; default: catch-meta and its "
+                    "ablations 5, dqn 1)")
     sw.add_argument("--no-progress", action="store_true")
     sw.add_argument("--parquet", action="store_true",
                     help="also write results.parquet (automatic from 100,000 rows)")
@@ -191,6 +196,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="gamma transform R' = R^gamma of the min-max normalized reward "
                              "(paper 002 §3.2; e.g. 0.478 for segmentsemantic)")
         mt.add_argument("--seed", type=int, default=0)
+        mt.add_argument("--agents", type=_positive_int, default=1,
+                        help="agents to train, seeds SEED..SEED+N-1 in one vmapped call; "
+                        "several are saved as one folder that `sweep --init` shares its "
+                        "trials among")
         mt.add_argument("--out", required=True, help="checkpoint folder to write")
         mt.add_argument("--overwrite", action="store_true")
         mt.add_argument("--set", type=parse_setting, action="append", default=[],
@@ -339,12 +348,12 @@ def cmd_sweep(args) -> int:
     # the agent the search starts from: --init's checkpoint, or one trained now
     config, trained, info = agents.for_search(
         args.method, task, init=args.init, budget=args.budget, seed=args.seed, pool=args.pool,
-        **dict(args.set))
+        agents=args.agents, **dict(args.set))
     new_agent = None
     if trained is not None and args.init is None and not worker:
-        new_agent = agents.save_agent(out.parent / f".{out.name}.meta-agent", trained,
-                                      overwrite=True)
-    agent = None if trained is None else trained.agent
+        new_agent = agents.save_agents(out.parent / f".{out.name}.meta-agent", trained,
+                                       overwrite=True)
+    agent = None if trained is None else [t.agent for t in trained]
     partial = out.parent / f".{out.name}.partial"
     result = sweeps.sweep(
         config, task, trials=args.trials, seed=args.seed,
@@ -365,7 +374,9 @@ def cmd_sweep(args) -> int:
 
         os.replace(new_agent, out / "meta-agent")
         safe_io.write_record(out, "results")  # the agent is the run's too
-        print(f"  meta-trained agent saved in {out / 'meta-agent'} (reuse it with --init)")
+        many = len(trained) > 1
+        print(f"  {'the ' + str(len(trained)) + ' trained agents' if many else 'trained agent'}"
+              f" saved in {out / 'meta-agent'} (reuse {'them' if many else 'it'} with --init)")
     shutil.rmtree(partial, ignore_errors=True)
     print(reporting.format_summary(result.summary()))
     print(f"  wrote {out}/results.csv and {out}/summary.json")
@@ -424,14 +435,26 @@ def cmd_train(args) -> int:
     from catchjax import checkpoints, sweeps
 
     sweeps.check_seed(args.seed)
+    sweeps.check_seed(args.seed + args.agents - 1)
     checkpoints.check_agent_dir(args.out, args.overwrite)  # before any training
     task = tasks.make_task(args.benchmark, args.task, gamma=args.gamma, protocol=args.protocol)
     config = methods.make_config(method.name, **dict(args.set))
-    trained = agents.train(method.name, task, config, seed=args.seed, pool=args.pool,
-                           progress=True)
-    path = agents.save_agent(args.out, trained, overwrite=args.overwrite)
-    print(f"trained {method.name} on {', '.join(trained.pool)} in {trained.seconds:.1f} s "
-          f"after a {trained.compile_seconds:.1f} s compile; saved {path}")
+    if args.agents == 1:
+        trained = [agents.train(method.name, task, config, seed=args.seed, pool=args.pool,
+                                progress=True)]
+    else:
+        from catchjax import status
+
+        with status.working(f"compiling and training {args.agents} {method.name} agents in "
+                            f"one vmapped call"):
+            trained = agents.train_many(method.name, task, config,
+                                        list(range(args.seed, args.seed + args.agents)),
+                                        pool=args.pool)
+    path = checkpoints.save_agents(args.out, trained, overwrite=args.overwrite)
+    t = trained[0]
+    print(f"trained {len(trained)} {method.name} agent{'s' if len(trained) > 1 else ''} on "
+          f"{', '.join(t.pool)} in {sum(x.seconds for x in trained):.1f} s after a "
+          f"{t.compile_seconds:.1f} s compile; saved {path}")
     return 0
 
 
@@ -647,8 +670,6 @@ def cmd_tell(args) -> int:
 
 
 def cmd_methods(args) -> int:
-    import dataclasses
-
     from catchjax import methods
 
     if args.method is None:
@@ -663,11 +684,11 @@ def cmd_methods(args) -> int:
     if m.preset:
         print("fixed by the name: " + ", ".join(f"{k}={v}" for k, v in m.preset.items()))
     docs = methods.setting_docs(name)
-    fields = {f.name: f for f in dataclasses.fields(m.config)}
+    defaults = methods.setting_defaults(name)
     shown = [k for k in methods.setting_names(name) if k not in m.preset]
     width = max(len(k) for k in shown)
     for k in shown:
-        default = fields[k].default
+        default = defaults[k]
         print(f"  {k:{width}s}  {default!s:>10s}  {docs.get(k, '')}".rstrip())
     if m.ignores:
         print(f"not used by {name}: {', '.join(m.ignores)}")

@@ -173,6 +173,11 @@ class Learner:
     * ``curve_unit``, ``curve_metric``, ``curve_scored_by``: how plots and reports name a
       curve's x axis (what ``steps`` counts), its y axis, and how a curve point is scored
       (``{budget}`` is replaced by the config's budget), so they need not know the method.
+    * ``trained_fields``: config fields that say how the agent was trained (CATCH: the
+      meta-training settings); a checkpoint keeps them and refuses other values.
+    * ``agents``: how many agents a search trains when it is given none (``sweep``
+      without ``--init``), one per seed, the trials shared among them, so that one
+      training seed does not decide the answer (CATCH: 5; the DQN: 1).
     """
 
     init: Callable
@@ -184,6 +189,8 @@ class Learner:
     curve_unit: str = "training steps"
     curve_metric: str = "test metric"
     curve_scored_by: str = "the target's test metric of what the agent's evaluations end on"
+    trained_fields: tuple[str, ...] = ()
+    agents: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -203,6 +210,10 @@ class Method:
     # config fields this method does not read (CATCH from scratch: the meta-training
     # settings): not listed among its settings, refused when set to another value
     ignores: tuple[str, ...] = ()
+    # the method's own defaults of config fields, over the config class's (catch-meta:
+    # PPO's entropy bonus on); a user may change them, and unlike ``preset`` they do not
+    # tell methods apart
+    defaults: Mapping = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if self.search is None:
@@ -247,6 +258,8 @@ class TrainedAgent:
     compile_seconds: float = 0.0
     method: str | None = None  # the registered method the agent is for (required)
     space: str = ""
+    # the task protocol of the target it was trained for (NB201: "nats", "catch-fig3")
+    protocol: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.method, str) or not self.method:

@@ -37,6 +37,10 @@ def register(method: Method, *, replace: bool = False) -> Method:
     unknown = set(method.preset) - fields
     if unknown:
         raise CatchjaxError(f"method {method.name!r}: preset fields {sorted(unknown)} unknown")
+    unknown = set(method.defaults) - fields
+    if unknown or set(method.defaults) & set(method.preset) or "budget" in method.defaults:
+        raise CatchjaxError(f"method {method.name!r}: its defaults {dict(method.defaults)} name "
+                            f"unknown, preset or budget fields")
     for other in REGISTRY.values():
         apart = any(k in other.preset and other.preset[k] != v for k, v in method.preset.items())
         if other.config is method.config and other.name != method.name and not apart:
@@ -58,7 +62,9 @@ CATCH_LEARNER = Learner(init=catch.init_agent, train=catch.train,
                         curve_unit="meta-training queries",
                         curve_metric="test metric after adaptation",
                         curve_scored_by="the target's test metric of the best-by-reward "
-                        "network of adaptation searches of {budget} networks")
+                        "network of adaptation searches of {budget} networks", agents=5,
+                        trained_fields=tuple(f for f in catch.META_SETTINGS
+                                             if f != "reset_optimizer"))
 
 register(Method("random", baselines.RandomSearchConfig, baselines.random_search,
                 stepper=RANDOM_STEPPER, family="baseline",
@@ -78,7 +84,12 @@ register(Method("reinforce", baselines.ReinforceConfig, baselines.reinforce,
                 help="REINFORCE with an EMA baseline"))
 # CATCH (paper §4.2, §5). The meta-trained methods adapt an agent meta-trained with the
 # same context (paper §5: "the agents are still meta-trained ... before they are plugged
-# in for adaptation"); the catch-sfs* methods search from scratch.
+# in for adaptation"); the catch-sfs* methods search from scratch. The meta-trained ones
+# optimize PPO as published (Schulman et al. 2017, the paper's [43]: the clipped
+# surrogate plus an entropy bonus, here 0.5): without the bonus the meta-trained
+# controller collapses onto one or two cells (experiments/results/catch_adaptation.md,
+# where 0.5 was chosen on the search objective); --set entropy_coef=0 is the literal Eq. 2.
+META_DEFAULTS = {"entropy_coef": 0.5}
 for _name, _context, _help in (
     ("catch-meta", "learned", "CATCH adapting a meta-trained agent (--init, or meta-trains first)"),
     ("catch-zero", "zero", "CATCH-meta's ablation: meta-trained and adapted with z = 0"),
@@ -86,7 +97,8 @@ for _name, _context, _help in (
 ):
     register(Method(_name, catch.CatchConfig, catch.catch_search,
                     preset={"context": _context, "meta_trained": True}, learner=CATCH_LEARNER,
-                    stepper=catch.STEPPER, family="catch", help=_help))
+                    stepper=catch.STEPPER, family="catch", help=_help,
+                    defaults=META_DEFAULTS))
 for _name, _context, _help in (
     ("catch-sfs", "learned", "CATCH searching from scratch"),
     ("catch-sfs-zero", "zero", "CATCH from scratch with z = 0"),
@@ -158,6 +170,14 @@ def setting_docs(name: str) -> dict[str, str]:
     return docs
 
 
+def setting_defaults(name: str) -> dict:
+    """Each config field's default for method ``name``: its config class's, with the
+    method's own defaults over them (catch-meta's entropy bonus)."""
+    m = get(name)
+    out = {f.name: f.default for f in dataclasses.fields(m.config)}
+    return {**out, **m.defaults}
+
+
 def default_budget(name: str) -> int:
     """The budget of method ``name``'s config when none is given (50 for most; the DQN's
     greedy episode: 11)."""
@@ -184,6 +204,7 @@ def make_config(name: str, budget: int | None = None, *, saved: bool = False, **
     hints = typing.get_type_hints(method.config)
     values = {k: parse_value(name, k, hints[k], v) for k, v in overrides.items()}
     unused = sorted(k for k in values if k in method.ignores and values[k] != fields[k].default)
+    values = {**method.defaults, **values}
     if unused and not saved:
         others = [m.name for m in REGISTRY.values()
                   if m.config is method.config and not set(unused) & set(m.ignores)]

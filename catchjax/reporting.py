@@ -205,6 +205,10 @@ def format_summary(s: dict) -> str:
         f"  found the table's best ({s['table_best']:.3f}) in {s['best_hits']} of {s['trials']} "
         f"trials",
     ]
+    if s.get("agents", 1) > 1:
+        means = ", ".join(f"{m:.3f}" for m in s["agent_means"])
+        lines.append(f"  across {s['agents']} trained agents (trials shared round-robin): "
+                     f"spread +- {s['agent_spread']:.3f} (std of their means {means})")
     for m, v in s["report_means"].items():
         if m != s["report_metric"]:
             lines.append(f"  mean {m}: {v:.3f}")

@@ -28,6 +28,8 @@ class SweepResult:
     metrics: dict = dataclasses.field(default_factory=dict)
     # trials computed in this call (fewer than ``trials`` when a sweep resumed)
     trials_run: int | None = None
+    # trained agents the trials were shared among (trial i adapted agent i % n_agents)
+    n_agents: int = 1
 
     @property
     def trials(self) -> int:
@@ -100,8 +102,22 @@ class SweepResult:
             "task_spec": dataclasses.asdict(spec),
             "versions": versions(),
             **({"search_metrics": self.metric_means()} if self.metrics else {}),
+            **self.agent_summary(),
             **self.info,
         }
+
+    def agent_summary(self) -> dict:
+        """With several agents: the mean reported value of each agent's trials, their
+        std (the spread a result that rests on trained agents must show) and counts."""
+        if self.n_agents <= 1:
+            return {}
+        which = np.arange(self.trials) % self.n_agents
+        final = self.final_report.astype(np.float64)
+        means = [float(final[which == a].mean()) for a in range(self.n_agents)
+                 if np.any(which == a)]
+        return {"agents": self.n_agents, "agent_means": means,
+                "agent_trials": [int(np.sum(which == a)) for a in range(self.n_agents)],
+                "agent_spread": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0}
 
     def metric_means(self) -> dict:
         """Each per-epoch metric averaged over the trials: name -> [n_epochs] list."""

@@ -39,25 +39,53 @@ def trial_key(seed, trial):
     return jax.random.fold_in(jax.random.key(seed), trial)
 
 
-def _trials_fn(config):
+def agent_of_trial(trial, n_agents: int):
+    """Which of ``n_agents`` agents trial ``trial`` adapts: trials go round the agents
+    (``trial % n_agents``), so the assignment does not depend on the trial count or on
+    how the trials are chunked."""
+    return trial % n_agents
+
+
+def stack_agents(agents):
+    """``(agent, n_agents)`` for a sweep: one agent state as it is (n_agents 0: shared by
+    every trial), or several stacked along a new leading axis (one per agent)."""
+    if not isinstance(agents, (list, tuple)):
+        return agents, 0
+    if not agents:
+        raise CatchjaxError("agent= is an empty list: give at least one agent")
+    if len(agents) == 1:
+        return agents[0], 0
+    shapes = {str(jax.tree.map(lambda x: (np.shape(x), np.dtype(x.dtype)), a)) for a in agents}
+    if len(shapes) > 1 or len({jax.tree.structure(a) for a in agents}) > 1:
+        raise CatchjaxError("the agents given to one sweep must have the same networks "
+                            "(one config, one search space)")
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *agents), len(agents)
+
+
+def _trials_fn(config, n_agents: int = 0):
     """The runs of a sweep: trial ids (the batched axis) with the seed, task arrays and
-    agent shared by all trials (:mod:`catchjax.batched`)."""
+    agent shared by all trials (:mod:`catchjax.batched`); with ``n_agents`` > 0 the agent
+    is that many stacked states and trial ``i`` adapts :func:`agent_of_trial`'s."""
     search = methods.search_function(config)
 
     def run(trial_ids, shared) -> SearchTrace:
         seed, task, agent = shared
+        if n_agents:
+            return jax.vmap(lambda i: search(
+                config, trial_key(seed, i), task,
+                jax.tree.map(lambda x: x[agent_of_trial(i, n_agents)], agent)))(trial_ids)
         return jax.vmap(lambda i: search(config, trial_key(seed, i), task, agent))(trial_ids)
 
     return run
 
 
-def _compiled(config, chunk: int, task: TaskArrays, agent, devices):
+def _compiled(config, chunk: int, task: TaskArrays, agent, devices, n_agents: int = 0):
     """The vmapped search for one config, chunk size and task shape, compiled once
     (:func:`catchjax.batched.compiled`): ``(batch, seconds compiling now)``; call it as
     ``batch(trial_ids, (seed, task, agent))``."""
     ids = jnp.zeros((chunk,), jnp.int32)
-    return batched.compiled(("sweep", config), lambda: _trials_fn(config), ids,
-                            (jnp.zeros((), jnp.int32), task, agent), devices)
+    return batched.compiled(("sweep", config, n_agents), lambda: _trials_fn(config, n_agents),
+                            ids, (jnp.zeros((), jnp.int32), task, agent), devices)
 
 
 def _chunk(trials: int, chunk_size: int | None, n_devices: int) -> int:
@@ -67,10 +95,17 @@ def _chunk(trials: int, chunk_size: int | None, n_devices: int) -> int:
 
 
 def _compiled_for(method, task, trials, budget, agent, devices, settings):
-    config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
+    agent, n_agents = stack_agents(agent)
+    config = methods.resolve(method, task, budget=budget,
+                             agent=_first(agent, n_agents), **settings)
     devices = list(devices) if devices is not None else jax.devices()
     chunk = _chunk(trials, None, len(devices))
-    return _compiled(config, chunk, task.arrays, agent, devices)[0].compiled
+    return _compiled(config, chunk, task.arrays, agent, devices, n_agents)[0].compiled
+
+
+def _first(agent, n_agents: int):
+    """One agent of a (possibly stacked) agent, to check that it fits the config."""
+    return jax.tree.map(lambda x: x[0], agent) if n_agents else agent
 
 
 def compiled_cost(method, task: Task, trials: int, budget: int | None = None, agent=None,
@@ -179,7 +214,9 @@ def sweep(
     ``budget``: evaluations per trial (default: a config's own budget; for a name, the
     method's default: 50, the DQN's 11).
     ``settings`` override the method's config fields (e.g. ``population=20``); ``agent``
-    is the trained starting point of methods that adapt one (``catch-meta``). With
+    is the trained starting point of methods that adapt one (``catch-meta``), or a list of
+    several (e.g. ``catchjax.agent.train_many``'s): trial ``i`` adapts agent ``i % len``,
+    and the summary shows the spread across the agents beside the CI over trials. With
     ``progress_dir``, finished chunks are checkpointed there (Orbax) and a rerun of the
     same sweep resumes after the last one, giving the same result as an uninterrupted run.
     ``log``: where notes on a large run go before it compiles (the CLI: print).
@@ -187,7 +224,9 @@ def sweep(
     check_run(trials, budget, seed)
     # after jax.distributed.initialize (catchjax.distributed), jax.devices() spans processes
     devices = check_sweep_arguments(task, chunk_size, devices, progress_dir)
-    config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
+    agent, n_agents = stack_agents(agent)
+    config = methods.resolve(method, task, budget=budget, agent=_first(agent, n_agents),
+                             **settings)
     name = methods.method_name(config)
     if log is not None:
         for note in size_notes(name, config, task, trials):
@@ -201,7 +240,7 @@ def sweep(
     chunk = _chunk(trials, chunk_size, n_dev)  # chunk_size was checked above
     with status.working(f"compiling the {name} search ({chunk} trials per call)",
                         enabled=progress and me == 0) as shown:
-        compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices)
+        compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices, n_agents)
         if compile_seconds == 0:
             shown["done"] = "already compiled in this process"
 
@@ -213,7 +252,7 @@ def sweep(
                               fingerprint(name, config, task, seed, trials, chunk, agent))
         chunks = store.restore()
     if multi:
-        chunks = _share_restored(chunks, config, chunk, trials, arrays, agent)
+        chunks = _share_restored(chunks, config, chunk, trials, arrays, agent, n_agents)
     done = len(chunks)
     bar = None
     # one call left: a bar would jump from 0 to 100 %, so a line counts its seconds instead
@@ -258,6 +297,7 @@ def sweep(
         + (f" ({jax.process_count()} processes)" if multi else ""),
         metrics=dict(trace.metrics),
         trials_run=trials - min(done * chunk, trials),
+        n_agents=max(n_agents, 1),
     )
 
 
@@ -280,13 +320,13 @@ def size_notes(name: str, config, task: Task, trials: int) -> list[str]:
     return notes
 
 
-def _share_restored(chunks, config, chunk, trials, arrays, agent):
+def _share_restored(chunks, config, chunk, trials, arrays, agent, n_agents):
     """Process 0 restored ``chunks`` from its progress folder; every process gets them
     (and their count), so all run the same remaining chunks."""
     count = int(batched.broadcast(np.int32(len(chunks))))
     if count == 0:
         return []
-    shapes = jax.eval_shape(_trials_fn(config), jnp.zeros((chunk,), jnp.int32),
+    shapes = jax.eval_shape(_trials_fn(config, n_agents), jnp.zeros((chunk,), jnp.int32),
                             (jnp.int32(0), arrays, agent))
     shared = []
     for c in range(count):
@@ -307,8 +347,12 @@ def _single_trial_fn(config):
 def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int | None = None,
               agent=None, **settings) -> SearchTrace:
     """One trial alone, without vmap: the reference a sweep's trial ``trial`` must equal.
-    ``budget`` and ``settings`` as in :func:`sweep`."""
+    ``budget``, ``agent`` (one, or a list: the trial adapts :func:`agent_of_trial`'s) and
+    ``settings`` as in :func:`sweep`."""
     check_run(trial + 1, budget, seed)
+    if isinstance(agent, (list, tuple)):
+        stack_agents(agent)  # the same checks as a sweep's
+        agent = agent[agent_of_trial(trial, len(agent))]
     config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
     fn = _single_trial_fn(config)
     out = fn(jnp.asarray(seed, jnp.int32), jnp.asarray(trial, jnp.int32), task.arrays, agent)

@@ -150,7 +150,7 @@ def test_cli_meta_train_then_adapt(tmp_path, capsys):
     out2 = tmp_path / "oneshot"
     assert cli.main(["sweep", "--method", "catch-meta", "--benchmark", "synthetic-nb201",
                      "--task", "cifar10", "--trials", "4", "--budget", "10", "--out", str(out2),
-                     "--no-progress", *sets]) == 0
+                     "--no-progress", "--agents", "1", *sets]) == 0
     assert (out2 / "meta-agent" / "catchjax.json").exists()
     assert agents.load_agent(out2 / "meta-agent").target_task == "cifar10"
 

@@ -85,7 +85,9 @@ def test_meta_trained_ablations_require_an_agent_and_train_one_from_the_cli(tmp_
     assert summary["method"] == "catch-random" and summary["config"]["context"] == "random"
     assert summary["meta_pool"] == ["cifar10_valid_valid_acc_12", "cifar10_valid_valid_acc_200",
                                     "imagenet16_valid_acc_12", "imagenet16_valid_acc_200"]
-    manifest = json.loads((out / "meta-agent" / "catchjax.json").read_text())
+    # without --agents: five agents (seeds 0..4), the trials shared among them (issue 19)
+    assert summary["agents"] == 5 and summary["meta_seeds"] == [0, 1, 2, 3, 4]
+    manifest = json.loads((out / "meta-agent" / "seed-0" / "catchjax.json").read_text())
     assert manifest["method"] == "catch-random"
 
 

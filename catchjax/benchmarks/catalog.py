@@ -44,6 +44,11 @@ class BenchmarkInfo:
     protocols: Mapping[str, Mapping[str, TaskDefaults]] = dataclasses.field(
         default_factory=dict)
 
+    def protocol_name(self, protocol: str | None = None) -> str | None:
+        """``protocol``, or for None the name of the default one (NB201: "nats"; None for
+        a benchmark without named protocols)."""
+        return protocol if protocol is not None else next(iter(self.protocols), None)
+
     def task_defaults(self, protocol: str | None = None) -> Mapping[str, TaskDefaults]:
         """The named tasks' reward and report columns under ``protocol`` (None: the
         default one)."""
