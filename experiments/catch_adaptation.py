@@ -18,22 +18,22 @@ import argparse
 import json
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from catchjax import agent as agents
-from catchjax import catch, make_task, methods, ppo, sweep
+from catchjax import make_task, methods, sweep
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from experiments.nb201_catch import combine, describe, split_trials  # noqa: E402
+from experiments.agent_diagnostics import posterior_means  # noqa: E402
+from experiments.nb201_catch import describe  # noqa: E402
 
 VARIANTS = {
     "default": {},
+    "entropy 0 (the paper's loss)": {"entropy_coef": 0.0},
     "entropy 0.01": {"entropy_coef": 0.01},
     "entropy 0.05": {"entropy_coef": 0.05},
     "fresh Adam at adaptation": {"reset_optimizer": True},
@@ -51,23 +51,11 @@ VARIANTS = {
     "entropy 0.5 + meta-batch 2": {"entropy_coef": 0.5, "meta_batch": 2},
     "meta-batch 3": {"meta_batch": 3},  # TransNAS pools hold six tasks
     "entropy 0.5 + meta-batch 3": {"entropy_coef": 0.5, "meta_batch": 3},
+    # issue 19: a new task per meta-epoch made from the pool (catch.meta_task_rewards)
+    "many tasks": {"meta_tasks": "mixtures"},
+    "many tasks, 50 meta-epochs": {"meta_tasks": "mixtures", "meta_epochs": 50},
+    "many tasks, paper's loss": {"meta_tasks": "mixtures", "entropy_coef": 0.0},
 }
-
-
-def posterior_means(config, agent_params, task, rows, rewards):
-    """The encoder's posterior mean of z after each trial's whole history, [T, z]."""
-    L, _, K = task.arrays.prefix_mask.shape
-    nets = catch.make_networks(config, L, K)
-    H = rows.shape[1]
-
-    def one(r, rew):
-        mask = jnp.ones(H, bool)
-        onehot = jax.nn.one_hot(task.arrays.row_actions[r], K).reshape(H, L * K)
-        ctx = jnp.concatenate([onehot, ppo.normalize(rew, mask)[:, None]], axis=1)
-        mu, _ = nets.encoder.apply(agent_params["encoder"], ctx, mask)
-        return mu
-
-    return np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(rows), jnp.asarray(rewards)))
 
 
 def main(argv=None):
@@ -83,6 +71,10 @@ def main(argv=None):
     p.add_argument("--agents", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pool")
+    p.add_argument("--method", default="catch-meta",
+                   choices=["catch-meta", "catch-zero", "catch-random"],
+                   help="the meta-trained CATCH method whose settings are varied")
+    p.add_argument("--protocol", help="the task protocol (nb201: nats, catch-fig3)")
     p.add_argument("--set", type=parse_setting, action="append", default=[])
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -91,21 +83,21 @@ def main(argv=None):
     for name in args.variants:
         z_means = {}
         for target in args.targets:
-            task = make_task(args.benchmark, target)
+            task = make_task(args.benchmark, target, protocol=args.protocol)
             metrics[target] = (task.spec.reward_metric, task.spec.report_metrics[0])
             settings = {**dict(args.set), **VARIANTS[name]}
-            config = methods.make_config("catch-meta", budget=args.budget, **settings)
+            config = methods.make_config(args.method, budget=args.budget, **settings)
             seeds = [args.seed + a for a in range(args.agents)]
-            trained = agents.train_many("catch-meta", task, config, seeds, pool=args.pool)
-            parts = [sweep(config, task, trials=n, budget=args.budget, seed=args.seed,
-                           agent=t.agent) for t, n in
-                     zip(trained, split_trials(args.trials, args.agents)) if n]
-            res = combine(parts)
-            res.info["agent_means"] = [float(x.final_report.mean()) for x in parts]
+            trained = agents.train_many(args.method, task, config, seeds, pool=args.pool)
+            res = sweep(config, task, trials=args.trials, budget=args.budget, seed=args.seed,
+                        agent=[t.agent for t in trained])
             s = describe(res)
-            objective = [float(x.best_reward[:, -1].mean()) for x in parts]
-            mus = np.concatenate([posterior_means(config, t.agent.params, task, x.rows,
-                                                  x.rewards) for t, x in zip(trained, parts)])
+            which = np.arange(res.trials) % len(trained)  # trial i adapts agent i mod N
+            objective = [float(res.best_reward[which == a, -1].mean())
+                         for a in range(len(trained))]
+            mus = np.concatenate([posterior_means(config, t.agent.params, task,
+                                                  res.rows[which == a], res.rewards[which == a])
+                                  for a, t in enumerate(trained)])
             z_means[target] = mus.mean(axis=0)
             rec = {"variant": name, "target": target, "settings": VARIANTS[name],
                    "objective_mean": float(np.mean(objective)),
@@ -134,9 +126,10 @@ def main(argv=None):
                     f"{rec['report_mean']:.2f}, {rec['hits']} hits, top-3 {rec['top3']:.0%} |")
     reward_name = ", ".join(f"{t}: {m[0]}" for t, m in metrics.items())
     report_name = ", ".join(f"{t}: {m[1]}" for t, m in metrics.items())
-    header = (f"{args.trials} trials × {args.budget} networks per cell, shared by "
+    header = (f"{args.method}: {args.trials} trials × {args.budget} networks per cell, shared by "
               f"{args.agents} meta-trained agents (seeds {args.seed}..), benchmark "
-              f"{args.benchmark}, pool {args.pool or 'default'}. Objective = mean best reward "
+              f"{args.benchmark}, protocol {args.protocol or 'default'}, pool "
+              f"{args.pool or 'default'}. Objective = mean best reward "
               f"found ({reward_name}) ± std across agents (what variants are chosen on); z: "
               f"mean std of the posterior mean within a target / distance between the "
               f"targets' mean z; report = {report_name} (reported, not tuned on).\n\n"

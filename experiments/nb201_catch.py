@@ -36,29 +36,16 @@ from catchjax import make_task, methods, sweep
 from catchjax.cli import parse_setting
 from catchjax.results import versions
 
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from experiments import agent_diagnostics  # noqa: E402
+
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 METHODS = ("catch-meta", "catch-sfs", "catch-zero", "catch-random", "random", "rea", "reinforce",
            "ls", "bananas")
-
-
-def split_trials(trials: int, n: int) -> list[int]:
-    """``trials`` shared by ``n`` agents as evenly as possible."""
-    return [trials // n + (a < trials % n) for a in range(n)]
-
-
-def combine(parts):
-    """One SweepResult out of the sweeps of several agents (trials in agent order)."""
-    import dataclasses
-
-    first = parts[0]
-    metrics = {k: np.concatenate([p.metrics[k] for p in parts]) for k in first.metrics}
-    return dataclasses.replace(
-        first, rows=np.concatenate([p.rows for p in parts]),
-        rewards=np.concatenate([p.rewards for p in parts]), metrics=metrics,
-        wall_seconds=sum(p.wall_seconds for p in parts),
-        compile_seconds=sum(p.compile_seconds for p in parts),
-        trials_run=sum(p.n_run for p in parts), info=dict(first.info),
-    )
 
 
 def run(args) -> dict:
@@ -76,7 +63,8 @@ def run(args) -> dict:
             learner = methods.get(method).learner
             if learner is not None and learner.requires_agent:
                 # several meta-trained agents (seeds seed..seed+N-1), one vmapped call; the
-                # trials are shared among them, so the spread across agents shows
+                # sweep shares the trials among them (trial i: agent i % N), so the spread
+                # across agents shows
                 seeds = [args.seed + a for a in range(args.agents)]
                 trained = agents.train_many(method, task, config, seeds, pool=args.pool)
                 for t in trained:
@@ -84,17 +72,14 @@ def run(args) -> dict:
                                       overwrite=True)
                 if method == "catch-meta":
                     agents.save_agent(out / f"meta-agent-{dataset}", trained[0], overwrite=True)
-                parts = [
-                    sweep(config, task, trials=n, budget=args.budget, seed=args.seed,
-                          agent=t.agent, progress=not args.no_progress)
-                    for t, n in zip(trained, split_trials(args.trials, args.agents)) if n
-                ]
-                res = combine(parts)
+                res = sweep(config, task, trials=args.trials, budget=args.budget, seed=args.seed,
+                            agent=[t.agent for t in trained], progress=not args.no_progress)
                 res.info.update(meta_pool=trained[0].pool,
                                 meta_train_seconds=sum(t.seconds for t in trained),
-                                agent_seeds=seeds,
-                                agent_means=[float(p.final_report.mean()) for p in parts],
-                                agent_trials=[p.trials for p in parts])
+                                agent_seeds=seeds)
+                if methods.get(method).family == "catch":  # what each agent learned
+                    res.info["agent_diagnostics"] = agent_diagnostics.diagnose(
+                        res, trained, method, dataset)
             else:
                 res = sweep(config, task, trials=args.trials, budget=args.budget,
                             seed=args.seed, progress=not args.no_progress)
@@ -115,8 +100,7 @@ def describe(res) -> dict:
     final = res.final_report
     s["top3"] = float(np.mean(final >= third))
     s["distinct"] = int(len(np.unique(res.best_row[:, -1])))
-    means = res.info.get("agent_means")
-    s["agent_spread"] = float(np.std(means, ddof=1)) if means and len(means) > 1 else None
+    s.setdefault("agent_spread", None)  # SweepResult.agent_summary, with several agents
     for k in ("controller_entropy", "distinct_candidates"):
         if k in res.metrics:
             v = np.asarray(res.metrics[k], np.float64).mean(axis=0)
@@ -196,11 +180,18 @@ def write_tables(results, out: Path, args):
             f"benchmark {args.benchmark}, protocol {args.protocol or 'default'} "
             f"({_columns(results)}), pool {args.pool or 'default'}, "
             f"{args.agents} meta-trained agents per meta-trained method (seeds "
-            f"{args.seed}..{args.seed + args.agents - 1}, trials shared among them). Cell: "
+            f"{args.seed}..{args.seed + args.agents - 1}, trial i adapts agent i mod N). Cell: "
             f"mean ± std of the reported column (named above) of the chosen network "
             f"(bootstrap 95% CI), trials that found the table's best, trials whose choice is "
             f"among the table's top 3, distinct chosen networks, and the std of the "
             f"per-agent means.\n\n" + "\n".join(lines) + "\n" + "\n".join(diag) + "\n")
+    records = [r for res in results.values() for r in res.info.get("agent_diagnostics", [])]
+    if records:
+        agent_diagnostics.write(records, out, f"{args.benchmark}, protocol "
+                                f"{args.protocol or 'default'}: each meta-trained agent "
+                                f"({args.agents} per method and target), adapting")
+        text += ("\nWhat each meta-trained agent learned: `agents.csv` and `agents.png` "
+                 "(experiments/agent_diagnostics.py).\n")
     (out / "summary.md").write_text(text)
     print(text)
 

@@ -3,6 +3,7 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 
 from experiments import nb201_catch
@@ -25,6 +26,27 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
     assert len(rows) == 2 * 6
     assert "| catch-meta |" in (out / "summary.md").read_text()
     assert (out / "meta-agent-cifar100" / "catchjax.json").exists()
+    # what each of the five meta-trained agents learned (issue 19)
+    with open(out / "agents.csv") as f:
+        agents = list(csv.DictReader(f))
+    assert [int(a["agent_seed"]) for a in agents] == [0, 1, 2, 3, 4]
+    assert sum(int(a["trials"]) for a in agents) == 6
+    assert all(float(a["first_rank_median"]) >= 1 and float(a["z_separation"]) >= 0
+               for a in agents if int(a["trials"]))
+    assert (out / "agents.png").stat().st_size > 0
+    run = json.loads((out / "summary.json").read_text())["runs"]["catch-meta/cifar100"]
+    assert run["agents"] == 5 and len(run["agent_means"]) == 5
+
+
+def test_agent_diagnostics_rank_under_the_targets_reward(syn_nb201):
+    from experiments import agent_diagnostics
+
+    ranks = agent_diagnostics.target_ranks(syn_nb201)
+    reward = syn_nb201.arrays.reward.__array__()
+    ok = syn_nb201.searchable
+    assert not ranks[~ok].any() and ranks[ok].min() == 1
+    for row in np.random.default_rng(0).choice(np.flatnonzero(ok), 20):
+        assert ranks[row] == 1 + np.sum(reward[ok] > reward[row])
 
 
 def test_nb201_study_runs_both_protocols_into_their_folders(tmp_path):
