@@ -266,12 +266,13 @@ class AskTell:
     @classmethod
     def start(cls, method: str, domain: Domain | str, *, budget: int | None = None,
               seed: int = 0, trial: int = 0, agent=None, state_dir=None,
-              lock_timeout: float = locking.DEFAULT_TIMEOUT, **settings) -> AskTell:
+              lock_timeout: float = locking.DEFAULT_TIMEOUT, key=None, **settings) -> AskTell:
         """A new search. ``agent``: a :class:`~catchjax.core.TrainedAgent` (meta-trained
         CATCH, trained DQN) or a checkpoint path; its config is kept, ``budget`` (default:
         the method's own) and ``settings`` override the rest. ``state_dir``: save the
         search there (it must not exist yet). The key is a sweep's: ``seed`` and ``trial``
-        give trial ``trial`` of ``catchjax.sweep(..., seed=seed)``."""
+        give trial ``trial`` of ``catchjax.sweep(..., seed=seed)``; ``key`` (a typed PRNG key)
+        replaces it for drivers that derive their own (:mod:`catchjax.meta_ask_tell`)."""
         from catchjax.sweeps import check_seed, trial_key
 
         if isinstance(domain, str):
@@ -340,8 +341,11 @@ class AskTell:
                 f"budget {config.budget} is more evaluations than an ask/tell search keeps "
                 f"(at most {MAX_BUDGET:,}); every proposal is saved after each step"
             )
-        state = jax.jit(m.stepper.start, static_argnums=0)(config, trial_key(seed, trial),
-                                                            domain.arrays, params)
+        if key is None:
+            key = trial_key(seed, trial)
+        elif not jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
+            raise CatchjaxError(f"key must be a typed PRNG key (jax.random.key), got {key!r}")
+        state = jax.jit(m.stepper.start, static_argnums=0)(config, key, domain.arrays, params)
         search = cls(name, config, domain, seed, state, [], state_dir, source, trial,
                      lock_timeout)
         if state_dir is not None:

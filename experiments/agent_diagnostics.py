@@ -10,8 +10,9 @@ Per agent (the trials i with i mod N = agent, see catchjax.sweeps.agent_of_trial
   (nats, Monte-Carlo over its M candidates) at the first and last search epoch, mean over
   the agent's trials; ``candidates_first`` / ``_last``: distinct candidates among M.
 * ``first_rank_median``: the rank (1 = best, ties share the best rank) under the
-  target's reward, among the searchable networks, of the first network the controller proposes after the random
-  seeds, median over trials; ``first_distinct``: how many different first proposals.
+  target's reward, among the searchable networks, of the first network the controller
+  proposes after the random seeds, median over trials; ``first_distinct``: how many
+  different first proposals.
 * ``z_separation`` (learned context only): the encoder's posterior mean after a trial's
   whole history on the target, against the same networks scored by each pool task
   (what z would be if the task were a pool task): the distance between the two mean z,

@@ -1,0 +1,114 @@
+"""Meta-training through ask/tell (issue 24): the table meta-training's agent when the table
+answers, resumable between any two steps, and tasks that are the generator's."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from catchjax import agent as agents
+from catchjax import catch, methods
+from catchjax.ask_tell import task_domain
+from catchjax.errors import CatchjaxError
+from catchjax.meta_ask_tell import MetaTraining, pool_tasks
+
+TINY = dict(candidates=6, n_initial=3, hidden=8, updates_per_epoch=2, meta_epochs=3,
+            meta_budget=6, entropy_coef=0.5)
+
+
+@pytest.fixture(scope="module")
+def setting(syn_nb201):
+    pool = agents.pool_rewards(syn_nb201, agents.meta_pool(syn_nb201))
+    config = methods.make_config("catch-meta", **TINY)
+    agent, info = jax.jit(lambda k: catch.train(config, k, syn_nb201.arrays,
+                                                jnp.asarray(pool)))(jax.random.key(5))
+    return pool, agent, info
+
+
+def answer(meta, pool, proposals):
+    rows = [int(meta.domain.arrays.code_to_row[int(meta.domain.space.encode(
+        np.asarray(p["actions"])))]) for p in proposals]
+    return rows, [float(pool[p["task"]["pool_task"]][r]) for p, r in zip(proposals, rows)]
+
+
+def drive(meta, pool, k=1, reload=None):
+    rows = []
+    while not meta.done:
+        proposals = meta.ask(k)
+        assert proposals, meta.why_not_more()
+        got, rewards = answer(meta, pool, proposals)
+        rows += got
+        if reload is not None:
+            meta = reload(meta)
+        meta.tell([p["id"] for p in proposals], rewards)
+    return rows, meta
+
+
+def close(a, b):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=2e-5, atol=1e-6)
+
+
+def test_meta_training_through_ask_tell_is_the_table_meta_training(setting, syn_nb201):
+    pool, agent, info = setting
+    meta = MetaTraining.start(task_domain(syn_nb201), pool_tasks(len(pool)), seed=5, **TINY)
+    rows, meta = drive(meta, pool)
+    assert [e["task"]["pool_task"] for e in meta.epochs] == np.asarray(
+        info["pool_task"]).tolist()
+    assert rows == np.asarray(info["rows"]).reshape(-1).tolist()
+    trained = meta.trained()
+    close(trained.agent, agent)
+    assert trained.method == "catch-meta" and trained.config.entropy_coef == 0.5
+    assert len(meta.history()) == TINY["meta_epochs"] * TINY["meta_budget"]
+    assert meta.ask(2) == [] and "meta-training is done" in meta.why_not_more()
+
+
+def test_killed_between_two_tells_and_reloaded_it_continues_to_the_same_agent(
+        setting, syn_nb201, tmp_path):
+    pool, agent, info = setting
+    tasks = pool_tasks(len(pool))
+    meta = MetaTraining.start(task_domain(syn_nb201), tasks, seed=5,
+                              state_dir=tmp_path / "m", **TINY)
+    rows, meta = drive(meta, pool, reload=lambda m: MetaTraining.load(m.state_dir, tasks))
+    assert rows == np.asarray(info["rows"]).reshape(-1).tolist()
+    close(MetaTraining.load(tmp_path / "m", tasks).trained().agent, agent)
+    # the trained agent is an agent like any: saved, then adapted by catch-meta
+    ck = agents.save_agent(tmp_path / "agent", meta.trained())
+    loaded = agents.load_agent(ck, method="catch-meta")
+    assert loaded.pool[0].startswith('{"pool_task"')
+
+
+def test_a_second_worker_continues_the_same_meta_epoch(setting, syn_nb201, tmp_path):
+    pool, _, _ = setting
+    tasks = pool_tasks(len(pool))
+    a = MetaTraining.start(task_domain(syn_nb201), tasks, seed=5, state_dir=tmp_path / "w",
+                           **TINY)
+    first = a.ask(3)  # the seeds of meta-epoch 0
+    b = MetaTraining.load(tmp_path / "w", tasks)
+    _, rewards = answer(b, pool, first)
+    b.tell([p["id"] for p in first], rewards)  # worker b tells what a asked
+    nxt = a.ask(1)  # a sees b's results: the search moves on
+    assert nxt and nxt[0]["id"] == 3 and nxt[0]["meta_epoch"] == 0
+
+
+def test_tasks_are_the_generators_and_a_different_generator_is_refused(syn_nb201, tmp_path):
+    seen = []
+
+    def subsets(m, key):
+        classes = sorted(np.random.default_rng(int(jax.random.randint(key, (), 0, 2**30)))
+                         .choice(10, 3, replace=False).tolist())
+        seen.append(classes)
+        return {"classes": classes}
+
+    meta = MetaTraining.start(task_domain(syn_nb201), subsets, seed=1,
+                              state_dir=tmp_path / "t", **TINY)
+    proposals = meta.ask(3)
+    assert all(p["task"] == {"classes": seen[0]} for p in proposals)
+    with pytest.raises(CatchjaxError, match="meta-epoch 0 was on task"):
+        MetaTraining.load(tmp_path / "t", lambda m, key: {"classes": [0, 1, 2]})
+    with pytest.raises(CatchjaxError, match="must return a dict"):
+        MetaTraining.start(task_domain(syn_nb201), lambda m, key: [1, 2], **TINY).ask(1)
+    with pytest.raises(CatchjaxError, match="not catch-sfs"):
+        MetaTraining.start(task_domain(syn_nb201), subsets, method="catch-sfs")
+    with pytest.raises(CatchjaxError, match="meta_batch=1"):
+        MetaTraining.start(task_domain(syn_nb201), subsets, meta_batch=2)
