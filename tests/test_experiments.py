@@ -171,3 +171,27 @@ def test_real_training_script_resumes_without_retraining(tmp_path):
     assert real_training.main(args) == 0
     assert (out / "results.csv").read_text() == first
     assert (out / "evaluations.json").stat().st_mtime_ns == mtime
+
+
+def test_meta_real_training_tasks_never_hold_a_target_image():
+    pytest.importorskip("sklearn", reason="the digits experiment needs scikit-learn")
+    import jax
+
+    from experiments import meta_real_training as mrt
+
+    (mx, my, meta_idx), (tx, ty, target_idx) = mrt.halves()
+    assert not set(meta_idx) & set(target_idx) and len(meta_idx) + len(target_idx) == 1797
+    target_images = {x.tobytes() for x in tx}
+    seen = set()
+    for m in range(40):
+        task = mrt.subset_tasks(m, jax.random.fold_in(jax.random.key(0), m))
+        classes = task["classes"]
+        assert 3 <= len(classes) <= 6 and len(set(classes)) == len(classes)
+        seen.add(tuple(classes))
+        (x, y), (vx, vy), _, n = mrt.task_data(task)
+        assert n == len(classes) and set(np.concatenate([y, vy])) <= set(range(n))
+        assert not {im.tobytes() for im in np.concatenate([x, vx])} & target_images
+    assert len(seen) > 20  # a new task nearly every meta-epoch
+    (x, y), _, (sx, sy), n = mrt.task_data({"target": "digits-rot90"})
+    np.testing.assert_array_equal(x[0], np.rot90(tx[0], 1))
+    assert n == 10 and len(sx) == len(tx) - 550
