@@ -79,7 +79,7 @@ class CatchConfig:
     # uniformly; "mixtures" = a new task every meta-epoch formed from the pool's columns
     # (a random mixture, rank noise and a monotone transform, meta_task_rewards), as the
     # paper draws a new ImageNet16 class subset every meta-epoch (§4.2).
-    meta_tasks: str = "pool"  # "pool" | "mixtures"
+    meta_tasks: str = "pool"  # "pool": a pool column per meta-epoch; "mixtures": a new task
     task_noise: float = 0.5  # mixtures: the noise's std is uniform in [0, task_noise]
 
     def validate(self, task) -> None:

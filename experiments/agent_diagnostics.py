@@ -127,7 +127,7 @@ def write(records: list[dict], out: Path, title: str) -> None:
               ("first_rank_median", None, "median rank of the first proposal\n"
                "(target's reward, 1 = best)", True),
               ("z_separation", None, "z: target vs pool tasks\n(distance / within-std)", False)]
-    fig, axes = plt.subplots(1, 4, figsize=(13, 3.4))
+    fig, axes = plt.subplots(1, 4, figsize=(max(13.0, 2.4 * len(targets)), 3.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     width = 0.8 / max(len(methods), 1)
     for ax, (key, last, label, log) in zip(axes, panels):
@@ -145,7 +145,7 @@ def write(records: list[dict], out: Path, title: str) -> None:
                     ax.plot(x, r[last], "o", color=c, ms=4)
         ax.set_xlim(-0.5, len(targets) - 0.5)
         ax.set_xticks(range(len(targets)))
-        ax.set_xticklabels(targets, rotation=20, fontsize=8)
+        ax.set_xticklabels(targets, rotation=30, ha="right", fontsize=8)
         ax.set_ylabel(label, fontsize=8)
         if log:
             ax.set_yscale("log")
@@ -158,3 +158,32 @@ def write(records: list[dict], out: Path, title: str) -> None:
     fig.tight_layout(rect=(0, 0.06, 1, 0.94))
     fig.savefig(out / "agents.png", dpi=130)
     plt.close(fig)
+
+
+def read(path) -> list[dict]:
+    """The records of an ``agents.csv`` (numbers as numbers, empty cells left out)."""
+    out = []
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            rec = {}
+            for k, v in row.items():
+                if v == "":
+                    continue
+                rec[k] = v if k in ("method", "target") else float(v)
+            rec["agent_seed"] = int(rec["agent_seed"])
+            out.append(rec)
+    return out
+
+
+if __name__ == "__main__":  # redraw agents.png from an agents.csv
+    import argparse
+
+    ap = argparse.ArgumentParser(description="redraw agents.png from a study's agents.csv")
+    ap.add_argument("csv")
+    ap.add_argument("--title", default="")
+    ap.add_argument("--out", help="folder for agents.png (default: the CSV's)")
+    a = ap.parse_args()
+    records = read(a.csv)
+    folder = Path(a.out or Path(a.csv).parent)
+    folder.mkdir(parents=True, exist_ok=True)
+    write(records, folder, a.title)
