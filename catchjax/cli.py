@@ -291,6 +291,33 @@ def build_parser() -> argparse.ArgumentParser:
                        metavar="NAME=VALUE", help="override a method setting")
     start.add_argument("--init", help="a trained agent's checkpoint (catch-meta, dqn)")
 
+    ma = sub.add_parser("meta-ask", help="meta-training through ask/tell (CATCH §4.3): "
+                        "propose the networks of the current meta-epoch, each with its task")
+    ma.add_argument("--state", required=True, help="the meta-training folder (created on "
+                    "the first meta-ask, with --space and --tasks)")
+    ma.add_argument("-k", type=_positive_int, default=1,
+                    help="how many proposals to train in parallel")
+    ma.add_argument("--out", help="write the proposals to this JSON file (default: stdout)")
+    ma.add_argument("--agent-out", help="once meta-training is done: save the agent here "
+                    "(`sweep/ask --method catch-meta --init` adapts it)")
+    mstart = ma.add_argument_group("starting a meta-training (first meta-ask only)")
+    mstart.add_argument("--method", default="catch-meta",
+                        help="catch-meta (default), catch-zero or catch-random")
+    mstart.add_argument("--space", help="residual, nb201, transnas-micro or transnas-macro")
+    mstart.add_argument("--tasks", help="the task generator: classes:N:LOW-HIGH (LOW..HIGH "
+                        "random classes of N per meta-epoch, e.g. classes:10:3-6) or pool:P")
+    mstart.add_argument("--seed", type=int, default=0)
+    mstart.add_argument("--set", type=parse_setting, action="append", default=[],
+                        metavar="NAME=VALUE", help="method setting, e.g. --set meta_epochs=8 "
+                        "--set meta_budget=8")
+    mt_ = sub.add_parser("meta-tell", help="meta-training through ask/tell: hand the rewards "
+                         "of a meta-epoch's networks back")
+    mt_.add_argument("--state", required=True, help="the meta-training folder")
+    mt_.add_argument("results", help="CSV with a header: id (from the proposals) and reward")
+    for p in (ma, mt_):
+        p.add_argument("--lock-timeout", type=_seconds, default=120.0, metavar="SECONDS",
+                       help="how long to wait for another worker (default 120)")
+
     tl = sub.add_parser("tell", help="ask/tell: hand the rewards of asked architectures back")
     tl.add_argument("--state", required=True, help="the search folder")
     for p in (ak, tl):
@@ -669,6 +696,62 @@ def cmd_tell(args) -> int:
     return 0
 
 
+def cmd_meta_ask(args) -> int:
+    import json
+
+    from catchjax import safe_io
+    from catchjax.meta_ask_tell import MetaTraining
+
+    out = Path(args.out) if args.out else None
+    if out is not None:
+        _check_proposals_file(out)
+    state = Path(args.state)
+    if state.exists():
+        if args.space or args.tasks or args.set:
+            raise CatchjaxError(f"{state} is a meta-training already: leave out --space, "
+                                f"--tasks and --set to continue it")
+        meta = MetaTraining.load(state, lock_timeout=args.lock_timeout)
+    else:
+        if not (args.space and args.tasks):
+            raise CatchjaxError(f"{state} does not exist: start a meta-training with --space "
+                                f"and --tasks (e.g. --space residual --tasks classes:10:3-6)")
+        meta = MetaTraining.start(args.space, args.tasks, method=args.method, seed=args.seed,
+                                  state_dir=state, lock_timeout=args.lock_timeout,
+                                  **dict(args.set))
+    proposals = meta.ask(args.k)
+    doc = {"kind": "catchjax proposals", "state": str(meta.state_dir), "method": meta.method,
+           "space": meta.domain.name, "proposals": proposals}
+    if not proposals:
+        doc["note"] = meta.why_not_more()
+        print(f"catchjax: no proposals: {doc['note']}", file=sys.stderr)
+    if meta.done and args.agent_out:
+        from catchjax import agent as agents
+
+        path = agents.save_agent(args.agent_out, meta.trained())
+        print(f"meta-trained agent saved in {path}", file=sys.stderr)
+    text = json.dumps(doc, indent=1)
+    if out is None:
+        print(text)
+    else:
+        safe_io.atomic_write_bytes(out, text.encode())
+        print(f"{len(proposals)} proposals -> {out} (ids {[p['id'] for p in proposals]})")
+    return 0
+
+
+def cmd_meta_tell(args) -> int:
+    from catchjax.meta_ask_tell import MetaTraining
+
+    ids, archs, rewards, extras = read_results_csv(args.results)
+    if len(ids) != len(rewards):
+        raise CatchjaxError(f"{args.results}: meta-tell needs the id column of the proposals")
+    meta = MetaTraining.load(args.state, lock_timeout=args.lock_timeout)
+    meta.tell(ids, rewards, extras=extras)
+    state = "done: save the agent with `catchjax meta-ask --state ... --agent-out PATH`" \
+        if meta.done else f"meta-epoch {len(meta.epochs) - 1} of {meta.config.meta_epochs}"
+    print(f"told {len(rewards)} results; {state}")
+    return 0
+
+
 def cmd_methods(args) -> int:
     from catchjax import methods
 
@@ -716,6 +799,7 @@ def main(argv=None) -> int:
         return distributed.supervise(sys.argv[1:] if argv is None else list(argv),
                                      args.init_timeout, args.process_id)
     commands = {"sweep": cmd_sweep, "train": cmd_train, "meta-train": cmd_train,
+                "meta-ask": cmd_meta_ask, "meta-tell": cmd_meta_tell,
                 "data": cmd_data, "methods": cmd_methods, "transfer": cmd_transfer,
                 "tasks": cmd_tasks, "report": cmd_report, "ask": cmd_ask, "tell": cmd_tell}
     try:

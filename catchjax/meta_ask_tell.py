@@ -53,6 +53,41 @@ def pool_tasks(n_pool: int) -> TaskFn:
     return draw
 
 
+def class_subsets(n_classes: int, low: int, high: int) -> TaskFn:
+    """The paper's meta-training tasks (§4.2: a new sub-dataset of 10, 20 or 30 random
+    ImageNet classes every meta-epoch): ``{"classes": [...]}``, ``low``..``high`` distinct
+    classes of ``n_classes``, sorted, drawn from the meta-epoch's key."""
+    if not 1 <= low <= high <= n_classes:
+        raise CatchjaxError(f"class subsets need 1 <= low <= high <= classes, got "
+                            f"{low}-{high} of {n_classes}")
+
+    def draw(m: int, key) -> dict:
+        k_n, k_c = jax.random.split(key)
+        n = int(jax.random.randint(k_n, (), low, high + 1))
+        chosen = jax.random.choice(k_c, n_classes, (n,), replace=False)
+        return {"classes": sorted(int(c) for c in chosen)}
+
+    return draw
+
+
+def named_tasks(name: str) -> TaskFn:
+    """A task generator by name, so that a meta-training started from the command line
+    reloads without Python: ``pool:P`` (:func:`pool_tasks`) or ``classes:N:LOW-HIGH``
+    (:func:`class_subsets`, e.g. ``classes:10:3-6``)."""
+    parts = str(name).split(":")
+    try:
+        if parts[0] == "pool" and len(parts) == 2:
+            return pool_tasks(int(parts[1]))
+        if parts[0] == "classes" and len(parts) == 3:
+            low, high = (int(x) for x in parts[2].split("-"))
+            return class_subsets(int(parts[1]), low, high)
+    except ValueError:
+        pass
+    raise CatchjaxError(f"unknown task generator {name!r}: use pool:P (one of P pool tasks "
+                        f"per meta-epoch) or classes:N:LOW-HIGH (LOW..HIGH random classes "
+                        f"of N, e.g. classes:10:3-6)")
+
+
 def _epoch_keys(seed: int, m: int):
     """(task key, search key) of meta-epoch ``m``: :func:`catchjax.catch.train`'s."""
     _, k_loop = jax.random.split(jax.random.key(seed))
@@ -84,15 +119,17 @@ class MetaTraining:
     searches: list  # the AskTell of each meta-epoch started (None: not opened yet)
     state_dir: Path | None = None
     lock_timeout: float = locking.DEFAULT_TIMEOUT
+    tasks_name: str | None = None  # a named generator (named_tasks), kept in the manifest
 
     # -- creation ------------------------------------------------------------------------
     @classmethod
-    def start(cls, domain: Domain | str, tasks: TaskFn, *, method: str = "catch-meta",
+    def start(cls, domain: Domain | str, tasks: TaskFn | str, *, method: str = "catch-meta",
               seed: int = 0, state_dir=None, lock_timeout: float = locking.DEFAULT_TIMEOUT,
               **settings) -> MetaTraining:
         """A new meta-training of ``method`` (catch-meta or an ablation) over ``domain``:
         ``meta_epochs`` searches of ``meta_budget`` networks, the task of meta-epoch m
-        being ``tasks(m, key)``. ``settings`` override the method's (e.g. meta_epochs=8).
+        being ``tasks(m, key)`` (a callable, or a generator's name: :func:`named_tasks`).
+        ``settings`` override the method's (e.g. meta_epochs=8).
         ``state_dir``: a new folder to keep it in (crash-safe, resumable)."""
         from catchjax.sweeps import check_seed
 
@@ -100,9 +137,13 @@ class MetaTraining:
             domain = domain_by_name(domain)
         if not isinstance(domain, Domain):
             raise CatchjaxError(f"domain must be a space name or a Domain, got {domain!r}")
+        tasks_name = None
+        if isinstance(tasks, str):
+            tasks_name, tasks = tasks, named_tasks(tasks)
         if not callable(tasks):
             raise CatchjaxError("tasks must be a callable (meta_epoch, key) -> dict, e.g. "
-                                "meta_ask_tell.pool_tasks(P)")
+                                "meta_ask_tell.pool_tasks(P), or a generator's name such as "
+                                "classes:10:3-6")
         name = methods.canonical_name(method)
         if name not in META_METHODS:
             raise CatchjaxError(f"meta-training through ask/tell is for {', '.join(META_METHODS)}"
@@ -125,25 +166,38 @@ class MetaTraining:
                                     f"MetaTraining.load, or pick a new folder")
             safe_io.check_output_dir(path, False, owned=set(), marker=MANIFEST,
                                      what="meta-training")
-        meta = cls(name, config, domain, seed, tasks, [], [], path, lock_timeout)
+        meta = cls(name, config, domain, seed, tasks, [], [], path, lock_timeout, tasks_name)
         if path is not None:
             path.mkdir(parents=True)
             meta._write_manifest()
         return meta
 
     @classmethod
-    def load(cls, state_dir, tasks: TaskFn,
+    def load(cls, state_dir, tasks: TaskFn | None = None,
              lock_timeout: float = locking.DEFAULT_TIMEOUT) -> MetaTraining:
         """Continue the meta-training in ``state_dir``; ``tasks`` must be the generator it
-        was started with (the tasks it recorded are checked against it)."""
+        was started with (the tasks it recorded are checked against it); a named one
+        (:func:`named_tasks`) is recorded and need not be given."""
         path = Path(state_dir).expanduser().resolve()
+        if not path.is_dir():
+            raise CatchjaxError(f"meta-training folder {path} does not exist")
         with locking.hold(path / LOCK, timeout=lock_timeout,
                           what=f"meta-training folder {path}", read_only_ok=True):
             meta = cls._read(path)
+        tasks_name = meta.get("tasks")
+        if tasks is None:
+            if tasks_name is None:
+                raise CatchjaxError(f"{path} was started with a task generator of your own: "
+                                    f"pass it (MetaTraining.load(folder, tasks))")
+            tasks = named_tasks(tasks_name)
         name = methods.canonical_name(meta["method"])
         config = methods.make_config(name, saved=True, **meta["config"])
-        out = cls(name, config, domain_by_name(meta["domain"]), int(meta["seed"]), tasks,
-                  list(meta["epochs"]), [None] * len(meta["epochs"]), path, lock_timeout)
+        domain = domain_by_name(meta["domain"])
+        if domain.fingerprint != meta.get("domain_fingerprint"):
+            raise CatchjaxError(f"{path}: the architectures of {meta['domain']} differ from "
+                                f"those it was started on; start a new meta-training")
+        out = cls(name, config, domain, int(meta["seed"]), tasks, list(meta["epochs"]),
+                  [None] * len(meta["epochs"]), path, lock_timeout, tasks_name)
         for m, epoch in enumerate(out.epochs):
             if _task_of(tasks, out.seed, m) != epoch["task"]:
                 raise CatchjaxError(
@@ -168,8 +222,8 @@ class MetaTraining:
         meta = {"format": 1, "kind": "catchjax meta-training", "method": self.method,
                 "config": dataclasses.asdict(self.config), "domain": self.domain.name,
                 "domain_fingerprint": self.domain.fingerprint, "seed": self.seed,
-                "epochs": self.epochs, "versions": {"catchjax": catchjax.__version__,
-                                                    "jax": jax.__version__}}
+                "tasks": self.tasks_name, "epochs": self.epochs,
+                "versions": {"catchjax": catchjax.__version__, "jax": jax.__version__}}
         meta["manifest_sha256"] = checkpoints.manifest_digest(meta)
         safe_io.atomic_write_bytes(self.state_dir / MANIFEST,
                                    json.dumps(meta, indent=1).encode(), durable=True)

@@ -44,7 +44,7 @@ import optax
 from catchjax import agent as agents
 from catchjax import safe_io
 from catchjax.ask_tell import AskTell
-from catchjax.meta_ask_tell import MetaTraining
+from catchjax.meta_ask_tell import MetaTraining, named_tasks
 from catchjax.residual import decode, latency, model
 
 N_META = 1078  # images of the meta half; the rest is the target half
@@ -66,12 +66,9 @@ def halves():
     return (x[meta], y[meta], meta), (x[target], y[target], target)
 
 
-def subset_tasks(m: int, key) -> dict:
-    """Meta-epoch m's task: 3-6 random classes (from the key) of the meta half."""
-    k_n, k_c = jax.random.split(key)
-    n = int(jax.random.randint(k_n, (), 3, 7))
-    classes = sorted(int(c) for c in jax.random.choice(k_c, 10, (n,), replace=False))
-    return {"classes": classes}
+# meta-epoch m's task: 3-6 random classes (drawn from its key) of the meta half's images
+TASKS = "classes:10:3-6"
+subset_tasks = named_tasks(TASKS)
 
 
 def task_data(task: dict):
@@ -162,8 +159,7 @@ def meta_train(seed: int, args, evals: Evaluations, out: Path):
     folder = out / "meta" / f"seed-{seed}"
     settings = dict(meta_epochs=args.meta_epochs, meta_budget=args.meta_budget, n_initial=3)
     meta = (MetaTraining.load(folder, subset_tasks) if folder.exists() else
-            MetaTraining.start("residual", subset_tasks, seed=seed, state_dir=folder,
-                               **settings))
+            MetaTraining.start("residual", TASKS, seed=seed, state_dir=folder, **settings))
     for m, epoch in enumerate(meta.epochs):  # proposals asked before a crash
         search = meta._search(m)
         for p in [p for p in search.log if p["reward"] is None]:

@@ -112,3 +112,43 @@ def test_tasks_are_the_generators_and_a_different_generator_is_refused(syn_nb201
         MetaTraining.start(task_domain(syn_nb201), subsets, method="catch-sfs")
     with pytest.raises(CatchjaxError, match="meta_batch=1"):
         MetaTraining.start(task_domain(syn_nb201), subsets, meta_batch=2)
+
+
+def test_meta_training_from_the_command_line_with_a_named_generator(syn_nb201, tmp_path,
+                                                                     capsys):
+    import json
+
+    from catchjax import cli
+    from catchjax.meta_ask_tell import named_tasks
+
+    state, props = tmp_path / "meta", tmp_path / "p.json"
+    sets = [x for k, v in dict(TINY, meta_epochs=2, meta_budget=4).items()
+            for x in ("--set", f"{k}={v}")]
+    assert cli.main(["meta-ask", "--state", str(state), "--space",
+                     "table:synthetic-nb201/cifar10", "--tasks", "classes:10:3-6", "-k", "3",
+                     "--out", str(props), *sets]) == 0
+    told = 0
+    while True:
+        proposals = json.loads(props.read_text())["proposals"]
+        if not proposals:
+            break
+        assert all(3 <= len(p["task"]["classes"]) <= 6 for p in proposals)
+        results = tmp_path / "r.csv"
+        results.write_text("id,reward\n" + "".join(f"{p['id']},{0.1 * (p['id'] % 7)}\n"
+                                                   for p in proposals))
+        assert cli.main(["meta-tell", "--state", str(state), str(results)]) == 0
+        told += len(proposals)
+        assert cli.main(["meta-ask", "--state", str(state), "-k", "3", "--out", str(props),
+                         "--agent-out", str(tmp_path / "agent")]) == 0
+    assert told == 8 and (tmp_path / "agent" / "catchjax.json").exists()
+    assert "meta-training is done" in capsys.readouterr().err
+    # reloads without Python: the named generator is in the manifest
+    meta = MetaTraining.load(state)
+    assert meta.done and meta.tasks_name == "classes:10:3-6"
+    first = named_tasks("classes:10:3-6")(0, jax.random.key(0))
+    assert first == named_tasks("classes:10:3-6")(0, jax.random.key(0))
+    for bad in ("classes:10", "classes:10:7-3", "subsets:4", "pool:0"):
+        with pytest.raises(CatchjaxError, match="task generator|at least one|low <= high"):
+            named_tasks(bad)
+    assert cli.main(["meta-ask", "--state", str(state), "--space", "residual"]) == 2
+    assert "leave out --space" in capsys.readouterr().err
