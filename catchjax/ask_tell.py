@@ -74,10 +74,12 @@ class Domain:
     masks and neighbours, and no rewards (``arrays.reward`` is NaN: the steps never
     read it)."""
 
-    name: str  # a space name ("nb201", "residual", ...) or "table:BENCHMARK/TASK"
+    name: str  # a space name ("nb201", "residual", ...), "table:BENCHMARK/TASK" or
+    # "categorical:{...}" (a declared space, catchjax.benchmarks.categorical)
     space: spaces.SearchSpace
     arrays: TaskArrays
     actions: np.ndarray  # i32 [n, L], row -> decisions
+    spec: dict | None = None  # a declared space's decisions (proposals name the values)
 
     @functools.cached_property
     def fingerprint(self) -> str:
@@ -90,6 +92,10 @@ class Domain:
             from catchjax.residual import decode
 
             out["spec"] = decode(actions).describe()
+        if self.spec is not None:
+            from catchjax.benchmarks import categorical
+
+            out["config"] = categorical.configuration(self.spec, actions)
         return out
 
 
@@ -129,7 +135,47 @@ def task_domain(task: Task) -> Domain:
                   np.asarray(task.table.actions, np.int32))
 
 
+def categorical_domain(spec) -> Domain:
+    """A declared space (:mod:`catchjax.benchmarks.categorical`): a dict of decisions,
+    each a list of choices, with optional forbidden combinations; or the path of a JSON
+    file holding one. Its proposals carry ``"config"``: {decision: chosen value}."""
+    from catchjax.benchmarks import categorical
+
+    if isinstance(spec, (str, os.PathLike)):
+        path = Path(spec)
+        if not path.is_file():
+            raise CatchjaxError(f"space file {path} does not exist")
+        try:
+            spec = json.loads(path.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CatchjaxError(f"space file {path} is not JSON: {exc}") from None
+    space, rows, spec = categorical.build(spec)
+    name = categorical.PREFIX + json.dumps(spec, separators=(",", ":"))
+    return Domain(name, space, _arrays(space, rows), rows, spec)
+
+
+@functools.lru_cache(maxsize=16)
+def _declared(name: str) -> Domain:
+    """A declared space from the name a manifest records (built once per process: a
+    worker reloads its search before every step)."""
+    from catchjax.benchmarks import categorical
+
+    try:
+        spec = json.loads(name[len(categorical.PREFIX):], object_pairs_hook=dict)
+    except ValueError as exc:
+        raise CatchjaxError(f"damaged declared space {name[:60]!r}: {exc}") from None
+    return categorical_domain(spec)
+
+
 def domain_by_name(name: str) -> Domain:
+    """A domain from its name: a space, ``table:BENCHMARK/TASK``, ``categorical:{JSON}``
+    (as a search's manifest records it) or a ``.json`` file declaring a space."""
+    from catchjax.benchmarks import categorical
+
+    if name.startswith(categorical.PREFIX):
+        return _declared(name)
+    if name.endswith(".json"):
+        return categorical_domain(name)
     if name.startswith("table:"):
         bench, _, task = name[len("table:"):].partition("/")
         return task_domain(make_task(bench, task))
@@ -275,12 +321,15 @@ class AskTell:
         replaces it for drivers that derive their own (:mod:`catchjax.meta_ask_tell`)."""
         from catchjax.sweeps import check_seed, trial_key
 
-        if isinstance(domain, str):
-            domain = domain_by_name(domain)
+        if isinstance(domain, (str, os.PathLike)):
+            domain = domain_by_name(str(domain))
+        elif isinstance(domain, dict):  # a declared space
+            domain = categorical_domain(domain)
         elif not isinstance(domain, Domain):
             raise CatchjaxError(
                 f"domain must be a space name (nb201, transnas-micro, transnas-macro, "
-                f"residual, table:BENCHMARK/TASK) or a Domain, got {type(domain).__name__}"
+                f"residual, table:BENCHMARK/TASK), a declared space (a dict of decisions or "
+                f"a .json file) or a Domain, got {type(domain).__name__}"
             )
         if not isinstance(method, str):
             raise CatchjaxError(f"method must be a method name (`catchjax methods`), got "
@@ -767,6 +816,8 @@ class AskTell:
                                 f"{exc}") from None
         if method is not None and methods.canonical_name(method) != name:
             raise CatchjaxError(f"{path} holds a {name} search, not a {method} search")
+        if space is not None and str(space).endswith(".json"):
+            space = categorical_domain(space).name  # the same declaration, from its file
         if space is not None and space not in (domain_name, meta.get("space")):
             raise CatchjaxError(f"{path} searches {domain_name}, not {space}")
         domain = domain_by_name(domain_name)
