@@ -195,3 +195,15 @@ def test_meta_real_training_tasks_never_hold_a_target_image():
     (x, y), _, (sx, sy), n = mrt.task_data({"target": "digits-rot90"})
     np.testing.assert_array_equal(x[0], np.rot90(tx[0], 1))
     assert n == 10 and len(sx) == len(tx) - 550
+
+
+def test_sklearn_space_example_tunes_a_model_in_a_declared_space(tmp_path):
+    pytest.importorskip("sklearn", reason="the example needs scikit-learn")
+    from experiments import sklearn_space
+
+    out = tmp_path / "skl"
+    assert sklearn_space.main(["--out", str(out), "--searches", "2", "--budget", "4",
+                               "--methods", "random,rea"]) == 0
+    text = (out / "summary.md").read_text()
+    assert "| random |" in text and "| rea |" in text
+    assert (out / "best_so_far.png").stat().st_size > 0
