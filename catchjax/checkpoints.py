@@ -193,29 +193,21 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     unknown = set(overrides) - fields
     if unknown:
         raise CatchjaxError(f"{m.name} has no setting {', '.join(sorted(unknown))}")
-    how = {k: (getattr(saved, k), overrides[k]) for k in m.learner.trained_fields
-           if k in overrides}
-    how = {k: (a, methods.parse_value(m.name, k, type(a), b)) for k, (a, b) in how.items()}
-    how = {k: (a, b) for k, (a, b) in how.items() if a != b}
-    if how:
-        raise CatchjaxError(
-            f"the agent in {path} was trained with "
-            + ", ".join(f"{k}={a!r}" for k, (a, _) in how.items())
-            + "; a checkpoint keeps how it was trained (asked: "
-            + ", ".join(f"{k}={b!r}" for k, (_, b) in how.items())
-            + "). Train an agent with those settings instead")
+    # a checkpoint keeps what fixes its networks' shapes and how it was trained
     config = methods.make_config(m.name, saved=True,
                                  **{**dataclasses.asdict(saved), **overrides})
-    clash = {k: (getattr(saved, k), getattr(config, k)) for k in m.learner.shape_fields
-             if getattr(config, k) != getattr(saved, k)}
-    if clash:
-        raise CatchjaxError(
-            f"checkpoint {path} was trained with "
-            + ", ".join(f"{k}={a}" for k, (a, _) in clash.items())
-            + "; the requested config has "
-            + ", ".join(f"{k}={b}" for k, (_, b) in clash.items())
-            + ": an incompatible config. Use the checkpoint's values or train anew"
-        )
+    for fields, why in ((m.learner.shape_fields, "an incompatible config. Use the "
+                         "checkpoint's values or train anew"),
+                        (m.learner.trained_fields, "a checkpoint keeps how it was trained. "
+                         "Train an agent with those settings instead")):
+        clash = {k: (getattr(saved, k), getattr(config, k)) for k in fields
+                 if getattr(config, k) != getattr(saved, k)}
+        if clash:
+            raise CatchjaxError(
+                f"checkpoint {path} was trained with "
+                + ", ".join(f"{k}={a!r}" for k, (a, _) in clash.items())
+                + "; the requested config has "
+                + ", ".join(f"{k}={b!r}" for k, (_, b) in clash.items()) + f": {why}")
     space = meta.get("space")
     protocol = meta.get("protocol")
     if task is not None:
