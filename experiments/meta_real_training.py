@@ -205,6 +205,26 @@ def bootstrap_ci(values, seed=0):
     return float(ci.low), float(ci.high)
 
 
+def paired(rows, args, target: str, other: str, k: int):
+    """CATCH-meta minus ``other`` in best reward after ``k`` networks, paired by search
+    index (the CATCH methods' search s share their first random networks): mean, 95 %
+    t-interval, and how many non-tied pairs CATCH-meta wins."""
+    from scipy import stats
+
+    diffs = []
+    for s in range(args.searches):
+        best = [max([r["reward"] for r in rows if r["target"] == target
+                     and r["method"] == m and r["search"] == s][:k] or [np.nan])
+                for m in ("catch-meta", other)]
+        diffs.append(best[0] - best[1])
+    d = np.asarray([x for x in diffs if np.isfinite(x)])
+    if len(d) < 2:
+        return float(d.mean()) if len(d) else float("nan"), (np.nan, np.nan), "-"
+    lo, hi = (d.mean(), d.mean()) if d.std() == 0 else stats.t.interval(
+        0.95, len(d) - 1, loc=d.mean(), scale=d.std(ddof=1) / np.sqrt(len(d)))
+    return float(d.mean()), (float(lo), float(hi)), f"{int((d > 0).sum())}/{int((d != 0).sum())}"
+
+
 def write_outputs(rows, out: Path, args, timing: dict, trained) -> None:
     import matplotlib
 
@@ -257,6 +277,21 @@ def write_outputs(rows, out: Path, args, timing: dict, trained) -> None:
     fig.tight_layout()
     fig.savefig(out / "best_so_far.png", dpi=130)
     plt.close(fig)
+    pairs = ["", "CATCH-meta minus each method, paired by search index, in best reward after "
+             "5 and after all networks: mean [95% t-interval], non-tied searches CATCH-meta "
+             "wins.", "", "| target | vs | after 5 | after "
+             f"{args.budget} |", "|---|---|---|---|"]
+    for target in TARGETS:
+        for other in METHODS[1:]:
+            cells = []
+            for k in (5, args.budget):
+                m, (lo, hi), wins = paired(rows, args, target, other, k)
+                cells.append(f"{m:+.4f} [{lo:+.4f}, {hi:+.4f}], wins {wins}")
+            pairs.append(f"| {target} | {other} | {' | '.join(cells)} |")
+    lines += pairs
+    done = json.loads((out / "evaluations.json").read_text())
+    meta_s = sum(v["train_seconds"] for k, v in done.items() if k.startswith('{"classes"'))
+    all_s = sum(v["train_seconds"] for v in done.values())
     head = [
         f"Digits split into a meta half ({N_META} images) and a target half "
         f"({1797 - N_META}); meta-tasks: 3-6 random classes of the meta half; targets: "
@@ -271,7 +306,9 @@ def write_outputs(rows, out: Path, args, timing: dict, trained) -> None:
         f"{timing['train'] / 60:.1f} min (meta-training {timing['meta_train'] / 60:.1f} "
         f"min, targets {timing['target_train'] / 60:.1f} min) and the searches' ask/tell "
         f"steps, compiling and saving {timing['search'] / 60:.1f} min (runs resumed from "
-        f"OUT count only what this run did).",
+        f"OUT count only what this run did). All {len(done)} networks trained in OUT "
+        f"(every run together): {all_s / 60:.1f} min of training, {meta_s / 60:.1f} of them "
+        f"for meta-training.",
         "",
         "Meta-training tasks: " + "; ".join(
             f"agent {t.seed}: " + ", ".join(str(json.loads(p)["classes"]) for p in t.pool)
