@@ -152,3 +152,9 @@ def test_meta_training_from_the_command_line_with_a_named_generator(syn_nb201, t
             named_tasks(bad)
     assert cli.main(["meta-ask", "--state", str(state), "--space", "residual"]) == 2
     assert "leave out --space" in capsys.readouterr().err
+    # the agent adapts like any agent: an ask/tell search with --init
+    assert cli.main(["ask", "--state", str(tmp_path / "adapt"), "--method", "catch-meta",
+                     "--space", "table:synthetic-nb201/cifar10", "--budget", "6",
+                     "--init", str(tmp_path / "agent"), "-k", "3",
+                     "--out", str(tmp_path / "a.json")]) == 0
+    assert len(json.loads((tmp_path / "a.json").read_text())["proposals"]) == 3
