@@ -15,7 +15,7 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
         "--benchmark", "synthetic-nb201", "--datasets", "cifar100", "--methods", "catch-meta",
         "random", "--trials", "6", "--budget", "10", "--set", "candidates=8", "--set",
         "hidden=16", "--set", "meta_epochs=2", "--set", "meta_budget=8", "--out", str(out),
-        "--no-progress",
+        "--no-progress", "--agents", "2",
     ])
     assert rc == 0
     for name in ("results.csv", "curves.csv", "summary.md", "summary.json", "fig3_sorted.png",
@@ -26,16 +26,16 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
     assert len(rows) == 2 * 6
     assert "| catch-meta |" in (out / "summary.md").read_text()
     assert (out / "meta-agent-cifar100" / "catchjax.json").exists()
-    # what each of the five meta-trained agents learned (issue 19)
+    # what each of the meta-trained agents learned (issue 19)
     with open(out / "agents.csv") as f:
         agents = list(csv.DictReader(f))
-    assert [int(a["agent_seed"]) for a in agents] == [0, 1, 2, 3, 4]
+    assert [int(a["agent_seed"]) for a in agents] == [0, 1]
     assert sum(int(a["trials"]) for a in agents) == 6
     assert all(float(a["first_rank_median"]) >= 1 and float(a["z_separation"]) >= 0
                for a in agents if int(a["trials"]))
     assert (out / "agents.png").stat().st_size > 0
     run = json.loads((out / "summary.json").read_text())["runs"]["catch-meta/cifar100"]
-    assert run["agents"] == 5 and len(run["agent_means"]) == 5
+    assert run["agents"] == 2 and len(run["agent_means"]) == 2
 
 
 def test_agent_diagnostics_rank_under_the_targets_reward(syn_nb201):
@@ -197,6 +197,7 @@ def test_meta_real_training_tasks_never_hold_a_target_image():
     assert n == 10 and len(sx) == len(tx) - 550
 
 
+@pytest.mark.slow  # an end-to-end example; tests/test_categorical.py covers its machinery
 def test_sklearn_space_example_tunes_a_model_in_a_declared_space(tmp_path):
     pytest.importorskip("sklearn", reason="the example needs scikit-learn")
     from experiments import sklearn_space

@@ -27,12 +27,15 @@ def three(syn_nb201):
 
 def test_meta_trained_methods_default_to_ppo_with_its_entropy_bonus(capsys):
     for name in ("catch-meta", "catch-zero", "catch-random"):
+        # a sweep without --init trains five agents (agent.for_search), the DQN one
+        assert methods.get(name).learner.agents == 5
         assert methods.make_config(name).entropy_coef == 0.5
         assert methods.setting_defaults(name)["entropy_coef"] == 0.5
         # the paper's literal loss stays reachable
         assert methods.make_config(name, entropy_coef="0").entropy_coef == 0.0
     for name in ("catch-sfs", "catch-sfs-zero", "catch-sfs-random"):
         assert methods.make_config(name).entropy_coef == 0.0
+    assert methods.get("dqn").learner.agents == 1
     # a config given whole keeps its own value (a saved one, or one built by hand)
     literal = catch.CatchConfig(meta_trained=True)
     assert methods.build(literal) is literal and methods.build(literal, budget=9).entropy_coef == 0
