@@ -89,6 +89,7 @@ def test_transnas_ranks_script_ranks_the_best_found_network(tmp_path):
     assert "| ls |" in (out / "summary.md").read_text()
 
 
+@pytest.mark.slow  # an experiment script end to end (CI time); -m slow runs it
 def test_catch_adaptation_script_measures_a_variant_on_two_targets(tmp_path):
     from experiments import catch_adaptation
 
@@ -154,6 +155,7 @@ def test_performance_suite_writes_its_figures(tmp_path):
     assert (tmp_path / "scaling.png").stat().st_size > 0
 
 
+@pytest.mark.slow  # trains real networks (CI time); ask/tell resume is in test_ask_tell
 def test_real_training_script_resumes_without_retraining(tmp_path):
     """The ask/tell experiment on digits at its smallest: it writes its table and plots,
     and a second run finds every search finished and every network trained already."""
