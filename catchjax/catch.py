@@ -558,8 +558,13 @@ def meta_task_rewards(config: CatchConfig, key, pool_rewards):
        and changes how rewards are spread, which the normalized advantages see).
     Only the pool's columns enter, so a pool that leaves the target out stays so.
     Architectures no pool column can reach stay -inf."""
+    return _task_from_standardized(config, key, standardize_pool(pool_rewards))
+
+
+def _task_from_standardized(config: CatchConfig, key, pool):
+    """:func:`meta_task_rewards` from the already standardized pool (meta-training
+    standardizes it once, not every meta-epoch)."""
     k_w, k_sigma, k_noise, k_k = jax.random.split(key, 4)
-    pool = standardize_pool(pool_rewards)
     finite = jnp.all(jnp.isfinite(pool), axis=0)
     w = jax.random.dirichlet(k_w, jnp.ones(pool.shape[0]))
     x = jnp.sum(w[:, None] * jnp.where(finite, pool, 0.0), axis=0)
@@ -592,11 +597,13 @@ def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
     if agent is None:
         agent = init_agent(config, k_init, L, K)
     P, B = pool_rewards.shape[0], config.meta_batch
+    if config.meta_tasks == "mixtures":  # loop-invariant: once, outside the meta-epochs
+        pool_std = standardize_pool(pool_rewards)
 
     def meta_epoch(agent, m):
         k_task, k_search = jax.random.split(jax.random.fold_in(k_loop, m))
         if config.meta_tasks == "mixtures":  # a new task per search, made from the pool
-            made = jax.vmap(lambda k: meta_task_rewards(config, k, pool_rewards))(
+            made = jax.vmap(lambda k: _task_from_standardized(config, k, pool_std))(
                 jax.random.split(k_task, B))
             if B == 1:
                 trace, agent = search_and_learn(search_config, k_search,
