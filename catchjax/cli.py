@@ -5,6 +5,7 @@
     catchjax train --method catch-meta --benchmark nb201 --task cifar10 --out agents/c10
     catchjax ask --state DIR -k 8 --out proposals.json [--method M --space S]  # ask/tell
     catchjax tell --state DIR results.csv
+    catchjax data get nb201|nb201-hw|transnas-micro|transnas-macro|all
     catchjax data import PATH [--kind KIND] [--as FILENAME]
     catchjax data list
 
@@ -254,8 +255,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="allow runs of different benchmarks/tasks (one table per task)")
     rp.add_argument("--overwrite", action="store_true", help="replace a report in --out")
 
-    data = sub.add_parser("data", help="import and list benchmark tables")
+    data = sub.add_parser("data", help="get, import and list benchmark tables")
     dsub = data.add_subparsers(dest="data_command", required=True)
+    get = dsub.add_parser("get", help="download the public files a real table is built from "
+                          "(pinned commits, SHA-256 checked) and build it in the data folder")
+    get.add_argument("names", nargs="*", metavar="TABLE",  # checked by download.get
+                     help="nb201, nb201-hw, transnas-micro, transnas-macro or all")
+    get.add_argument("--to", dest="dest", help="folder to write to (default: the data folder)")
+    get.add_argument("--from", dest="source_folder", metavar="FOLDER",
+                     help="use source files downloaded by hand into FOLDER (see --list) "
+                          "instead of the network")
+    get.add_argument("--overwrite", action="store_true",
+                     help="build a table again although the data folder has it")
+    get.add_argument("--list", action="store_true",
+                     help="print each table's source files (URL, SHA-256, licence) and exit")
     imp = dsub.add_parser("import", help="import a benchmark file into catchjax's format")
     imp.add_argument("path")
     imp.add_argument("--kind", default="auto",
@@ -550,6 +563,18 @@ def cmd_report(args) -> int:
 def cmd_data(args) -> int:
     from catchjax.benchmarks import importers, tables
 
+    if args.data_command == "get":
+        from catchjax.benchmarks import download
+
+        if args.list:
+            print(download.listing())
+            return 0
+        if not args.names:
+            raise CatchjaxError("name the tables to get: nb201, nb201-hw, transnas-micro, "
+                                "transnas-macro or all (`catchjax data get --list` shows "
+                                "their sources)")
+        download.get(args.names, args.dest, args.source_folder, overwrite=args.overwrite)
+        return 0
     if args.data_command == "import":
         for path in importers.import_benchmark(args.path, args.kind, args.dest, args.name,
                                                overwrite=args.overwrite):

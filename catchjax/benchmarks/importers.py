@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from catchjax import safe_io
 from catchjax.benchmarks import safe_pickle, spaces, tables
 from catchjax.errors import CatchjaxError
 
@@ -228,6 +229,7 @@ def _write_table(table, filename: str, dest: Path) -> Path:
     with open(tmp, "wb") as f:  # write then rename, so a crash never leaves half a table
         np.savez_compressed(f, ops=table.actions.astype(np.int8), arch_str=table.arch_str,
                             **{k: v.astype(np.float32) for k, v in table.columns.items()})
+    os.chmod(tmp, 0o666 & ~safe_io._umask())  # the user's usual permissions, not mkstemp's
     os.replace(tmp, final)
     return final
 

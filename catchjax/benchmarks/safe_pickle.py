@@ -12,6 +12,11 @@ Two PyTorch ``torch.save`` layouts are read:
   under ``<name>/data/<key>``;
 * the legacy layout: a magic number, protocol version and system info, then the
   object, then the storage keys and raw storage bytes, as consecutive pickles.
+
+:func:`load_pandas_frame` reads a pickled pandas ``DataFrame`` (the layout pandas 0.25 to
+1.x writes, ``DataFrame.to_pickle``) into plain NumPy columns: the DataFrame, its block
+manager and its indexes are replaced by inert stand-ins that only keep their pickled
+state, so neither pandas nor any code named in the file is run.
 """
 
 from __future__ import annotations
@@ -350,6 +355,108 @@ def _load_legacy(f, path):
             raise EOFError("storage data ends early")
         ref.array = np.frombuffer(raw, dtype=ref.dtype)
     return _resolve(obj)
+
+
+class _PandasStandIn:
+    """An inert stand-in for a pandas class: records the state pickled for it, nothing else."""
+
+    def __init__(self, *args):
+        self.args = args
+
+    def __setstate__(self, state):
+        self.state = state
+
+
+_PANDAS_CLASSES = {
+    key: type(key[1], (_PandasStandIn,), {})
+    for key in [("pandas.core.frame", "DataFrame"),
+                ("pandas.core.internals.managers", "BlockManager"),
+                ("pandas.core.indexes.base", "Index"),
+                ("pandas.core.indexes.range", "RangeIndex")]
+}
+
+
+def _new_index(cls, fields):
+    """pandas' ``_new_Index(cls, fields)``: keep the class name and the fields."""
+    if not (isinstance(cls, type) and issubclass(cls, _PandasStandIn) and isinstance(fields, dict)):
+        raise UnsafePickleError(f"unexpected index {cls!r} in a pandas pickle")
+    return (cls.__name__, fields)
+
+
+def _frombuffer(buf, dtype, shape, order):
+    """numpy's ``_frombuffer`` (how newer NumPy pickles plain arrays), numbers only."""
+    dtype = np.dtype(dtype)
+    if dtype.hasobject or not isinstance(buf, (bytes, bytearray)):
+        raise UnsafePickleError("an array pickled from a buffer must hold plain numbers")
+    _count_bytes(len(buf))
+    return np.frombuffer(buf, dtype).reshape(shape, order=order)
+
+
+_PANDAS_ALLOWED = {
+    **_PANDAS_CLASSES,
+    ("pandas.core.indexes.base", "_new_Index"): _new_index,
+    ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+    ("builtins", "slice"): slice,
+}
+
+
+class _PandasUnpickler(PlainDataUnpickler):
+    def find_class(self, module, name):
+        if (module, name) in _PANDAS_ALLOWED:
+            return _PANDAS_ALLOWED[(module, name)]
+        return super().find_class(module, name)
+
+
+def _index_values(index) -> np.ndarray:
+    kind, fields = index
+    if kind == "RangeIndex":
+        return np.arange(fields["start"], fields["stop"], fields.get("step", 1))
+    return np.asarray(fields["data"])
+
+
+def _frame_columns(frame) -> dict[str, np.ndarray]:
+    """A DataFrame stand-in -> {column name: 1-D array} (the 0.14.1 block-manager state)."""
+    if type(frame).__name__ != "DataFrame":
+        raise UnsafePickleError(f"expected a pickled DataFrame, found {type(frame).__name__}")
+    manager = frame.state["_data"]
+    extra = manager.state[3]["0.14.1"]
+    names = [str(n) for n in _index_values(extra["axes"][0])]
+    n_rows = len(_index_values(extra["axes"][1]))
+    columns = {}
+    for block in extra["blocks"]:
+        values, locs = np.asarray(block["values"]), block["mgr_locs"]
+        positions = (range(len(names))[locs] if isinstance(locs, slice)
+                     else [int(i) for i in np.asarray(locs).ravel()])
+        if values.ndim != 2 or values.shape != (len(positions), n_rows):
+            raise ValueError(f"a block of shape {values.shape} for {len(positions)} columns "
+                             f"of {n_rows} rows")
+        for row, position in enumerate(positions):
+            columns[names[position]] = values[row]
+    if set(columns) != set(names):
+        raise ValueError(f"no values for columns {sorted(set(names) - set(columns))}")
+    return {name: columns[name] for name in names}
+
+
+@_one_file_budget
+def load_pandas_frame(path) -> dict[str, np.ndarray]:
+    """Read a pickled pandas DataFrame as {column: array} without pandas or unsafe code."""
+    try:
+        with open(path, "rb") as f:
+            return _frame_columns(_PandasUnpickler(f).load())
+    except UnsafePickleError as exc:
+        raise UnsafePickleError(f"{path}: {exc}") from None
+    except CatchjaxError as exc:
+        raise CatchjaxError(f"{path}: {exc}") from None
+    except FileNotFoundError:
+        raise
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError, KeyError,
+            AttributeError, IndexError, RecursionError, OverflowError, MemoryError) as exc:
+        raise CatchjaxError(
+            f"{path}: cannot read it as a pickled pandas DataFrame ({type(exc).__name__}: "
+            f"{exc}); it may be truncated, or written by a pandas version whose layout "
+            f"catchjax does not read"
+        ) from None
 
 
 @_one_file_budget
