@@ -406,6 +406,8 @@ def cmd_sweep(args) -> int:
         print(f"process {jax.process_index()} of {jax.process_count()}: its trials are done; "
               f"process 0 writes the results")
         return 0
+    if "init" in info:  # relative to the run, so that runs and agents can move together
+        info["init"] = os.path.relpath(info["init"], out.absolute())
     result.info.update(info, **_provenance(args))
     out = reporting.write_results(result, out, overwrite=args.overwrite,
                                   parquet=True if args.parquet else None)

@@ -143,7 +143,8 @@ def test_cli_meta_train_then_adapt(tmp_path, capsys):
                      "--task", "cifar100", "--trials", "4", "--budget", "10", "--init", str(ck),
                      "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["method"] == "catch-meta" and summary["init"] == str(ck.absolute())
+    assert summary["method"] == "catch-meta" and summary["init"] == "../agent"  # run-relative
+    assert (out / summary["init"]).resolve() == ck.resolve()
     assert "cifar10_valid_valid_acc_12" in summary["meta_pool"]
     assert not (tmp_path / ".adapt.partial").exists()
     # without --init: meta-trains first and keeps the agent under --out
