@@ -34,12 +34,13 @@ LARGE_OUTPUT_BYTES = 1 << 30  # a sweep that would write more says so before it 
 
 def output_estimate(task, rows: int) -> tuple[float, float]:
     """Bytes of results.csv and results.parquet for ``rows`` (trial, step) rows of
-    ``task``: per row, the two architecture strings plus ~100 bytes of numbers and names
-    in the CSV; ~16 bytes in Parquet (measured: benchmarks/results_memory.py)."""
+    ``task``: per row, the two architecture strings plus ~45 bytes of names and integers
+    and ~12 per float32 number in the CSV (264 bytes a row measured on NB201 with three
+    report metrics); ~16 bytes in Parquet (measured: benchmarks/results_memory.py)."""
     arch = task.table.arch_str
     sample = arch[:: max(1, len(arch) // 1000)]
-    per_row = (2 * float(np.mean([len(a) for a in sample])) + 100
-               + 20 * len(task.spec.report_metrics))
+    per_row = (2 * float(np.mean([len(a) for a in sample])) + 45
+               + 12 * (2 + len(task.spec.report_metrics)))
     return rows * per_row, rows * 16.0
 
 
@@ -51,11 +52,15 @@ def _trial_chunks(result):
 
 def results_rows(result):
     """One dict per (trial, step): the query made and the best-by-reward so far (the
-    rows of :func:`results_columns`, as Python values), built a chunk of trials at a time."""
+    rows of :func:`results_columns`, as Python values; numbers as the shortest text that
+    reads back to the same value of their own precision, so a float32 reward is
+    ``82.26224``, not its float64 widening ``82.26224517822266``), built a chunk of trials
+    at a time."""
     for start, stop in _trial_chunks(result):
         cols = results_columns(result, start, stop)
         names = list(cols)
-        for values in zip(*(cols[k].tolist() for k in names)):
+        for values in zip(*((cols[k].astype(str) if cols[k].dtype.kind == "f" else cols[k])
+                            .tolist() for k in names)):
             yield dict(zip(names, values))
 
 
@@ -70,7 +75,7 @@ def results_columns(result, start: int = 0, stop: int | None = None) -> dict:
     n, b = stop - start, result.budget
     # slice before converting: each chunk costs its own rows, not the whole result's
     rows = np.asarray(result.rows)[start:stop]
-    rewards = np.asarray(result.rewards)[start:stop].astype(np.float64)
+    rewards = np.asarray(result.rewards)[start:stop]  # float32 from tables: kept, not widened
     best_step = np.asarray(result.best_step)[start:stop]
     best_row = np.take_along_axis(rows, best_step, axis=1)
     best_reward = np.take_along_axis(rewards, best_step, axis=1)
@@ -87,15 +92,16 @@ def results_columns(result, start: int = 0, stop: int | None = None) -> dict:
         "best_row": best_row.reshape(-1).astype(np.int64),
         "best_arch": arch[best_row.reshape(-1)],
     }
-    best_report = np.asarray(np.asarray(result.task.arrays.report)[best_row], np.float64)
+    best_report = np.asarray(np.asarray(result.task.arrays.report)[best_row])
     for j, m in enumerate(spec.report_metrics):
         cols[f"best_{m}"] = best_report[:, :, j].reshape(-1)
     return cols
 
 
 def write_parquet(result, path: Path) -> None:
-    """results.csv's table as Parquet (pyarrow), float32 values kept exactly as float64,
-    text columns dictionary-encoded, written a chunk of trials at a time."""
+    """results.csv's table as Parquet (pyarrow), numbers in their own precision (float32
+    table values stay float32), text columns dictionary-encoded, written a chunk of trials
+    at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

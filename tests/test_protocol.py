@@ -93,7 +93,8 @@ def test_toy_agent_trains_checkpoints_and_adapts(toy_methods, tmp_path, syn_nb20
                      "--task", "cifar10", "--trials", "2", "--budget", "3", "--init", str(ck),
                      "--out", str(out), "--no-progress"]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["method"] == "toy-favourite" and summary["init"] == str(ck.absolute())
+    assert summary["method"] == "toy-favourite" and summary["init"] == "../agent"  # run-relative
+    assert (out / summary["init"]).resolve() == ck.resolve()
     with open(out / "results.csv") as f:
         assert {int(r["row"]) for r in csv.DictReader(f)} == {best}
     # without an agent the method refuses to run; a checkpoint of another method is refused

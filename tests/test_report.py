@@ -41,7 +41,12 @@ def test_parquet_holds_the_same_table_as_the_csv(saved_runs):
     for a, b in zip(rows, table):
         assert list(a) == list(b)
         for k in a:
-            assert (float(a[k]) == b[k]) if isinstance(b[k], float) else (a[k] == str(b[k]))
+            # numbers in their own precision: float32 values, text that reads back to them
+            assert (np.float32(a[k]) == np.float32(b[k])) if isinstance(b[k], float) \
+                else (a[k] == str(b[k]))
+    assert pq.read_schema(saved_runs["rea"] / "results.parquet").field("reward").type == "float"
+    for r in rows:  # the shortest float32 text, not a float64 widening (82.26224517822266)
+        assert r["reward"] == str(np.float32(r["reward"]))
     assert not (saved_runs["rs"] / "results.parquet").exists()  # small: CSV only
 
 
