@@ -380,6 +380,14 @@ def cmd_sweep(args) -> int:
     _no_budget_setting(args)
     sweeps.check_run(args.trials, args.budget, args.seed)
     worker = _check_process_flags(args)  # process 0 alone writes files
+    done = None if args.overwrite else _same_run_done(args, Path(args.out))
+    if done is not None:
+        print(f"{args.out} already holds this run (the same command, catchjax "
+              f"{done['source_revision'] or done['versions']['catchjax']}, written "
+              f"{done['written_at']}): nothing to compute. Its summary:")
+        print(reporting.format_summary(done))
+        print("  (pass --overwrite to run it again)")
+        return 0
     if not worker:
         reporting.check_out_dir(Path(args.out), args.overwrite)
     worker = _start_processes(args)
@@ -425,12 +433,9 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def _provenance(args) -> dict:
-    """What produced a run: the command line, catchjax's source revision (when it runs
-    from a git checkout) and the UTC time, for summary.json."""
-    import shlex
+def _revision() -> str | None:
+    """catchjax's source revision when it runs from a git checkout (``-dirty`` if edited)."""
     import subprocess
-    import time
 
     here = Path(__file__).resolve().parent
     try:
@@ -438,9 +443,50 @@ def _provenance(args) -> dict:
                                   capture_output=True, text=True, timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         revision = ""
-    return {"command": "catchjax " + " ".join(shlex.quote(a) for a in args.argv),
-            "source_revision": revision or None,
+    return revision or None
+
+
+def _command(args) -> str:
+    import shlex
+
+    return "catchjax " + " ".join(shlex.quote(a) for a in args.argv)
+
+
+def _provenance(args) -> dict:
+    """What produced a run: the command line, catchjax's source revision (when it runs
+    from a git checkout) and the UTC time, for summary.json."""
+    import time
+
+    return {"command": _command(args), "source_revision": _revision(),
             "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def _same_run_done(args, out: Path) -> dict | None:
+    """The summary of ``out`` when it already holds this very run: the same command, by
+    the same catchjax and libraries (versions, a clean source revision), without ``--init`` (whose
+    agent may have changed since). A sweep is a pure function of those, so running it
+    again would write the same results; a quickstart can then be run twice."""
+    import json
+
+    from catchjax import reporting, safe_io
+    from catchjax.results import versions
+
+    path = out / "summary.json"
+    if args.init is not None or getattr(args, "coordinator", None) or \
+            getattr(args, "distributed", False) or not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+        sealed = summary.get(reporting.DIGEST) == reporting.summary_digest(summary)
+    except (OSError, ValueError, AttributeError):
+        return None
+    revision = _revision()
+    same = (sealed and summary.get("command") == _command(args)
+            and summary.get("source_revision") == revision
+            and not (revision or "").endswith("-dirty")
+            and summary.get("versions") == versions()  # another jax may round differently
+            and not safe_io.not_written_by_catchjax(out, "results", reporting.RESULT_FILES))
+    return summary if same else None
 
 
 def _task_from_args(args):

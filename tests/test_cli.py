@@ -265,3 +265,32 @@ def test_summary_records_the_command_revision_and_time(tmp_path):
     assert summary["command"].startswith("catchjax sweep --method random")
     assert summary["command"].endswith(f"--out {out}")
     assert summary["written_at"].endswith("Z") and "source_revision" in summary
+
+
+@pytest.mark.parametrize("revision", ["abc1234", None])  # a git checkout, an installed copy
+def test_the_same_command_again_finds_its_run_done(tmp_path, capsys, monkeypatch, revision):
+    monkeypatch.setattr(cli, "_revision", lambda: revision)
+    out = tmp_path / "o"
+    args = ["sweep", "--method", "random", "--benchmark", "synthetic-nb201", "--task", "cifar10",
+            "--trials", "3", "--budget", "4", "--no-progress", "--out", str(out)]
+    assert _run(*args) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    compiled = sweeps._compiled
+    monkeypatch.setattr(sweeps, "_compiled", None)  # nothing may compile the second time
+    assert _run(*args) == 0
+    printed = capsys.readouterr().out
+    assert "already holds this run" in printed and "final cifar10_test_acc_200" in printed
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    # anything else is refused as before: another revision, an edited summary, a dirty tree
+    monkeypatch.setattr(cli, "_revision", lambda: "def5678")
+    assert _run(*args) == 2 and "already holds results" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_revision", lambda: revision)
+    summary = json.loads((out / "summary.json").read_text())
+    (out / "summary.json").write_text(json.dumps({**summary, "mean": 0.0}))
+    assert _run(*args) == 2 and "already holds results" in capsys.readouterr().err
+    monkeypatch.setattr(sweeps, "_compiled", compiled)
+    monkeypatch.setattr(cli, "_revision", lambda: "abc1234-dirty")  # edited code: run again
+    dirty = [a if a != str(out) else str(tmp_path / "d") for a in args]
+    assert _run(*dirty) == 0
+    assert _run(*dirty) == 2 and "already holds results" in capsys.readouterr().err
