@@ -380,6 +380,7 @@ def cmd_sweep(args) -> int:
     _no_budget_setting(args)
     sweeps.check_run(args.trials, args.budget, args.seed)
     worker = _check_process_flags(args)  # process 0 alone writes files
+    reporting.check_parquet(args.parquet)
     done = None if args.overwrite else _same_run_done(args, Path(args.out))
     if done is not None:
         print(f"{args.out} already holds this run (the same command, catchjax "

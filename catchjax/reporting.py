@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from catchjax import safe_io
+from catchjax.errors import CatchjaxError
 
 RESULT_FILES = {"results.csv", "results.parquet", "summary.json", "metrics.csv", "meta-agent"}
 # From this many (trial, step) rows on, results.csv is also written as results.parquet:
@@ -131,14 +132,28 @@ def write_metrics(result, path: Path) -> None:
                 writer.writerow([result.method, i, e + 1, *(float(v[i, e]) for v in values)])
 
 
+def has_pyarrow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyarrow") is not None
+
+
+def check_parquet(parquet: bool | None) -> None:
+    """``parquet=True`` needs pyarrow (the ``parquet`` extra): said before anything runs."""
+    if parquet and not has_pyarrow():
+        raise CatchjaxError("results.parquet needs pyarrow, which is not installed: pip "
+                            "install 'catchjax[parquet]' (or leave out --parquet)")
+
+
 def write_results(result, out, overwrite: bool = False, parquet: bool | None = None) -> Path:
     """Write ``results.csv``, ``summary.json`` and (for methods with per-epoch metrics)
     ``metrics.csv`` into ``out``, plus ``results.parquet`` when ``parquet`` (None: when
-    the table has at least :data:`PARQUET_MIN_ROWS` rows). A temporary folder is filled
-    first, then moved into place, so a failure never leaves half a result and old results
-    are replaced only by complete new ones."""
+    the table has at least :data:`PARQUET_MIN_ROWS` rows and pyarrow is installed). A
+    temporary folder is filled first, then moved into place, so a failure never leaves
+    half a result and old results are replaced only by complete new ones."""
+    check_parquet(parquet)
     if parquet is None:
-        parquet = result.trials * result.budget >= PARQUET_MIN_ROWS
+        parquet = result.trials * result.budget >= PARQUET_MIN_ROWS and has_pyarrow()
 
     def fill(tmp: Path):
         with open(tmp / "results.csv", "w", newline="") as f:

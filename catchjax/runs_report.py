@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catchjax import safe_io
+from catchjax import reporting, safe_io
 from catchjax.errors import CatchjaxError
 
 # figures, each as PNG (to look at), PDF and SVG (for a paper)
@@ -117,7 +117,7 @@ def _sweep_curves(path: Path, s: dict) -> np.ndarray:
     """[trials, budget] best-so-far report metric from results.parquet or results.csv."""
     col = f"best_{s['report_metric']}"
     n, b = int(s["trials"]), int(s["budget"])
-    if (path / "results.parquet").exists():
+    if (path / "results.parquet").exists() and reporting.has_pyarrow():
         import pyarrow.parquet as pq
 
         try:

@@ -312,9 +312,10 @@ def size_notes(name: str, config, task: Task, trials: int) -> list[str]:
     rows = trials * config.budget
     csv_bytes, parquet_bytes = reporting.output_estimate(task, rows)
     if csv_bytes > reporting.LARGE_OUTPUT_BYTES:
+        also = (f" and results.parquet about {parquet_bytes / 2**30:.1f} GB"
+                if reporting.has_pyarrow() else "")
         notes.append(f"note: {rows:,} result rows: results.csv will be about "
-                     f"{csv_bytes / 2**30:.1f} GB and results.parquet about "
-                     f"{parquet_bytes / 2**30:.1f} GB, and the sweep holds about "
+                     f"{csv_bytes / 2**30:.1f} GB{also}, and the sweep holds about "
                      f"{rows * 24 / 2**30:.1f} GB of result arrays in memory (they are "
                      f"written in chunks); lower --trials or --budget for less")
     return notes

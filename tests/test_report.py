@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from catchjax import cli, reporting, runs_report, sweep
+from catchjax import cli, reporting, runs_report, sweep, sweeps
 from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
 
@@ -245,3 +245,23 @@ def test_report_compares_each_run_with_the_first(saved_runs, tmp_path):
     text = (out / "report.md").read_text()
     assert "vs the first: difference [95% CI], p" in text and "(the first)" in text
     assert ", p = " in text
+
+
+def test_without_pyarrow_results_are_csv_and_parquet_is_refused_first(saved_runs, tmp_path,
+                                                                      monkeypatch, capsys):
+    """pyarrow is the optional `parquet` extra: without it a large run writes results.csv
+    only, `--parquet` is refused before anything compiles, and a report reads the CSV of
+    a run that has a results.parquet."""
+    monkeypatch.setattr(reporting, "has_pyarrow", lambda: False)
+    monkeypatch.setattr(reporting, "PARQUET_MIN_ROWS", 10)
+    res = sweep("random", tasks.make_task("synthetic-nb201", "cifar10"), trials=3, budget=5)
+    out = reporting.write_results(res, tmp_path / "csv-only")
+    assert (out / "results.csv").exists() and not (out / "results.parquet").exists()
+    with pytest.raises(CatchjaxError, match=r"pip install 'catchjax\[parquet\]'"):
+        reporting.write_results(res, tmp_path / "p", parquet=True)
+    monkeypatch.setattr(sweeps, "_compiled", None)  # refused before anything compiles
+    assert cli.main(["sweep", "--method", "rea", "--benchmark", "synthetic-nb201", "--task",
+                     "cifar10", "--trials", "2", "--parquet", "--out", str(tmp_path / "q")]) == 2
+    assert "needs pyarrow" in capsys.readouterr().err
+    run = runs_report.load_run(saved_runs["rea"])  # has a results.parquet: its CSV is read
+    assert run.curves.shape == (12, 10)
