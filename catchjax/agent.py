@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from catchjax import methods, status
+from catchjax import compile_cache, methods, status
 from catchjax.benchmarks import tables
 from catchjax.benchmarks.tasks import Task
 from catchjax.checkpoints import load_agent, load_agents, save_agent, save_agents
@@ -140,6 +140,7 @@ def train(method: str, task: Task, config=None, seed: int = 0,
     """
     m, config, pool, rewards = _prepare(method, task, config, [seed], pool)
     fn = jax.jit(lambda key, t, r: m.learner.train(config, key, t, r))
+    compile_cache.use_default()
     key = jax.random.key(seed)
     t0 = time.perf_counter()
     with status.working(f"compiling {m.name}'s training", enabled=progress):

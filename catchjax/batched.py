@@ -25,6 +25,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from catchjax import compile_cache
+
 __all__ = ["Batched", "allgather", "barrier", "broadcast", "compiled"]
 
 AXIS = "runs"
@@ -114,6 +116,7 @@ def compiled(key, make_fn, batched, shared, devices=None) -> tuple[Batched, floa
             jax.tree.structure((batched, shared)), tuple(devices))
     if full in _CACHE:
         return _CACHE[full], 0.0
+    compile_cache.use_default()
     batch = Batched(make_fn(), batched, shared, devices)
     _CACHE[full] = batch
     return batch, batch.compile_seconds

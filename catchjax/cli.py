@@ -880,9 +880,7 @@ def main(argv=None) -> int:
         if args.command not in ("methods", "data", "report"):  # the commands that compile
             from catchjax import compile_cache
 
-            where = compile_cache.resolve(args.no_compile_cache)
-            if where is not None:
-                compile_cache.enable(where)
+            compile_cache.settle(compile_cache.resolve(args.no_compile_cache))
         return commands[args.command](args)
     except CatchjaxError as exc:
         if args.debug:

@@ -5,8 +5,10 @@ would pay it again. JAX can keep compiled executables on disk keyed by the progr
 compiler options and the jax/jaxlib versions, so a second call with the same shapes
 loads instead of compiling. The CLI turns it on by default in the user cache folder
 (``catchjax --no-compile-cache …`` or ``CATCHJAX_COMPILE_CACHE=off`` turn it off;
-``CATCHJAX_COMPILE_CACHE=DIR`` moves it). Library users call :func:`enable` themselves:
-importing catchjax changes no global JAX setting.
+``CATCHJAX_COMPILE_CACHE=DIR`` moves it). The Python API uses the same folder from its
+first compile on (:func:`use_default`: a sweep, a training, an ask/tell search), unless
+JAX already has a cache folder (yours is kept) or the variable says ``off``; importing
+catchjax changes no JAX setting.
 """
 
 from __future__ import annotations
@@ -49,3 +51,31 @@ def enable(path, min_compile_seconds: float = 0.5) -> Path:
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     return path
+
+
+_DEFAULT_CHECKED = False
+
+
+def settle(where: Path | None) -> Path | None:
+    """The CLI's decision (a folder, or None for off): kept for the whole process."""
+    global _DEFAULT_CHECKED
+    _DEFAULT_CHECKED = True
+    return enable(where) if where is not None else None
+
+
+def use_default() -> Path | None:
+    """For the Python API, before its first compile: the CLI's cache folder, unless JAX
+    already has one or :data:`ENV` is off. An unusable folder never stops a search."""
+    global _DEFAULT_CHECKED
+    if _DEFAULT_CHECKED:
+        return None
+    _DEFAULT_CHECKED = True
+    import jax
+
+    where = resolve()
+    if where is None or jax.config.jax_compilation_cache_dir:
+        return None
+    try:
+        return enable(where)
+    except CatchjaxError:
+        return None

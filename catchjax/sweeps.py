@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax import batched, methods, reporting, status
+from catchjax import batched, compile_cache, methods, reporting, status
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
@@ -342,6 +342,7 @@ def _share_restored(chunks, config, chunk, trials, arrays, agent, n_agents):
 def _single_trial_fn(config):
     """One jitted single-trial function per config, so repeated calls do not recompile."""
     search = methods.search_function(config)
+    compile_cache.use_default()
     return jax.jit(lambda s, i, t, a: search(config, trial_key(s, i), t, a))
 
 

@@ -121,6 +121,34 @@ def test_persistent_compile_cache_makes_the_second_call_compile_faster(tmp_path)
     assert off["mean"] == second["mean"]
 
 
+def test_the_python_api_uses_the_compile_cache_unless_told_otherwise(tmp_path):
+    """catchjax.sweep keeps its compilations in $CATCHJAX_COMPILE_CACHE like the CLI; a
+    cache folder the user gave JAX is kept; 'off' writes nothing."""
+    import subprocess
+    import sys
+
+    code = ("import sys, jax, catchjax\n"
+            "if len(sys.argv) > 1:\n"
+            "    jax.config.update('jax_compilation_cache_dir', sys.argv[1])\n"
+            "    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)\n"
+            "catchjax.sweep('reinforce', catchjax.make_task('synthetic-nb201', 'cifar10'), "
+            "trials=20, budget=30)\n")
+
+    def run(cache, *argv):
+        env = dict(os.environ, CATCHJAX_COMPILE_CACHE=cache, XDG_CACHE_HOME=str(tmp_path))
+        env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace(  # as a user's would compile
+            "--xla_backend_optimization_level=0", "").strip()
+        subprocess.run([sys.executable, "-c", code, *argv], env=env, check=True, timeout=300,
+                       capture_output=True)
+
+    run("off")
+    assert not (tmp_path / "catchjax").exists()  # not even the default folder
+    run(str(tmp_path / "default"))
+    assert any((tmp_path / "default").iterdir())
+    run(str(tmp_path / "unused"), str(tmp_path / "mine"))
+    assert any((tmp_path / "mine").iterdir()) and not (tmp_path / "unused").exists()
+
+
 def test_data_list_validates_what_it_lists(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("CATCHJAX_DATA", str(tmp_path))
     np.savez(tmp_path / "transnas101_micro.npz", ops=np.zeros((0, 6), np.int8))
