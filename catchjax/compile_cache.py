@@ -70,12 +70,17 @@ def use_default() -> Path | None:
     if _DEFAULT_CHECKED:
         return None
     _DEFAULT_CHECKED = True
-    import jax
-
     where = resolve()
-    if where is None or jax.config.jax_compilation_cache_dir:
+    if where is None or _jax_cache_dir():
         return None
     try:
         return enable(where)
     except CatchjaxError:
         return None
+
+
+def _jax_cache_dir() -> str | None:
+    """The cache folder JAX has now (one a user set keeps precedence)."""
+    import jax
+
+    return jax.config.jax_compilation_cache_dir

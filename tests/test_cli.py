@@ -115,38 +115,35 @@ def test_persistent_compile_cache_makes_the_second_call_compile_faster(tmp_path)
     first, second = run("first"), run("second")
     assert any((tmp_path / "cache").iterdir())
     assert second["compile_seconds"] < 0.5 * first["compile_seconds"], (first, second)
+    # the Python API finds the CLI's compilation in the same default folder
+    api = subprocess.run(
+        [sys.executable, "-c", "import catchjax; print(catchjax.sweep('reinforce', catchjax."
+         "make_task('synthetic-nb201', 'cifar10'), trials=20, budget=30).compile_seconds)"],
+        env=env, capture_output=True, text=True, timeout=300, check=True)
+    assert float(api.stdout.split()[-1]) < 0.5 * first["compile_seconds"], api.stdout
     assert (tmp_path / "first" / "results.csv").read_bytes() == \
         (tmp_path / "second" / "results.csv").read_bytes() == \
         (tmp_path / "off" / "results.csv").read_bytes()
     assert off["mean"] == second["mean"]
 
 
-def test_the_python_api_uses_the_compile_cache_unless_told_otherwise(tmp_path):
-    """catchjax.sweep keeps its compilations in $CATCHJAX_COMPILE_CACHE like the CLI; a
-    cache folder the user gave JAX is kept; 'off' writes nothing."""
-    import subprocess
-    import sys
+def test_the_python_api_takes_the_default_compile_cache_unless_told_otherwise(tmp_path,
+                                                                            monkeypatch):
+    """use_default (called before the API's first compile): the CLI's folder, unless JAX
+    already has the user's folder or CATCHJAX_COMPILE_CACHE is off; decided once."""
+    from catchjax import compile_cache
 
-    code = ("import sys, jax, catchjax\n"
-            "if len(sys.argv) > 1:\n"
-            "    jax.config.update('jax_compilation_cache_dir', sys.argv[1])\n"
-            "    jax.config.update('jax_persistent_cache_min_compile_time_secs', 0)\n"
-            "catchjax.sweep('reinforce', catchjax.make_task('synthetic-nb201', 'cifar10'), "
-            "trials=20, budget=30)\n")
-
-    def run(cache, *argv):
-        env = dict(os.environ, CATCHJAX_COMPILE_CACHE=cache, XDG_CACHE_HOME=str(tmp_path))
-        env["XLA_FLAGS"] = env.get("XLA_FLAGS", "").replace(  # as a user's would compile
-            "--xla_backend_optimization_level=0", "").strip()
-        subprocess.run([sys.executable, "-c", code, *argv], env=env, check=True, timeout=300,
-                       capture_output=True)
-
-    run("off")
-    assert not (tmp_path / "catchjax").exists()  # not even the default folder
-    run(str(tmp_path / "default"))
-    assert any((tmp_path / "default").iterdir())
-    run(str(tmp_path / "unused"), str(tmp_path / "mine"))
-    assert any((tmp_path / "mine").iterdir()) and not (tmp_path / "unused").exists()
+    enabled = []
+    monkeypatch.setattr(compile_cache, "enable", enabled.append)
+    for env, users, want in [(str(tmp_path / "c"), None, [tmp_path / "c"]),
+                             (str(tmp_path / "c"), "/theirs", []), ("off", None, [])]:
+        enabled.clear()
+        monkeypatch.setattr(compile_cache, "_DEFAULT_CHECKED", False)
+        monkeypatch.setenv("CATCHJAX_COMPILE_CACHE", env)
+        monkeypatch.setattr(compile_cache, "_jax_cache_dir", lambda u=users: u)
+        compile_cache.use_default()
+        compile_cache.use_default()  # decided once per process
+        assert enabled == want
 
 
 def test_data_list_validates_what_it_lists(tmp_path, capsys, monkeypatch):
