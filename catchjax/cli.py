@@ -577,7 +577,8 @@ def cmd_transfer(args) -> int:
     _check_process_flags(args)
     worker = _start_processes(args)
     result = transfer.run_study(spec, config, args.out, overwrite=args.overwrite,
-                                log=(lambda *_: None) if worker else print)
+                                log=(lambda *_: None) if worker else print,
+                                progress=not worker)
     if worker:
         import jax
 

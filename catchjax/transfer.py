@@ -40,7 +40,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax import batched, methods, safe_io
+from catchjax import batched, methods, safe_io, status
 from catchjax.benchmarks import tables, tasks
 from catchjax.errors import CatchjaxError
 
@@ -266,13 +266,14 @@ def _agent_dir(out: Path, source: str, seed: int) -> Path:
 
 def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
               table=None, log=print, stop_after: int | None = None,
-              devices=None) -> dict:
+              devices=None, progress: bool = False) -> dict:
     """Run (or resume) the study; writes the results into ``out`` and returns the
     analysis (see :func:`analyze`). Each stage's seeds run as one call sharded over
     ``devices`` (default: all devices; after :func:`catchjax.distributed.initialize`
     those of every process — process 0 then writes the folder, which must be on a file
     system every process sees). ``stop_after``: run at most this many new stages (tests
-    use it to simulate an interruption)."""
+    use it to simulate an interruption). ``progress``: a status line with the seconds
+    while each stage compiles and trains (:mod:`catchjax.status`)."""
     from catchjax import checkpoints
     from catchjax.core import TrainedAgent
 
@@ -289,6 +290,13 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
         _check_shared_folder(out)
     seeds = [int(s) for s in spec.seeds]
     done_now = 0
+    n_stages = len(spec.tasks) ** 2  # a scratch run per task, a transfer per ordered pair
+    stage_no = 0
+
+    def train_stage(*args):
+        with status.working(f"  [{stage_no}/{n_stages}] compiling and training",
+                            enabled=progress):
+            return _train_batch(*args)
 
     def budget_left():
         return stop_after is None or done_now < stop_after
@@ -301,16 +309,17 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
             batched.barrier(f"catchjax transfer {stage}")
 
     for s in spec.tasks:  # sources: scratch runs (also the diagonal)
+        stage_no += 1
         stage = f"scratch__{s}"
         if finished(load_stage(out, stage) is not None and all(
                 (_agent_dir(out, s, sd) / checkpoints.MANIFEST).exists() for sd in seeds)):
             continue
         if not budget_left():
             return {}
-        log(f"training {len(seeds)} {spec.method} agent(s) from scratch on {s} "
-            f"({spec.steps:,} steps each)")
-        agent, info, secs, comp = _train_batch(m, config, spec, task_objs[s], seeds, stage,
-                                              devices=devices)
+        log(f"[{stage_no}/{n_stages}] training {len(seeds)} {spec.method} agent(s) from "
+            f"scratch on {s} ({spec.steps:,} steps each)")
+        agent, info, secs, comp = train_stage(m, config, spec, task_objs[s], seeds, stage,
+                                              None, devices)
         L, _, K = task_objs[s].arrays.prefix_mask.shape
         for a, sd in enumerate(seeds):
             trained = TrainedAgent(jax.tree.map(lambda x, a=a: x[a], agent), config,
@@ -327,17 +336,19 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
         for t in spec.tasks:
             if s == t:
                 continue
+            stage_no += 1
             stage = f"{s}__to__{t}"
             if finished(load_stage(out, stage) is not None):
                 continue
             if not budget_left():
                 return {}
-            log(f"transferring the {s} agents to {t} ({spec.steps:,} steps each)")
+            log(f"[{stage_no}/{n_stages}] transferring the {s} agents to {t} "
+                f"({spec.steps:,} steps each)")
             loaded = [checkpoints.load_agent(_agent_dir(out, s, sd), task_objs[t],
                                              method=m.name) for sd in seeds]
             start = jax.tree.map(lambda *xs: jnp.stack(xs), *[x.agent for x in loaded])
-            _, info, secs, comp = _train_batch(m, config, spec, task_objs[t], seeds, stage,
-                                               start, devices)
+            _, info, secs, comp = train_stage(m, config, spec, task_objs[t], seeds, stage,
+                                              start, devices)
             if writer:
                 _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
             written(stage)
