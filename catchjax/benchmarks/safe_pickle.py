@@ -253,6 +253,31 @@ def loads_plain(data: bytes):
     return PlainDataUnpickler(io.BytesIO(data)).load()
 
 
+# How loading a file can fail when it is damaged, crafted or of another format.
+_READ_ERRORS = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
+                AttributeError, zipfile.BadZipFile, OSError, RecursionError, OverflowError)
+
+
+def _name_the_file(exc: Exception, path, what: str,
+                   hint: str = "it may be truncated or of another format"):
+    """Re-raise a loader's exception as one clear error that names the file (a missing
+    file and unexpected errors as they are)."""
+    if isinstance(exc, UnsafePickleError):
+        raise UnsafePickleError(f"{path}: {exc}") from None
+    if isinstance(exc, CatchjaxError):
+        raise CatchjaxError(f"{path}: {exc}") from None
+    if isinstance(exc, MemoryError):
+        raise CatchjaxError(
+            f"{path}: asks for more memory than this machine has while loading; the file is "
+            f"damaged or crafted"
+        ) from None
+    if isinstance(exc, _READ_ERRORS) and not isinstance(exc, FileNotFoundError):
+        raise CatchjaxError(
+            f"{path}: cannot read it as {what} ({type(exc).__name__}: {str(exc)[:200]}); {hint}"
+        ) from None
+    raise exc
+
+
 def _one_file_budget(load):
     """Count the tensor bytes of one file's load from zero (:data:`MAX_TOTAL_BYTES`)."""
 
@@ -296,24 +321,8 @@ def load_torch_file(path) -> object:
                     return PlainDataUnpickler(f, storages=storage).load()
         with open(path, "rb") as f:
             return _load_legacy(f, path)
-    except UnsafePickleError as exc:
-        raise UnsafePickleError(f"{path}: {exc}") from None
-    except CatchjaxError as exc:
-        raise CatchjaxError(f"{path}: {exc}") from None
-    except FileNotFoundError:
-        raise
-    except MemoryError:
-        raise CatchjaxError(
-            f"{path}: asks for more memory than this machine has while loading; the file is "
-            f"damaged or crafted"
-        ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
-            AttributeError, zipfile.BadZipFile, OSError, RecursionError,
-            OverflowError) as exc:
-        raise CatchjaxError(
-            f"{path}: cannot read it as a PyTorch file ({type(exc).__name__}: {str(exc)[:200]}); "
-            f"it may be truncated or of another format"
-        ) from None
+    except Exception as exc:
+        _name_the_file(exc, path, "a PyTorch file")
 
 
 def _load_legacy(f, path):
@@ -444,19 +453,10 @@ def load_pandas_frame(path) -> dict[str, np.ndarray]:
     try:
         with open(path, "rb") as f:
             return _frame_columns(_PandasUnpickler(f).load())
-    except UnsafePickleError as exc:
-        raise UnsafePickleError(f"{path}: {exc}") from None
-    except CatchjaxError as exc:
-        raise CatchjaxError(f"{path}: {exc}") from None
-    except FileNotFoundError:
-        raise
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError, KeyError,
-            AttributeError, IndexError, RecursionError, OverflowError, MemoryError) as exc:
-        raise CatchjaxError(
-            f"{path}: cannot read it as a pickled pandas DataFrame ({type(exc).__name__}: "
-            f"{exc}); it may be truncated, or written by a pandas version whose layout "
-            f"catchjax does not read"
-        ) from None
+    except Exception as exc:
+        _name_the_file(exc, path, "a pickled pandas DataFrame",
+                       "it may be truncated, or written by a pandas version whose layout "
+                       "catchjax does not read")
 
 
 @_one_file_budget
@@ -465,20 +465,5 @@ def load_bz2_pickle(path) -> object:
     try:
         with bz2.open(path, "rb") as f:
             return PlainDataUnpickler(f).load()
-    except UnsafePickleError as exc:
-        raise UnsafePickleError(f"{path}: {exc}") from None
-    except CatchjaxError as exc:
-        raise CatchjaxError(f"{path}: {exc}") from None
-    except FileNotFoundError:
-        raise
-    except MemoryError:
-        raise CatchjaxError(
-            f"{path}: asks for more memory than this machine has while loading; the file is "
-            f"damaged or crafted"
-        ) from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, OSError, KeyError,
-            AttributeError, IndexError, RecursionError, OverflowError) as exc:
-        raise CatchjaxError(
-            f"{path}: cannot read it as a NATS-Bench .pickle.pbz2 file "
-            f"({type(exc).__name__}: {exc}); it may be truncated or of another format"
-        ) from None
+    except Exception as exc:
+        _name_the_file(exc, path, "a NATS-Bench .pickle.pbz2 file")
