@@ -373,12 +373,13 @@ def _add_debug(parser):
 
 
 def cmd_sweep(args) -> int:
-    from catchjax import agent as agents
-    from catchjax import reporting, sweeps
+    from catchjax import arguments, reporting
 
-    # Everything the user typed is checked before anything trains or compiles.
+    # Everything the user typed is checked before anything trains or compiles; names,
+    # counts and the output folder before JAX is even imported.
     _no_budget_setting(args)
-    sweeps.check_run(args.trials, args.budget, args.seed)
+    arguments.check_run(args.trials, args.budget, args.seed)
+    arguments.check_names(args.method, args.benchmark, args.task, args.protocol)
     worker = _check_process_flags(args)  # process 0 alone writes files
     reporting.check_parquet(args.parquet)
     done = None if args.overwrite else _same_run_done(args, Path(args.out))
@@ -391,6 +392,9 @@ def cmd_sweep(args) -> int:
         return 0
     if not worker:
         reporting.check_out_dir(Path(args.out), args.overwrite)
+    from catchjax import agent as agents
+    from catchjax import sweeps
+
     worker = _start_processes(args)
     task = _task_from_args(args)
     out = Path(args.out)
@@ -470,12 +474,13 @@ def _same_run_done(args, out: Path) -> dict | None:
     import json
 
     from catchjax import reporting, safe_io
-    from catchjax.results import versions
 
     path = out / "summary.json"
     if args.init is not None or getattr(args, "coordinator", None) or \
             getattr(args, "distributed", False) or not path.is_file():
         return None
+    from catchjax.results import versions
+
     try:
         summary = json.loads(path.read_text())
         sealed = summary.get(reporting.DIGEST) == reporting.summary_digest(summary)
@@ -513,18 +518,21 @@ def _task_from_args(args):
 
 
 def cmd_train(args) -> int:
+    from catchjax import arguments
+
+    name = getattr(args, "method", None) or "catch-meta"
+    arguments.check_seed(args.seed)
+    arguments.check_seed(args.seed + args.agents - 1)
+    arguments.check_names(name, args.benchmark, args.task, args.protocol)
     from catchjax import agent as agents
     from catchjax import methods
     from catchjax.benchmarks import tasks
 
-    name = getattr(args, "method", None) or "catch-meta"
     method = methods.get(name)
     if method.learner is None:
         raise CatchjaxError(f"method {method.name!r} has no agent to train")
-    from catchjax import checkpoints, sweeps
+    from catchjax import checkpoints
 
-    sweeps.check_seed(args.seed)
-    sweeps.check_seed(args.seed + args.agents - 1)
     checkpoints.check_agent_dir(args.out, args.overwrite)  # before any training
     task = tasks.make_task(args.benchmark, args.task, gamma=args.gamma, protocol=args.protocol)
     config = methods.make_config(method.name, **dict(args.set))

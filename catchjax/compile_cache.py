@@ -14,6 +14,7 @@ catchjax changes no JAX setting.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from catchjax.errors import CatchjaxError
@@ -36,10 +37,7 @@ def resolve(disabled: bool = False) -> Path | None:
     return Path(value).expanduser() if value else default_dir()
 
 
-def enable(path, min_compile_seconds: float = 0.5) -> Path:
-    """Keep every compilation that took at least ``min_compile_seconds`` in ``path``."""
-    import jax
-
+def _make(path) -> Path:
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -47,6 +45,14 @@ def enable(path, min_compile_seconds: float = 0.5) -> Path:
         raise CatchjaxError(
             f"cannot use {path} for the compilation cache ({exc.strerror}); set {ENV} to a "
             f"writable folder, or to 'off'") from None
+    return path
+
+
+def enable(path, min_compile_seconds: float = 0.5) -> Path:
+    """Keep every compilation that took at least ``min_compile_seconds`` in ``path``."""
+    import jax
+
+    path = _make(path)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -57,10 +63,20 @@ _DEFAULT_CHECKED = False
 
 
 def settle(where: Path | None) -> Path | None:
-    """The CLI's decision (a folder, or None for off): kept for the whole process."""
+    """The CLI's decision (a folder, or None for off), kept for the whole process. Before
+    JAX is imported it is given to JAX through its environment variables, so that a
+    command refusing its arguments never waits for JAX's import."""
     global _DEFAULT_CHECKED
     _DEFAULT_CHECKED = True
-    return enable(where) if where is not None else None
+    if where is None:
+        return None
+    if "jax" in sys.modules:
+        return enable(where)
+    where = _make(where)
+    os.environ.update({"JAX_COMPILATION_CACHE_DIR": str(where),
+                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",
+                       "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
+    return where
 
 
 def use_default() -> Path | None:

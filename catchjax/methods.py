@@ -11,7 +11,7 @@ import dataclasses
 import math
 import typing
 
-from catchjax import baselines, catch, dqn
+from catchjax import arguments, baselines, catch, dqn
 from catchjax.baselines import bananas, local_search
 from catchjax.baselines.evolution import STEPPER as EVOLUTION_STEPPER
 from catchjax.baselines.random_search import STEPPER as RANDOM_STEPPER
@@ -20,8 +20,7 @@ from catchjax.core import Learner, Method
 from catchjax.errors import CatchjaxError
 
 REGISTRY: dict[str, Method] = {}
-ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea",
-           "local-search": "ls"}
+ALIASES = arguments.ALIASES
 
 
 def register(method: Method, *, replace: bool = False) -> Method:

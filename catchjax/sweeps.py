@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from catchjax import batched, compile_cache, methods, reporting, status
+from catchjax.arguments import INT32_MAX, check_run, check_seed  # noqa: F401  (JAX-free)
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
@@ -134,27 +135,6 @@ def compiled_memory(method, task: Task, trials: int, budget: int | None = None, 
     return out
 
 
-INT32_MAX = 2**31 - 1  # seeds and trial indices are int32 on the device
-
-
-def check_run(trials, budget, seed) -> None:
-    """Refuse counts and seeds that cannot run, before anything compiles (``budget``
-    None: the method's own)."""
-    for name, value in (("trials", trials), ("budget", budget)):
-        if name == "budget" and value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-            raise CatchjaxError(f"{name} must be a positive integer, got {value!r}")
-        if value > INT32_MAX:
-            raise CatchjaxError(f"{name} must be at most {INT32_MAX:,}, got {value:,}")
-    check_seed(seed)
-
-
-def check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise CatchjaxError(f"seed must be an integer, got {seed!r}")
-    if not 0 <= seed <= INT32_MAX:
-        raise CatchjaxError(f"seed must be in 0..{INT32_MAX:,} (an int32), got {seed:,}")
 
 
 def check_sweep_arguments(task, chunk_size, devices, progress_dir) -> list:

@@ -249,6 +249,45 @@ def test_version_and_a_light_start(capsys):
     assert out.strip() == "[]"  # `catchjax --help` never waits for jax or scipy
 
 
+def test_argument_errors_come_before_jax_is_imported(tmp_path):
+    """A typo in a method, benchmark, task or protocol name, a bad seed or a taken output
+    folder: one line, exit 2, and JAX never imported (a tenth of a second, not 1.5 s)."""
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "mine.txt").write_text("x")
+    sweep = ["sweep", "--method", "rea", "--benchmark", "synthetic-nb201", "--task", "cifar10",
+             "--out", str(tmp_path / "new")]
+    cases = [(["--method", "reaa"], "unknown method 'reaa'"),
+             (["--benchmark", "nb2"], "unknown benchmark 'nb2'"),
+             (["--task", "c10"], "has no task 'c10'"),
+             (["--protocol", "paper"], "has no protocol 'paper'"),
+             (["--seed", "-1"], "seed must be in 0.."),
+             (["--out", str(tmp_path / "taken")], "already holds results")]
+    code = ("import sys, json\nfrom catchjax import cli\nout = []\n"
+            "for extra in json.loads(sys.argv[1]):\n"
+            "    out.append(cli.main(sys.argv[2:] + extra))\n"
+            "print(json.dumps([out, 'jax' in sys.modules]))\n")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([c for c, _ in cases]), *sweep],
+                          capture_output=True, text=True, check=True)
+    codes, imported = json.loads(done.stdout.splitlines()[-1])
+    assert codes == [2] * len(cases) and not imported
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == len(cases)
+    for line, (_, words) in zip(lines, cases):
+        assert words in line, line
+    train = ["train", "--method", "catch-meta", "--benchmark", "nb201x", "--task", "cifar10",
+             "--out", str(tmp_path / "agent")]
+    done = subprocess.run([sys.executable, "-c", code, json.dumps([[]]), *train],
+                          capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout.splitlines()[-1]) == [[2], False]
+
+
+def test_the_light_method_list_is_the_registry():
+    from catchjax import arguments, methods
+
+    assert methods.names()[:len(arguments.BUILTIN_METHODS)] == list(arguments.BUILTIN_METHODS)
+    assert methods.ALIASES is arguments.ALIASES
+
+
 def test_one_version_and_typing_marker(capsys):
     """The version has one source (catchjax.__version__, read by pyproject's dynamic
     version) and the package is marked as typed (PEP 561)."""

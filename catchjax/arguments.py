@@ -1,0 +1,59 @@
+"""Checks of what a user typed that need no JAX: counts and seeds, and the names of the
+method, benchmark, task and protocol. The command line runs them first, so a typo is
+answered in a tenth of a second instead of after JAX's import (about 1.5 s)."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from catchjax.errors import CatchjaxError
+
+INT32_MAX = 2**31 - 1  # seeds and trial indices are int32 on the device
+
+# The methods catchjax registers itself (:mod:`catchjax.methods`, in its order) and their
+# aliases; a test keeps the two in step.
+BUILTIN_METHODS = ("random", "rea", "ls", "bananas", "reinforce", "catch-meta", "catch-zero",
+                   "catch-random", "catch-sfs", "catch-sfs-zero", "catch-sfs-random", "dqn")
+ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea",
+           "local-search": "ls"}
+
+
+def check_run(trials, budget, seed) -> None:
+    """Refuse counts and seeds that cannot run, before anything compiles (``budget``
+    None: the method's own)."""
+    for name, value in (("trials", trials), ("budget", budget)):
+        if name == "budget" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+            raise CatchjaxError(f"{name} must be a positive integer, got {value!r}")
+        if value > INT32_MAX:
+            raise CatchjaxError(f"{name} must be at most {INT32_MAX:,}, got {value:,}")
+    check_seed(seed)
+
+
+def check_seed(seed) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise CatchjaxError(f"seed must be an integer, got {seed!r}")
+    if not 0 <= seed <= INT32_MAX:
+        raise CatchjaxError(f"seed must be in 0..{INT32_MAX:,} (an int32), got {seed:,}")
+
+
+def check_names(method: str | None, benchmark: str | None = None, task: str | None = None,
+                protocol: str | None = None) -> None:
+    """Unknown method, benchmark, task or protocol names, refused without importing JAX.
+    Once the method registry is loaded (a program that registered methods of its own),
+    it is the registry that judges the method's name."""
+    from catchjax.benchmarks import catalog
+
+    if method is not None and "catchjax.methods" not in sys.modules and \
+            ALIASES.get(method, method) not in BUILTIN_METHODS:
+        raise CatchjaxError(f"unknown method {method!r}; methods: {', '.join(BUILTIN_METHODS)}")
+    if benchmark is None:
+        return
+    info = catalog.benchmark_info(benchmark)
+    named = info.task_defaults(protocol)  # an unknown protocol is refused here
+    if task is not None and task not in named:
+        raise CatchjaxError(
+            f"benchmark {info.name!r} has no task {task!r}; tasks: {', '.join(info.tasks)}")
