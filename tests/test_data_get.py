@@ -212,3 +212,12 @@ def test_pandas_frames_are_read_without_pandas_or_code(tmp_path):
     path.write_bytes(pf.pandas_frame_bytes(cols)[:200])
     with pytest.raises(CatchjaxError, match="cannot read it as a pickled pandas DataFrame"):
         safe_pickle.load_pandas_frame(path)
+
+
+def test_an_unwritable_data_folder_is_said_before_any_download(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(download.URL_ENV, "http://127.0.0.1:9")  # would fail if reached
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert cli.main(["data", "get", "nb201", "--to", str(blocker / "data")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write the tables into" in err and "--to a writable folder" in err

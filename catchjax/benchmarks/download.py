@@ -144,9 +144,19 @@ def from_folder(source: SourceFile, folder: Path, cache: Path | None = None) -> 
     return final
 
 
+def _writable(folder: Path, what: str, flag: str) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CatchjaxError(f"cannot write {what} into {folder} ({exc.strerror}); {flag}") \
+            from None
+
+
 def _write(arrays: dict, table: public_sources.PublicTable, dest: Path) -> Path:
     """Validate as catchjax reads tables, then write and rename into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest, suffix=".npz.tmp")
     os.close(fd)
     try:
@@ -181,6 +191,12 @@ def get(names, dest=None, source_folder=None, cache=None, overwrite: bool = Fals
         raise CatchjaxError(f"no public source for {', '.join(map(repr, unknown))}; "
                             f"`catchjax data get` builds {', '.join(TABLES)} (or all)")
     dest = Path(dest) if dest is not None else tables.data_dir()
+    if not all((dest / TABLES[n].filename).exists() for n in names) or overwrite:
+        _writable(dest, "the tables", f"pass --to a writable folder (or set "
+                  f"{tables.DATA_ENV} to one)")
+        if not source_folder:
+            _writable(Path(cache) if cache is not None else downloads_dir(), "downloads",
+                      "set XDG_CACHE_HOME to a writable folder")
     out = []
     for name in names:
         table = TABLES[name]
