@@ -145,11 +145,16 @@ def from_folder(source: SourceFile, folder: Path, cache: Path | None = None) -> 
 
 
 def _writable(folder: Path, what: str, flag: str) -> None:
+    """Refuse a folder that cannot be written, before any download; leaves no trace (the
+    folders it had to make for the probe are removed again)."""
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, suffix=".probe")
         os.close(fd)
         os.unlink(probe)
+        for p in missing:  # innermost first
+            p.rmdir()
     except OSError as exc:
         raise CatchjaxError(f"cannot write {what} into {folder} ({exc.strerror}); {flag}") \
             from None
@@ -157,6 +162,7 @@ def _writable(folder: Path, what: str, flag: str) -> None:
 
 def _write(arrays: dict, table: public_sources.PublicTable, dest: Path) -> Path:
     """Validate as catchjax reads tables, then write and rename into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dest, suffix=".npz.tmp")
     os.close(fd)
     try:
