@@ -421,7 +421,7 @@ def cmd_sweep(args) -> int:
         return 0
     if "init" in info:  # relative to the run, so that runs and agents can move together
         info["init"] = os.path.relpath(info["init"], out.absolute())
-    result.info.update(info, **_provenance(args))
+    result.info.update(info, **_provenance(args), table_sha256=_table_digest(args))
     out = reporting.write_results(result, out, overwrite=args.overwrite,
                                   parquet=True if args.parquet else None)
     if new_agent is not None:
@@ -466,11 +466,18 @@ def _provenance(args) -> dict:
             "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def _table_digest(args) -> str | None:
+    from catchjax.benchmarks import tables
+
+    return tables.table_digest(args.benchmark)
+
+
 def _same_run_done(args, out: Path) -> dict | None:
-    """The summary of ``out`` when it already holds this very run: the same command, by
-    the same catchjax and libraries (versions, a clean source revision), without ``--init`` (whose
-    agent may have changed since). A sweep is a pure function of those, so running it
-    again would write the same results; a quickstart can then be run twice."""
+    """The summary of ``out`` when it already holds this very run: the same command on the
+    same table files (SHA-256), by the same catchjax and libraries (versions, a clean
+    source revision), without ``--init`` (whose agent may have changed since). A sweep is
+    a pure function of those, so running it again would write the same results; a
+    quickstart can then be run twice."""
     import json
 
     from catchjax import reporting, safe_io
@@ -491,6 +498,7 @@ def _same_run_done(args, out: Path) -> dict | None:
             and summary.get("source_revision") == revision
             and not (revision or "").endswith("-dirty")
             and summary.get("versions") == versions()  # another jax may round differently
+            and summary.get("table_sha256", "absent") == _table_digest(args)
             and not safe_io.not_written_by_catchjax(out, "results", reporting.RESULT_FILES))
     return summary if same else None
 

@@ -358,3 +358,21 @@ def test_the_same_command_again_finds_its_run_done(tmp_path, capsys, monkeypatch
     dirty = [a if a != str(out) else str(tmp_path / "d") for a in args]
     assert _run(*dirty) == 0
     assert _run(*dirty) == 2 and "already holds results" in capsys.readouterr().err
+
+
+def test_the_table_files_a_run_read_are_fingerprinted(tmp_path, monkeypatch):
+    """summary.json's table_sha256 (and the same-run check) follows the bytes of the
+    benchmark's files: another import of the table is another run."""
+    from catchjax.benchmarks import tables as tables_mod
+
+    assert tables_mod.table_digest("synthetic-nb201") is None
+    assert tables_mod.table_digest("nb201", tmp_path) is None  # no table there
+    (tmp_path / "nb201.npz").write_bytes(b"one")
+    first = tables_mod.table_digest("nb201", tmp_path)
+    (tmp_path / "nb201.npz").write_bytes(b"two")
+    second = tables_mod.table_digest("nb201", tmp_path)
+    (tmp_path / "nb201_hw.npz").write_bytes(b"hw")  # a companion file counts too
+    third = tables_mod.table_digest("nb201", tmp_path)
+    assert len({first, second, third}) == 3
+    monkeypatch.setenv("CATCHJAX_DATA", str(tmp_path))
+    assert tables_mod.table_digest("nb201") == third

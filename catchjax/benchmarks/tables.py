@@ -113,6 +113,25 @@ def load_table(benchmark: str, folder: str | os.PathLike | None = None) -> Table
     return _load_real(benchmark, str(folder.resolve()), stamp)
 
 
+def table_digest(benchmark: str, folder: str | os.PathLike | None = None) -> str | None:
+    """SHA-256 over the files a real benchmark is read from (name and bytes, in order;
+    None for a synthetic one, or when its main file is missing): which data a run used,
+    recorded in summary.json."""
+    import hashlib
+
+    info = benchmark_info(benchmark)
+    if info.synthetic_of is not None:
+        return None
+    folder = Path(folder) if folder is not None else data_dir()
+    if not (folder / info.files[0]).exists():
+        return None
+    digest = hashlib.sha256()
+    for name in info.files:
+        if (folder / name).exists():
+            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+    return digest.hexdigest()
+
+
 def available(folder: str | os.PathLike | None = None, check: bool = False) -> dict[str, str]:
     """Each benchmark -> where its table comes from, or why it is missing. With ``check``,
     each present table is read and validated (with its companion files), and a table that
