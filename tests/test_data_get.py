@@ -221,3 +221,11 @@ def test_an_unwritable_data_folder_is_said_before_any_download(tmp_path, monkeyp
     assert cli.main(["data", "get", "nb201", "--to", str(blocker / "data")]) == 2
     err = capsys.readouterr().err
     assert "cannot write the tables into" in err and "--to a writable folder" in err
+
+
+def test_every_real_benchmark_can_be_got_by_its_name():
+    """The hint of a missing table (`catchjax data get BENCHMARK`) names a table data get builds."""
+    real = [n for n, info in tables.BENCHMARKS.items() if info.synthetic_of is None]
+    assert set(real) <= set(public_sources.TABLES)
+    for name in real:
+        assert public_sources.TABLES[name].filename == tables.BENCHMARKS[name].files[0]

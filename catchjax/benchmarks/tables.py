@@ -104,7 +104,8 @@ def load_table(benchmark: str, folder: str | os.PathLike | None = None) -> Table
     if not main.exists():
         raise CatchjaxError(
             f"benchmark {benchmark!r} needs {info.files[0]} in {folder}, which is not there. "
-            f"Point {DATA_ENV} at a folder holding it, or run `catchjax data import PATH`; "
+            f"Run `catchjax data get {benchmark}` to download and build "
+            f"it, point {DATA_ENV} at a folder holding it, or `catchjax data import PATH`; "
             f"to try catchjax without data, use --benchmark synthetic-{benchmark}"
         )
     stamp = tuple(
@@ -152,5 +153,6 @@ def available(folder: str | os.PathLike | None = None, check: bool = False) -> d
                     out[name] += f" (OK: {table.n_archs} architectures, {len(table.columns)} " \
                                  f"metrics)"
         else:
-            out[name] = f"missing: {info.files[0]} not in {folder}"
+            out[name] = (f"missing: {info.files[0]} not in {folder} (`catchjax data get "
+                         f"{name}`)")
     return out
