@@ -169,6 +169,15 @@ def test_get_keeps_a_table_already_there_and_uses_a_folder_of_hand_downloads(
     with pytest.raises(CatchjaxError, match="transbench101_jigsaw.csv: not the pinned file"):
         download.get(["transnas-micro"], dest, hand, overwrite=True)
     assert (dest / "transnas101_micro.npz").stat().st_mtime_ns == before  # untouched
+    # a table replaced by `data import` carries the import's record, not data get's
+    copy = tmp_path / "mine.npz"
+    copy.write_bytes((dest / "transnas101_micro.npz").read_bytes())
+    assert cli.main(["data", "import", str(copy), "--as", "transnas101_micro.npz", "--to",
+                     str(dest), "--overwrite"]) == 0
+    record = json.loads((dest / "transnas101_micro.npz.sources.json").read_text())
+    assert record["built_by"] == "catchjax data import"
+    assert record["sources"] == [{"path": str(copy), "sha256": pf.sha256(copy.read_bytes()),
+                                  "size": copy.stat().st_size}]
 
 
 def test_unknown_table_and_list(capsys):

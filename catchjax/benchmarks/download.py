@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import json
 import os
 import shutil
 import sys
@@ -217,8 +216,8 @@ def get(names, dest=None, source_folder=None, cache=None, overwrite: bool = Fals
             paths[key] = (from_folder(source, source_folder, cache) if source_folder
                           else fetch(source, cache, log=log))
         written = _write(table.build(paths), table, dest)
-        safe_io.atomic_write_bytes(dest / f"{table.filename}.sources.json",
-                                   (json.dumps(provenance(table), indent=1) + "\n").encode())
+        record = provenance(table)
+        importers.write_sources(dest, table.filename, record["built_by"], record["sources"])
         licences = sorted({FILES[k].licence for k in table.sources})
         log(f"wrote {written} (sources: {', '.join(sorted({FILES[k].repo for k in table.sources}))}"
             f"; licences {', '.join(licences)})")

@@ -234,6 +234,31 @@ def _write_table(table, filename: str, dest: Path) -> Path:
     return final
 
 
+def write_sources(dest: Path, filename: str, built_by: str, sources: list[dict]) -> Path:
+    """``<table>.sources.json`` beside a table: what it was built from. Written with every
+    table catchjax writes, so a replaced table never keeps another's record."""
+    import json
+
+    path = dest / f"{filename}.sources.json"
+    record = {"table": filename, "built_by": built_by, "sources": sources}
+    safe_io.atomic_write_bytes(path, (json.dumps(record, indent=1) + "\n").encode())
+    return path
+
+
+def _describe(path: Path) -> dict:
+    """An imported file (its SHA-256) or folder (its file count), for the record."""
+    import hashlib
+
+    path = path.absolute()
+    if path.is_dir():
+        return {"path": str(path), "files": sum(1 for p in path.iterdir() if p.is_file())}
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "sha256": digest.hexdigest(), "size": path.stat().st_size}
+
+
 def _check_target(path: Path, overwrite: bool) -> None:
     if path.exists() and not overwrite:
         raise CatchjaxError(
@@ -298,6 +323,7 @@ def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = Non
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest / (filename + ".tmp"))
         os.replace(dest / (filename + ".tmp"), dest / filename)
+        write_sources(dest, filename, "catchjax data import", [_describe(path)])
         return [dest / filename]
     readers = {"nb201-pth": read_nb201_pth, "nats-topology": read_nats_topology,
                "transnas-pth": read_transnas_pth}
@@ -327,4 +353,8 @@ def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = Non
     for table, filename in built:  # refuse before writing any of them
         _check_target(dest / filename, overwrite)
         _companions_agree(table.benchmark, filename, table.actions, dest)
-    return [_write_table(table, filename, dest) for table, filename in built]
+    written = [_write_table(table, filename, dest) for table, filename in built]
+    record = [_describe(path)]
+    for filename in (f for _, f in built):
+        write_sources(dest, filename, f"catchjax data import --kind {kind}", record)
+    return written
