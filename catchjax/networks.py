@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import distrax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -45,6 +44,8 @@ def product_of_gaussians(mu, var, mask):
 
 def kl_to_prior(mu, var):
     """KL(N(mu, diag var) || N(0, I)), the information bottleneck of Eq. (2)."""
+    import distrax  # here, not at the top: its TFP import costs every process ~0.4 s
+
     q = distrax.MultivariateNormalDiag(mu, jnp.sqrt(var))
     p = distrax.MultivariateNormalDiag(jnp.zeros_like(mu), jnp.ones_like(mu))
     return q.kl_divergence(p)

@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import rlax
 from flax import struct
 
 from catchjax import replay
@@ -179,6 +178,8 @@ def td_errors(config: DQNConfig, params, target_params, items: returns.NStepItem
               task: TaskArrays):
     """Double-Q TD errors of a batch: the online network picks the bootstrap action, the
     target network values it (rlax.double_q_learning)."""
+    import rlax  # here, not at the top: it imports distrax and TFP (~0.4 s a process)
+
     net = config.network()
     both = q_values(net, params, jnp.concatenate([items.row, items.boot_row]), task)
     q_tm1, q_select = jnp.split(both, 2)
@@ -191,6 +192,8 @@ def learner_update(config: DQNConfig, key, agent: DQNAgent, buffer, task: TaskAr
     """One prioritized double-Q update on a batch; returns (agent, buffer, loss)."""
     idx, items, weights = replay.sample(buffer, key, config.batch_size, config.per_alpha,
                                         config.per_beta)
+
+    import rlax
 
     def loss_fn(params):
         td = td_errors(config, params, agent.target_params, items, task)
