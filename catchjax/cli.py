@@ -639,7 +639,14 @@ def cmd_data(args) -> int:
             raise CatchjaxError("name the tables to get: nb201, nb201-hw, transnas-micro, "
                                 "transnas-macro or all (`catchjax data get --list` shows "
                                 "their sources)")
-        download.get(args.names, args.dest, args.source_folder, overwrite=args.overwrite)
+        got = download.get(args.names, args.dest, args.source_folder, overwrite=args.overwrite)
+        folder = got[0].parent
+        used = folder.resolve() == tables.data_dir().resolve()
+        print(f"{len(got)} table(s) in {folder}" + ("" if used else
+              f"; catchjax reads {tables.data_dir()}: set {tables.DATA_ENV}={folder} to use them"))
+        bench = download.TABLES["nb201" if "all" in args.names else args.names[0]].benchmark
+        print(f"try: catchjax sweep --method rea --benchmark {bench} --task "
+              f"{next(iter(tables.BENCHMARKS[bench].tasks))} --out runs/rea-{bench}")
         return 0
     if args.data_command == "import":
         for path in importers.import_benchmark(args.path, args.kind, args.dest, args.name,

@@ -107,8 +107,12 @@ def test_get_builds_every_table_from_the_served_files(pinned, tmp_path, monkeypa
     with pf.FileServer(served) as server:
         monkeypatch.setenv(download.URL_ENV, server.url)
         assert cli.main(["data", "get", "all", "--to", str(dest)]) == 0
-    err = capsys.readouterr().err
+    printed = capsys.readouterr()
+    err = printed.err
     assert err.count("wrote ") == 4 and "licences Apache-2.0, MIT" in err
+    assert f"4 table(s) in {dest}; catchjax reads" in printed.out  # --to is not the data folder
+    assert f"set CATCHJAX_DATA={dest}" in printed.out
+    assert "try: catchjax sweep --method rea --benchmark nb201 --task cifar10" in printed.out
     nb = tables.load_table("nb201", dest)
     ops, arch = truth["ops"], truth["arch"]
     assert np.array_equal(nb.actions, ops) and list(nb.arch_str) == arch
