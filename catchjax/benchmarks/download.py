@@ -1,8 +1,9 @@
 """``catchjax data get``: download pinned public files, check them, build compact tables.
 
 Each file of :mod:`public_sources` is fetched once into the download cache
-(``<user cache>/catchjax/downloads/<sha256>-<name>``), resuming a partial download with an
-HTTP range request, and kept only if its size and SHA-256 are the pinned ones. The table
+(``<user cache>/catchjax/downloads/<first 16 hex digits of its SHA-256>-<name>``),
+resuming a partial download with an HTTP range request, and kept only if its size and
+SHA-256 are the pinned ones. The table
 is then built from the checked files and written (write, then rename) into the data
 folder, with a ``<table>.sources.json`` beside it naming each source, its commit and
 licence. Nothing is ever downloaded in tests: they point :data:`URL_ENV` at a local
