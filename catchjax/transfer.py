@@ -320,6 +320,10 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
             f"scratch on {s} ({spec.steps:,} steps each)")
         agent, info, secs, comp = train_stage(m, config, spec, task_objs[s], seeds, stage,
                                               None, devices)
+        steps_run = int(np.asarray(info["steps"])[0][-1])
+        if steps_run != spec.steps and stage_no == 1:
+            log(f"  note: {spec.method} trains in whole curve segments, so T = {spec.steps:,} "
+                f"became {steps_run:,} steps")
         L, _, K = task_objs[s].arrays.prefix_mask.shape
         for a, sd in enumerate(seeds):
             trained = TrainedAgent(jax.tree.map(lambda x, a=a: x[a], agent), config,
