@@ -60,6 +60,21 @@ class BenchmarkInfo:
                                 f"protocols: {known}")
         return self.protocols[protocol]
 
+    def named_task(self, task: str | None, protocol: str | None = None):
+        """``task``'s :class:`TaskDefaults` under ``protocol`` (None for a task given by
+        its columns alone); unknown tasks and protocols are refused with the known ones."""
+        named = self.task_defaults(protocol)  # an unknown protocol is refused here
+        if task is None:
+            if protocol is not None:
+                raise CatchjaxError(f"protocol {protocol!r} sets the columns of a named task "
+                                    f"of {self.name} ({', '.join(named)}); name one")
+            return None
+        if task not in named:
+            raise CatchjaxError(
+                f"benchmark {self.name!r} has no task {task!r}; tasks: {', '.join(self.tasks)}"
+            )
+        return named[task]
+
 
 NB201_TASKS = {
     # Reward = 12-epoch validation accuracy; report = 200-epoch test accuracy (CIFAR-10:

@@ -84,20 +84,6 @@ class Task:
         return f"{self.spec.benchmark}/{self.spec.task}"
 
 
-def _resolve_task(info: tables.BenchmarkInfo, task: str | None, protocol: str | None = None):
-    named = info.task_defaults(protocol)  # an unknown protocol is refused here
-    if task is None:
-        if protocol is not None:
-            raise CatchjaxError(f"protocol {protocol!r} sets the columns of a named task of "
-                                f"{info.name} ({', '.join(named)}); name one")
-        return None
-    if task not in named:
-        raise CatchjaxError(
-            f"benchmark {info.name!r} has no task {task!r}; tasks: {', '.join(info.tasks)}"
-        )
-    return named[task]
-
-
 def make_task(
     benchmark: str,
     task: str | None = None,
@@ -118,7 +104,7 @@ def make_task(
     info = tables.benchmark_info(benchmark)
     if protocol is not None and not isinstance(protocol, str):
         raise CatchjaxError(f"protocol must be a protocol name, got {protocol!r}")
-    defaults = _resolve_task(info, task, protocol)
+    defaults = info.named_task(task, protocol)
     if defaults is None and (reward is None or report is None):
         raise CatchjaxError(
             f"name a task of {benchmark!r} ({', '.join(info.tasks)}) or give both a reward "
