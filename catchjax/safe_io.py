@@ -273,6 +273,17 @@ def write_dir(path, fill, *, overwrite: bool, owned: set[str], marker: str, what
         raise
 
 
+def sha256_file(path) -> str:
+    """SHA-256 of a file's bytes, read a megabyte at a time (files may be gigabytes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def atomic_write_bytes(path, data: bytes, *, durable: bool = False) -> None:
     """Write ``path`` through a temporary file and a rename (never half a file).
     ``durable``: also flush the file to disk before the rename (a manifest that others

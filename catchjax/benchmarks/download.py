@@ -12,7 +12,6 @@ server.
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import shutil
@@ -40,17 +39,9 @@ def downloads_dir() -> Path:
     return Path(platformdirs.user_cache_dir("catchjax")) / "downloads"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _verified(path: Path, source: SourceFile) -> bool:
     return path.exists() and path.stat().st_size == source.size and \
-        _sha256(path) == source.sha256
+        safe_io.sha256_file(path) == source.sha256
 
 
 def _refuse(part: Path, source: SourceFile, url: str, why: str):
@@ -118,7 +109,7 @@ def fetch(source: SourceFile, cache: Path | None = None, base_url: str | None = 
             f"the download of {url} stopped at {done:,} of {source.size:,} bytes; run the same "
             f"command again to resume it"
         )
-    got = _sha256(part)
+    got = safe_io.sha256_file(part)
     if got != source.sha256:
         _refuse(part, source, url, f"its SHA-256 is {got[:16]}…")
     os.replace(part, final)
@@ -130,7 +121,7 @@ def from_folder(source: SourceFile, folder: Path, cache: Path | None = None) -> 
     path = Path(folder) / source.name
     if not path.exists():
         raise CatchjaxError(f"{path}: not there; download {source.url()} into {folder}")
-    if path.stat().st_size != source.size or _sha256(path) != source.sha256:
+    if path.stat().st_size != source.size or safe_io.sha256_file(path) != source.sha256:
         raise CatchjaxError(
             f"{path}: not the pinned file (expected SHA-256 {source.sha256}, {source.size:,} "
             f"bytes); download it again from {source.url()}"

@@ -247,16 +247,11 @@ def write_sources(dest: Path, filename: str, built_by: str, sources: list[dict])
 
 def _describe(path: Path) -> dict:
     """An imported file (its SHA-256) or folder (its file count), for the record."""
-    import hashlib
-
     path = path.absolute()
     if path.is_dir():
         return {"path": str(path), "files": sum(1 for p in path.iterdir() if p.is_file())}
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return {"path": str(path), "sha256": digest.hexdigest(), "size": path.stat().st_size}
+    return {"path": str(path), "sha256": safe_io.sha256_file(path),
+            "size": path.stat().st_size}
 
 
 def _check_target(path: Path, overwrite: bool) -> None:
