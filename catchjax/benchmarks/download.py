@@ -21,8 +21,6 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import numpy as np
-
 from catchjax import safe_io
 from catchjax.benchmarks import importers, public_sources, tables
 from catchjax.benchmarks.public_sources import FILES, TABLES, SourceFile
@@ -152,21 +150,12 @@ def _writable(folder: Path, what: str, flag: str) -> None:
 
 
 def _write(arrays: dict, table: public_sources.PublicTable, dest: Path) -> Path:
-    """Validate as catchjax reads tables, then write and rename into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest, suffix=".npz.tmp")
-    os.close(fd)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        info = tables.BENCHMARKS[table.benchmark]
-        tables.read_npz(Path(tmp), table.benchmark, info.space)  # the checks of every load
-        importers._companions_agree(table.benchmark, table.filename, arrays["ops"], dest)
-        os.chmod(tmp, 0o666 & ~safe_io._umask())  # the user's usual permissions, not 0600
-        os.replace(tmp, dest / table.filename)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return dest / table.filename
+    """Validate as catchjax reads tables (and against a companion table already in
+    ``dest``), then write it there."""
+    info = tables.BENCHMARKS[table.benchmark]
+    tables.from_arrays(arrays, table.benchmark, info.space, source=table.filename)
+    importers._companions_agree(table.benchmark, table.filename, arrays["ops"], dest)
+    return importers.write_npz(arrays, dest, table.filename)
 
 
 def provenance(table: public_sources.PublicTable) -> dict:

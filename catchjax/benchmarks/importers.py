@@ -222,16 +222,25 @@ def _build_table(benchmark: str, filename: str, ops, columns, source: Path):
 
 
 def _write_table(table, filename: str, dest: Path) -> Path:
+    return write_npz({"ops": table.actions.astype(np.int8), "arch_str": table.arch_str,
+                      **{k: v.astype(np.float32) for k, v in table.columns.items()}},
+                     dest, filename)
+
+
+def write_npz(arrays: dict, dest: Path, filename: str) -> Path:
+    """Write a compact table into ``dest`` through a temporary file and a rename (a crash
+    never leaves half a table), with the user's usual permissions (not mkstemp's 0600)."""
     dest.mkdir(parents=True, exist_ok=True)
-    final = dest / filename
     fd, tmp = tempfile.mkstemp(dir=dest, suffix=".npz.tmp")
     os.close(fd)
-    with open(tmp, "wb") as f:  # write then rename, so a crash never leaves half a table
-        np.savez_compressed(f, ops=table.actions.astype(np.int8), arch_str=table.arch_str,
-                            **{k: v.astype(np.float32) for k, v in table.columns.items()})
-    os.chmod(tmp, 0o666 & ~safe_io._umask())  # the user's usual permissions, not mkstemp's
-    os.replace(tmp, final)
-    return final
+    try:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+        os.chmod(tmp, 0o666 & ~safe_io._umask())
+        os.replace(tmp, dest / filename)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dest / filename
 
 
 def write_sources(dest: Path, filename: str, built_by: str, sources: list[dict]) -> Path:

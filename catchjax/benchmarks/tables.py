@@ -62,13 +62,19 @@ def read_npz(path: Path, benchmark: str, space) -> Table:
             f"{path}: not a readable catchjax table ({type(exc).__name__}: {exc}); the file "
             f"may be truncated or of another format: re-import it with `catchjax data import`"
         ) from None
+    return from_arrays(arrays, benchmark, space, source=str(path))
+
+
+def from_arrays(arrays: dict, benchmark: str, space, source: str) -> Table:
+    """A table from a compact file's arrays (``ops``, optional ``arch_str`` and ``index``,
+    1-D numeric metric columns), validated as every load is."""
     if "ops" not in arrays:
-        raise CatchjaxError(f"{path}: has no 'ops' array; arrays found: {', '.join(arrays)}")
-    ops = arrays.pop("ops")
-    arch_str = arrays.pop("arch_str", None)
-    arrays.pop("index", None)
-    columns = {k: v for k, v in arrays.items() if v.ndim == 1 and v.dtype.kind in "fiu"}
-    return make_table(benchmark, space, ops, columns, arch_str, source=str(path))
+        raise CatchjaxError(f"{source}: has no 'ops' array; arrays found: {', '.join(arrays)}")
+    skip = {"ops", "arch_str", "index"}
+    columns = {k: v for k, v in arrays.items()
+               if k not in skip and v.ndim == 1 and v.dtype.kind in "fiu"}
+    return make_table(benchmark, space, arrays["ops"], columns, arrays.get("arch_str"),
+                      source=source)
 
 
 def _merge(main: Table, extra: Table) -> Table:
