@@ -39,6 +39,22 @@ class _StorageRef:
 
 
 @contextlib.contextmanager
+def stand_in_modules(mods: dict):
+    """Register stand-in modules (name -> module) only while pickling, so the pickles
+    name classes of libraries this environment need not have; restored afterwards."""
+    old = {n: sys.modules.get(n) for n in mods}
+    sys.modules.update(mods)
+    try:
+        yield
+    finally:
+        for n, m in old.items():
+            if m is None:
+                sys.modules.pop(n, None)
+            else:
+                sys.modules[n] = m
+
+
+@contextlib.contextmanager
 def fake_torch_modules():
     torch = types.ModuleType("torch")
     utils = types.ModuleType("torch._utils")
@@ -57,16 +73,8 @@ def fake_torch_modules():
     FloatStorage.__qualname__ = "FloatStorage"
     torch.FloatStorage = FloatStorage
     torch._utils = utils
-    old = {k: sys.modules.get(k) for k in ("torch", "torch._utils")}
-    sys.modules["torch"], sys.modules["torch._utils"] = torch, utils
-    try:
+    with stand_in_modules({"torch": torch, "torch._utils": utils}):
         yield torch
-    finally:
-        for k, v in old.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
 
 
 class _TorchPickler(pickle.Pickler):

@@ -14,7 +14,6 @@ import hashlib
 import http.server
 import io
 import pickle
-import sys
 import threading
 import types
 
@@ -22,6 +21,7 @@ import numpy as np
 
 from catchjax.benchmarks import spaces
 from catchjax.benchmarks.catalog import TRANSNAS_METRIC
+from tests.official_layouts import stand_in_modules
 
 N_NB201, N_MACRO, N_MICRO = 15625, 3256, 4096
 
@@ -56,16 +56,8 @@ def fake_pandas():
     manager = cls("pandas.core.internals.managers", "BlockManager", by_state)
     index = cls("pandas.core.indexes.base", "Index", as_index)
     range_index = cls("pandas.core.indexes.range", "RangeIndex", as_index)
-    old = {n: sys.modules.get(n) for n in names}
-    sys.modules.update(mods)
-    try:
+    with stand_in_modules(mods):
         yield frame, manager, index, range_index
-    finally:
-        for n, m in old.items():
-            if m is None:
-                sys.modules.pop(n, None)
-            else:
-                sys.modules[n] = m
 
 
 def pandas_frame_bytes(columns: dict, protocol: int = 4) -> bytes:
