@@ -309,6 +309,24 @@ def test_one_version_and_typing_marker(capsys):
     assert "py.typed" in project["tool"]["setuptools"]["package-data"]["catchjax"]
 
 
+def test_licence_declared_once_and_shipped():
+    """The licence is one SPDX expression in pyproject (PEP 639), the installed metadata
+    carries it, and the LICENSE file it ships names the same licence."""
+    import importlib.metadata
+    from pathlib import Path
+
+    import catchjax
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    root = Path(catchjax.__file__).resolve().parent.parent
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    assert importlib.metadata.metadata("catchjax")["License-Expression"] == "Apache-2.0"
+    text = (root / "LICENSE").read_text()
+    assert "Apache License, Version 2.0" in text and "SPDX identifier:\nApache-2.0" in text
+
+
 def test_help_shows_the_defaults(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["sweep", "--help"])
