@@ -39,13 +39,19 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from catchjax import agent as agents
 from catchjax import safe_io
 from catchjax.ask_tell import AskTell
 from catchjax.meta_ask_tell import MetaTraining, named_tasks
 from catchjax.residual import decode, latency, model
+
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from experiments.real_training import fit_adam  # noqa: E402
 
 N_META = 1078  # images of the meta half; the rest is the target half
 METHODS = ("catch-meta", "catch-sfs", "random", "rea")
@@ -98,29 +104,7 @@ class Trainer:
         spec = decode(actions)
         t0 = time.perf_counter()
         net, params = model.build(spec, n_classes, (8, 8, 1), width_scale=self.width_scale)
-        opt = optax.adam(self.lr)
-        x, y = jnp.asarray(x), jnp.asarray(y)
-        n_batches = max(1, len(y) // self.batch)
-
-        def loss(p, xb, yb):
-            return optax.softmax_cross_entropy_with_integer_labels(net.apply(p, xb), yb).mean()
-
-        @jax.jit
-        def fit(params, key):
-            def epoch(carry, k):
-                idx = jax.random.permutation(k, len(y))[: n_batches * self.batch]
-
-                def step(carry, b):
-                    p, s = carry
-                    u, s = opt.update(jax.grad(loss)(p, x[b], y[b]), s, p)
-                    return (optax.apply_updates(p, u), s), None
-
-                return jax.lax.scan(step, carry, idx.reshape(n_batches, -1))[0], None
-
-            return jax.lax.scan(epoch, (params, opt.init(params)),
-                                jax.random.split(key, self.epochs))[0][0]
-
-        params = jax.block_until_ready(fit(params, jax.random.key(1)))
+        params = fit_adam(net, params, x, y, self.epochs, self.batch, self.lr)
         predict = jax.jit(lambda p, v: jnp.argmax(net.apply(p, v), -1))
         val_acc = float(np.mean(np.asarray(predict(params, vx)) == vy))
         test_acc = float(np.mean(np.asarray(predict(params, sx)) == sy))
