@@ -13,7 +13,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from catchjax import compile_cache, methods, status
+from catchjax import compile_cache, methods, numerics, status
 from catchjax.benchmarks import tables
 from catchjax.benchmarks.tasks import Task
 from catchjax.checkpoints import load_agent, load_agents, save_agent, save_agents
@@ -139,7 +139,7 @@ def train(method: str, task: Task, config=None, seed: int = 0,
     while compiling and training (:mod:`catchjax.status`).
     """
     m, config, pool, rewards = _prepare(method, task, config, [seed], pool)
-    fn = jax.jit(lambda key, t, r: m.learner.train(config, key, t, r))
+    fn = numerics.jit(lambda key, t, r: m.learner.train(config, key, t, r))
     compile_cache.use_default()
     key = jax.random.key(seed)
     t0 = time.perf_counter()

@@ -50,7 +50,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax import checkpoints, compile_cache, locking, methods, safe_io
+from catchjax import checkpoints, compile_cache, locking, methods, numerics, safe_io
 from catchjax.benchmarks import spaces
 from catchjax.benchmarks.tasks import Task, TaskArrays, make_task
 from catchjax.errors import CatchjaxError
@@ -188,8 +188,8 @@ def domain_by_name(name: str) -> Domain:
 @functools.cache
 def _jitted(stepper):
     compile_cache.use_default()
-    return (jax.jit(stepper.ask, static_argnums=(0, 3, 4)),
-            jax.jit(stepper.tell, static_argnums=(0, 5)))
+    return (numerics.jit(stepper.ask, static_argnums=(0, 3, 4)),
+            numerics.jit(stepper.tell, static_argnums=(0, 5)))
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -396,7 +396,7 @@ class AskTell:
         elif not jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key):
             raise CatchjaxError(f"key must be a typed PRNG key (jax.random.key), got {key!r}")
         compile_cache.use_default()
-        state = jax.jit(m.stepper.start, static_argnums=0)(config, key, domain.arrays, params)
+        state = numerics.jit(m.stepper.start, static_argnums=0)(config, key, domain.arrays, params)
         search = cls(name, config, domain, seed, state, [], state_dir, source, trial,
                      lock_timeout)
         if state_dir is not None:

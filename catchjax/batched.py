@@ -7,8 +7,12 @@ compiled with ``batched``'s leading axis split over the devices along one ``runs
 axis — the local ones, or after :func:`catchjax.distributed.initialize` those of every
 process, each computing the runs on its devices, the outputs then gathered to every
 process — and ``shared`` (task arrays, reward pools, an agent) replicated. One padding
-rule: a run count the device count does not divide is padded with copies of the last
-run, whose outputs are dropped, so run ``i`` never mixes with another. Typed PRNG keys
+rule: a run count the device count does not divide (or that leaves a device fewer than
+``min_per_device`` runs) is padded with copies of the last run, whose outputs are
+dropped, so run ``i`` never mixes with another. Compiled with :mod:`catchjax.numerics`'
+options, so that on CPU a run's floating point does not depend on how many runs share
+the call; sweeps ask for at least two runs per device, because XLA simplifies a batch
+axis of size one away and then rewrites some arithmetic differently. Typed PRNG keys
 travel between processes as their raw bits and are wrapped again inside. One compile
 cache (:func:`compiled`), keyed by what the caller says the function is plus the
 arguments' shapes and the devices. :func:`broadcast` and :func:`allgather` move host
@@ -25,7 +29,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from catchjax import compile_cache
+from catchjax import compile_cache, numerics
 
 __all__ = ["Batched", "allgather", "barrier", "broadcast", "compiled"]
 
@@ -53,11 +57,12 @@ class Batched:
     ``compiled`` is XLA's executable (its cost and memory analyses).
     """
 
-    def __init__(self, fn, batched, shared, devices=None):
+    def __init__(self, fn, batched, shared, devices=None, min_per_device: int = 1):
         self.devices = list(devices) if devices is not None else jax.devices()
         n = jax.tree.leaves(batched)[0].shape[0]
         d = len(self.devices)
-        self.n, self.pad = n, (-n) % d
+        per_device = max(-(-n // d), min_per_device)
+        self.n, self.pad = n, per_device * d - n
         me = jax.process_index()
         self.multi = any(dev.process_index != me for dev in self.devices)
         self.keys = [_is_key(x) for x in jax.tree.leaves(batched)]
@@ -75,9 +80,10 @@ class Batched:
             mesh = Mesh(np.asarray(self.devices), (AXIS,))
             self.split = NamedSharding(mesh, PartitionSpec(AXIS))
             repl = NamedSharding(mesh, PartitionSpec())
-            jitted = jax.jit(fn, in_shardings=(self.split, repl), out_shardings=self.split)
+            jitted = numerics.jit(fn, self.devices[0].platform, in_shardings=(self.split, repl),
+                                  out_shardings=self.split)
         else:
-            jitted = jax.jit(fn)
+            jitted = numerics.jit(fn, self.devices[0].platform)
         t0 = time.perf_counter()
         self.compiled = jitted.lower(*self._inputs(batched, shared)).compile()
         self.compile_seconds = time.perf_counter() - t0
@@ -105,7 +111,8 @@ class Batched:
 _CACHE: dict = {}
 
 
-def compiled(key, make_fn, batched, shared, devices=None) -> tuple[Batched, float]:
+def compiled(key, make_fn, batched, shared, devices=None,
+             min_per_device: int = 1) -> tuple[Batched, float]:
     """The :class:`Batched` of ``make_fn()`` for ``key`` (what the function is: a method's
     config, a study's run, ...), compiled once per process for the shapes and structure
     of ``batched`` and ``shared`` and the ``devices``; returns it and the seconds this
@@ -113,11 +120,11 @@ def compiled(key, make_fn, batched, shared, devices=None) -> tuple[Batched, floa
     devices = list(devices) if devices is not None else jax.devices()
     leaves = jax.tree.leaves((batched, shared))
     full = (key, tuple((np.shape(x), getattr(x, "dtype", type(x))) for x in leaves),
-            jax.tree.structure((batched, shared)), tuple(devices))
+            jax.tree.structure((batched, shared)), tuple(devices), min_per_device)
     if full in _CACHE:
         return _CACHE[full], 0.0
     compile_cache.use_default()
-    batch = Batched(make_fn(), batched, shared, devices)
+    batch = Batched(make_fn(), batched, shared, devices, min_per_device)
     _CACHE[full] = batch
     return batch, batch.compile_seconds
 

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax import batched, compile_cache, methods, reporting, status
+from catchjax import batched, compile_cache, methods, numerics, reporting, status
 from catchjax.arguments import INT32_MAX, check_run, check_seed  # noqa: F401  (JAX-free)
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
@@ -85,8 +85,11 @@ def _compiled(config, chunk: int, task: TaskArrays, agent, devices, n_agents: in
     (:func:`catchjax.batched.compiled`): ``(batch, seconds compiling now)``; call it as
     ``batch(trial_ids, (seed, task, agent))``."""
     ids = jnp.zeros((chunk,), jnp.int32)
+    # >= 2 trials per device: trial i's bits then do not depend on the chunk size or the
+    # device count (catchjax.batched, catchjax.numerics)
     return batched.compiled(("sweep", config, n_agents), lambda: _trials_fn(config, n_agents),
-                            ids, (jnp.zeros((), jnp.int32), task, agent), devices)
+                            ids, (jnp.zeros((), jnp.int32), task, agent), devices,
+                            min_per_device=2)
 
 
 def _chunk(trials: int, chunk_size: int | None, n_devices: int) -> int:
@@ -323,7 +326,7 @@ def _single_trial_fn(config):
     """One jitted single-trial function per config, so repeated calls do not recompile."""
     search = methods.search_function(config)
     compile_cache.use_default()
-    return jax.jit(lambda s, i, t, a: search(config, trial_key(s, i), t, a))
+    return numerics.jit(lambda s, i, t, a: search(config, trial_key(s, i), t, a))
 
 
 def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int | None = None,

@@ -22,6 +22,19 @@ def test_trial_i_of_a_catch_sweep_equals_trial_i_alone(catch_sweep, syn_nb201):
         np.testing.assert_allclose(catch_sweep.rewards[i], alone.rewards)
 
 
+
+def test_a_catch_trial_does_not_depend_on_how_many_trials_share_its_call(syn_nb201):
+    """At the default network sizes, 24 trials as one call and as 24 calls of one trial
+    (chunk_size=1) search the same networks bit for bit. Before catchjax.numerics turned
+    XLA's YNNPACK fusions off, larger batches summed in another order (11 of these 24
+    trials differed); before sweeps kept two trials per call, a batch of one compiled to
+    other arithmetic (10 differed)."""
+    whole = sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0)
+    one_by_one = sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0,
+                              chunk_size=1)
+    np.testing.assert_array_equal(whole.rows, one_by_one.rows)
+    np.testing.assert_array_equal(whole.rewards, one_by_one.rewards)
+
 def test_catch_seeds_and_trials_differ(catch_sweep, syn_nb201):
     other = sweeps.sweep("catch-sfs", syn_nb201, trials=8, budget=BUDGET, seed=2, **SMALL)
     assert not np.array_equal(other.rows, catch_sweep.rows[:8])
