@@ -85,8 +85,8 @@ def _compiled(config, chunk: int, task: TaskArrays, agent, devices, n_agents: in
     (:func:`catchjax.batched.compiled`): ``(batch, seconds compiling now)``; call it as
     ``batch(trial_ids, (seed, task, agent))``."""
     ids = jnp.zeros((chunk,), jnp.int32)
-    # >= 2 trials per device: trial i's bits then do not depend on the chunk size or the
-    # device count (catchjax.batched, catchjax.numerics)
+    # >= 2 trials per device: on one CPU device trial i's bits then do not depend on the
+    # chunk size (catchjax.batched, catchjax.numerics)
     return batched.compiled(("sweep", config, n_agents), lambda: _trials_fn(config, n_agents),
                             ids, (jnp.zeros((), jnp.int32), task, agent), devices,
                             min_per_device=2)
@@ -136,8 +136,6 @@ def compiled_memory(method, task: Task, trials: int, budget: int | None = None, 
            ("argument", "output", "temp", "generated_code")}
     out["total"] = sum(out.values())
     return out
-
-
 
 
 def check_sweep_arguments(task, chunk_size, devices, progress_dir) -> list:

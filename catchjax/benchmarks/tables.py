@@ -134,8 +134,11 @@ def table_digest(benchmark: str, folder: str | os.PathLike | None = None) -> str
         return None
     digest = hashlib.sha256()
     for name in info.files:
-        if (folder / name).exists():
-            digest.update(name.encode() + b"\0" + (folder / name).read_bytes())
+        if (folder / name).exists():  # name, NUL, bytes; read a megabyte at a time
+            digest.update(name.encode() + b"\0")
+            with open(folder / name, "rb") as f:
+                for block in iter(lambda f=f: f.read(1 << 20), b""):
+                    digest.update(block)
     return digest.hexdigest()
 
 
