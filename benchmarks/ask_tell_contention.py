@@ -3,7 +3,7 @@
 Each worker opens its own handle on one search folder and repeats ``ask(1)`` then
 ``tell`` of that proposal, as a cluster's training jobs would (with a zero-second
 "training"), so every operation contends for the folder's lock
-(:mod:`catchjax.locking`). Workers first import, compile and make one warm-up pair,
+(:mod:`catchjax.store.locking`). Workers first import, compile and make one warm-up pair,
 then wait for a common start; the timed part is ``--pairs`` pairs per worker. Prints asks
 + tells per second for each worker count and writes them as JSON.
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 
 def worker(state_dir: str, pairs: int, go: str, done: str) -> None:
-    from catchjax.ask_tell import AskTell
+    from catchjax.asktell.search import AskTell
 
     search = AskTell.load(state_dir)
     p = search.ask(1)[0]  # warm-up: compile ask and tell outside the timing
@@ -40,7 +40,7 @@ def worker(state_dir: str, pairs: int, go: str, done: str) -> None:
 
 
 def run(n_workers: int, pairs: int, method: str, space: str) -> dict:
-    from catchjax.ask_tell import AskTell
+    from catchjax.asktell.search import AskTell
 
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp) / "search"

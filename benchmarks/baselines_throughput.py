@@ -2,7 +2,7 @@
 
 For each baseline: a 500-trial x 50-step sweep as one compiled, vmapped call (timed
 after compilation, best of --repeats), and the sequential NumPy implementation of the
-same algorithm (catchjax.baselines.reference) run one trial at a time in this process
+same algorithm (catchjax.methods.baselines.reference) run one trial at a time in this process
 on --ref-trials trials, extrapolated per trial. Prints trials/second and the ratio.
 
     python benchmarks/baselines_throughput.py [--benchmark synthetic-nb201] [--task cifar10]
@@ -18,7 +18,7 @@ import jax
 import numpy as np
 
 from catchjax import make_task, sweep
-from catchjax.baselines import reference
+from catchjax.methods.baselines import reference
 
 
 def main(argv=None):

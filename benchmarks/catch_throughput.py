@@ -19,8 +19,9 @@ import time
 
 import jax
 
-from catchjax import catch, make_task, methods, run_trial, sweep
-from catchjax.sweeps import compiled_cost
+from catchjax import make_task, methods, run_trial, sweep
+from catchjax.methods import catch
+from catchjax.runs.sweeps import compiled_cost
 
 
 def main(argv=None):
@@ -52,7 +53,7 @@ def main(argv=None):
           f"{args.trials / res.wall_seconds:.1f} trials/s")
     # where the time goes: XLA's count of one search epoch (a loop body), per trial
     cost = compiled_cost(args.method, task, args.trials, args.budget, **settings)
-    # a sweep compiles at least two trials per device (catchjax.batched): halve a pair's
+    # a sweep compiles at least two trials per device (catchjax.runs.batched): halve a pair's
     one = {k: v / 2 for k, v in compiled_cost(args.method, task, 2, args.budget,
                                               **settings).items()}
     epochs = args.budget - methods.make_config(args.method, **settings).n_initial

@@ -2,7 +2,7 @@
 environment at a time.
 
 Anakin: ``--envs`` vectorized environments act, then one learner update on a batch of
-``--batch``, all inside one compiled ``lax.scan`` (``catchjax.dqn.learner.train``; the
+``--batch``, all inside one compiled ``lax.scan`` (``catchjax.methods.dqn.learner.train``; the
 paper's network: width 256, 2 layers, 4 heads). Reference: the same agent's compiled
 single-environment step called from a Python loop, one environment step at a time, with
 the same compiled learner update every ``--envs`` steps (the same replay ratio), the way
@@ -21,7 +21,7 @@ import time
 import jax
 
 from catchjax import make_task
-from catchjax.dqn import learner
+from catchjax.methods.dqn import learner
 
 
 def timed(fn, *args):

@@ -1,4 +1,4 @@
-"""What catchjax's compiler options (catchjax/numerics.py) cost and what they buy, on CPU.
+"""What catchjax's compiler options (catchjax/runs/numerics.py) cost and what they buy, on CPU.
 
 Each configuration runs in its own process: ``with`` = catchjax as shipped (YNNPACK's
 fusions off, sweeps >= 2 trials per device), ``without`` = the same code compiling with
@@ -31,7 +31,7 @@ import numpy as np
 
 def _quiet_options():
     """Compile with XLA's defaults (the ``without`` configuration)."""
-    from catchjax import numerics
+    from catchjax.runs import numerics
 
     numerics.compiler_options = lambda platform=None: None
 
@@ -52,7 +52,7 @@ def child(mode: str, args) -> dict:
     import jax
 
     import catchjax
-    from catchjax import agent
+    from catchjax.runs import agent
 
     task = catchjax.make_task("synthetic-nb201", "cifar10")
 

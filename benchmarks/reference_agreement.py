@@ -1,7 +1,7 @@
 """Do the compiled searches compute what their sequential NumPy references compute?
 
 For each method: --trials searches as one vmapped sweep and --trials searches of the
-sequential reference (catchjax.baselines.reference: the same algorithm written one trial
+sequential reference (catchjax.methods.baselines.reference: the same algorithm written one trial
 at a time, other random streams), both with the default settings. Printed: the mean
 reported value of each with its bootstrap 95% CI, the difference with its 95% interval
 (normal approximation), and whether the reference's mean lies inside the sweep's CI.
@@ -17,8 +17,8 @@ import time
 import numpy as np
 
 from catchjax import make_task, sweep
-from catchjax.analysis import bootstrap_ci
-from catchjax.baselines import reference
+from catchjax.methods.baselines import reference
+from catchjax.runs.analysis import bootstrap_ci
 
 
 def main(argv=None) -> int:

@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from catchjax import replay
-from catchjax.dqn.returns import NStepItem
+from catchjax.methods.dqn.returns import NStepItem
 
 
 def items(key, n):

@@ -24,9 +24,9 @@ CHILD = r"""
 import json, os, resource, sys, time
 from pathlib import Path
 import numpy as np
-from catchjax import reporting
+from catchjax.store import reporting
 from catchjax.benchmarks import tasks
-from catchjax.results import SweepResult
+from catchjax.runs.results import SweepResult
 
 rows_total, out = int(sys.argv[1]), Path(sys.argv[2])
 budget = 100
@@ -53,7 +53,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     args = p.parse_args(argv)
-    from catchjax.reporting import WRITE_CHUNK_ROWS
+    from catchjax.store.reporting import WRITE_CHUNK_ROWS
 
     print(f"written {WRITE_CHUNK_ROWS:,} rows at a time; peak RSS of a fresh process")
     print(f"{'rows':>12s} {'peak MB before':>15s} {'peak MB after':>14s} {'added MB':>9s} "

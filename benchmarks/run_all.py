@@ -7,7 +7,7 @@ trials x --budget steps as one compiled call — compile seconds (first call), r
 (arguments + outputs + temporaries + code, from the compiled executable's memory
 analysis; on GPUs also the device's peak bytes in use). Sequential reference, timed once
 per method: the NumPy implementation of the same algorithm one trial at a time for the
-baselines (catchjax/baselines/reference.py); for CATCH, the compiled single-trial
+baselines (catchjax/methods/baselines/reference.py); for CATCH, the compiled single-trial
 function called in a Python loop (no NumPy CATCH exists). Writes ``run_all.json`` and
 ``scaling.png`` into --out and prints a table.
 
@@ -28,9 +28,9 @@ import jax
 import numpy as np
 
 from catchjax import make_task, run_trial, sweep
-from catchjax.baselines import reference
-from catchjax.results import versions
-from catchjax.sweeps import compiled_memory
+from catchjax.methods.baselines import reference
+from catchjax.runs.results import versions
+from catchjax.runs.sweeps import compiled_memory
 
 CATCH_SETTINGS = dict(candidates=100, hidden=64, updates_per_epoch=4)  # SPEC §7 shape
 

@@ -12,7 +12,7 @@ A *method* (cf. optax's ``GradientTransformation``: a named bundle of pure funct
   agent whose state ``search`` starts from;
 * a :class:`Stepper`: the same search cut into ``start`` / ``ask`` / ``tell`` steps. The
   table ``search`` is those steps with the table answering every ask
-  (:func:`catchjax.stepping.run_on_table`), and :mod:`catchjax.ask_tell` runs the very
+  (:func:`catchjax.stepping.run_on_table`), and :mod:`catchjax.asktell.search` runs the very
   same steps against rewards that come from outside (real training).
 
 The sweep driver, the CLI, checkpoints, experiments and reports only use this protocol,
@@ -169,7 +169,7 @@ class Learner:
       (the first before training), ``episodes`` evaluations each: ``info["steps"]``
       [points + 1], ``info["test_episodes"]`` [points + 1, episodes] (the test metric each
       evaluation ends on), ``info["distinct"]`` (architectures queried). What the
-      transfer study (:mod:`catchjax.transfer`) needs; None if the method has none.
+      transfer study (:mod:`catchjax.studies.transfer`) needs; None if the method has none.
     * ``curve_unit``, ``curve_metric``, ``curve_scored_by``: how plots and reports name a
       curve's x axis (what ``steps`` counts), its y axis, and how a curve point is scored
       (``{budget}`` is replaced by the config's budget), so they need not know the method.
@@ -235,11 +235,48 @@ def _stepper_search(stepper: Stepper) -> SearchFn:
     """A method's table search from its steps (every built-in method's search is this)."""
 
     def search(config, key, task, agent=None) -> SearchTrace:
-        from catchjax.stepping import run_on_table
-
         return run_on_table(stepper, config, key, task, agent)[0]
 
     return search
+
+
+def run_on_table(stepper: Stepper, config, key, task, agent=None, per_step: int = 1):
+    """All ``config.budget`` proposals of a search, each answered by ``task.reward``.
+
+    After the seeds, ``per_step`` proposals are asked and told together (a method that
+    plans a batch per round, such as BANANAS; the last round may be smaller).
+    Returns ``(SearchTrace, final state)``; the trace's ``metrics`` are the per-proposal
+    ``info`` of the proposals after the seeds (``[budget - first]`` each).
+    """
+    state = stepper.start(config, key, task, agent)
+    n0 = stepper.first(config)
+    rows0 = jnp.zeros((0,), jnp.int32)
+    if n0 > 0:
+        rows0, state, _ = stepper.ask(config, state, task, n0, True)
+        state, _ = stepper.tell(config, state, task, jnp.arange(n0), task.reward[rows0], True)
+    n_rest = config.budget - n0
+    if n_rest == 0:
+        return SearchTrace(rows=rows0, rewards=task.reward[rows0]), state
+
+    def step(state, first_id, k):
+        rows, state, ask_info = stepper.ask(config, state, task, k, False)
+        reward = task.reward[rows]
+        state, tell_info = stepper.tell(config, state, task, first_id + jnp.arange(k), reward,
+                                        False)
+        return state, (rows, reward, {**ask_info, **tell_info})
+
+    rounds, rest = divmod(n_rest, per_step)
+    state, (rows, rewards, metrics) = jax.lax.scan(
+        lambda state, i: step(state, i, per_step), state, n0 + per_step * jnp.arange(rounds))
+    rows, rewards = rows.reshape(-1), rewards.reshape(-1)
+    metrics = {k: v.reshape(-1, *v.shape[2:]) for k, v in metrics.items()}  # rounds x k
+    if rest:  # a last, smaller round
+        state, (r, w, m) = step(state, n0 + rounds * per_step, rest)
+        rows, rewards = jnp.concatenate([rows, r]), jnp.concatenate([rewards, w])
+        metrics = {k: jnp.concatenate([metrics[k], m[k]]) for k in metrics}
+    trace = SearchTrace(rows=jnp.concatenate([rows0, rows]),
+                        rewards=jnp.concatenate([task.reward[rows0], rewards]), metrics=metrics)
+    return trace, state
 
 
 @dataclasses.dataclass

@@ -154,7 +154,7 @@ def ensure_writable_parent(path: Path) -> None:
 
 
 @functools.cache
-def _umask() -> int:
+def current_umask() -> int:
     """The process's umask, read without changing it where the system tells it (setting
     and resetting it would race with other threads creating files)."""
     try:
@@ -231,7 +231,7 @@ def make_temp_dir(path) -> Path:
     clean_leftovers(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{TMP_TAG}-{os.getpid()}-",
                                 dir=path.parent))
-    os.chmod(tmp, 0o777 & ~_umask())  # the user's usual permissions, not mkdtemp's 0700
+    os.chmod(tmp, 0o777 & ~current_umask())  # the user's usual permissions, not mkdtemp's 0700
     return tmp
 
 
@@ -296,7 +296,7 @@ def atomic_write_bytes(path, data: bytes, *, durable: bool = False) -> None:
             if durable:
                 f.flush()
                 os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -32,9 +32,10 @@ def digest(tree) -> str:
 
 
 def main() -> None:
-    from catchjax import agent as agents
-    from catchjax import make_task, methods, sweep, transfer
-    from catchjax.ask_tell import AskTell, task_domain
+    from catchjax import make_task, methods, sweep
+    from catchjax.asktell.search import AskTell, task_domain
+    from catchjax.runs import agent as agents
+    from catchjax.studies import transfer
 
     nb = make_task("synthetic-nb201", "cifar10")
     micro = make_task("synthetic-transnas-micro", "jigsaw")

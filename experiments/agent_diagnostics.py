@@ -4,7 +4,7 @@ proposes first rank under the target's reward, and whether its context z tells t
 from the pool's tasks. Used by nb201_catch.py (and so transnas_catch.py); one plot per
 study.
 
-Per agent (the trials i with i mod N = agent, see catchjax.sweeps.agent_of_trial):
+Per agent (the trials i with i mod N = agent, see catchjax.runs.sweeps.agent_of_trial):
 
 * ``entropy_first`` / ``entropy_last``: the controller's entropy over whole architectures
   (nats, Monte-Carlo over its M candidates) at the first and last search epoch, mean over
@@ -28,8 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax import agent as agents
-from catchjax import catch, ppo
+from catchjax import ppo
+from catchjax.methods import catch
+from catchjax.runs import agent as agents
 
 
 def posterior_means(config, params, task, rows, rewards):

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from catchjax import agent as agents
 from catchjax import make_task, methods, sweep
+from catchjax.runs import agent as agents
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     import sys

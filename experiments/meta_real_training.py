@@ -18,7 +18,7 @@ target image is ever in a meta-training task.
   this machine, T = 1 ms, w = -0.05 (MnasNet's form, CATCH §4.3).
 
 Agents: ``--agents`` CATCH-meta agents (seeds 0..), each meta-trained by
-:class:`catchjax.meta_ask_tell.MetaTraining` (``--meta-epochs`` x ``--meta-budget``
+:class:`catchjax.asktell.meta.MetaTraining` (``--meta-epochs`` x ``--meta-budget``
 networks). Then on each target ``--searches`` searches of ``--budget`` networks per
 method: CATCH-meta (the searches shared round the agents), CATCH-sfs, random search,
 REA. Every search is an AskTell folder under OUT (resumable); a network trained once on a
@@ -40,11 +40,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax import agent as agents
 from catchjax import safe_io
-from catchjax.ask_tell import AskTell
-from catchjax.meta_ask_tell import MetaTraining, named_tasks
+from catchjax.asktell.meta import MetaTraining, named_tasks
+from catchjax.asktell.search import AskTell
 from catchjax.residual import decode, latency, model
+from catchjax.runs import agent as agents
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     import sys

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catchjax import agent as agents
 from catchjax import make_task, methods, sweep
 from catchjax.cli import parse_setting
-from catchjax.results import versions
+from catchjax.runs import agent as agents
+from catchjax.runs.results import versions
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     import sys
@@ -202,7 +202,8 @@ def plot(results, out: Path, args):
     plus best-so-far curves; the reports are kept under report/ and report_ablation/."""
     import shutil
 
-    from catchjax import reporting, runs_report
+    from catchjax.store import reporting
+    from catchjax.studies import report as runs_report
 
     folders = {}
     for (method, dataset), res in results.items():

@@ -5,7 +5,7 @@ The setting of CATCH §4.3 at CPU scale: the residual-block backbone space
 scikit-learn's digits (8x8 grey images, 1,797 of them: 1,000 train / 397 validation /
 400 test, a fixed split), reward R = P * (LAT / T)^w with P = validation accuracy, LAT the
 measured median forward time of the compiled model on this machine (batch 1), w = -0.05.
-Each search is an :class:`catchjax.ask_tell.AskTell` saved under ``OUT/searches/`` after
+Each search is an :class:`catchjax.asktell.search.AskTell` saved under ``OUT/searches/`` after
 every ask and tell, so a killed run resumes where it stopped; an architecture is trained
 once (``OUT/evaluations.json``) and its result reused by every method that proposes it.
 
@@ -29,7 +29,7 @@ import numpy as np
 import optax
 
 from catchjax import safe_io
-from catchjax.ask_tell import AskTell
+from catchjax.asktell.search import AskTell
 from catchjax.residual import decode, latency, model
 
 METHODS = {

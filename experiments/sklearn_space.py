@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from catchjax.ask_tell import AskTell
+from catchjax.asktell.search import AskTell
 
 SPACE = {
     "decisions": {

@@ -32,9 +32,9 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from catchjax import make_task, sweep  # noqa: E402
-from catchjax.analysis import bootstrap_ci  # noqa: E402
 from catchjax.benchmarks import tables  # noqa: E402
-from catchjax.results import versions  # noqa: E402
+from catchjax.runs.analysis import bootstrap_ci  # noqa: E402
+from catchjax.runs.results import versions  # noqa: E402
 
 METHODS = ("random", "rea", "reinforce", "ls", "bananas")
 

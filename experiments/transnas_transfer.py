@@ -39,9 +39,10 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 
 import numpy as np  # noqa: E402
 
-from catchjax import methods, sweep, task_relations, transfer  # noqa: E402
-from catchjax.analysis import bootstrap_ci  # noqa: E402
+from catchjax import methods, sweep
 from catchjax.benchmarks import tables  # noqa: E402
+from catchjax.runs.analysis import bootstrap_ci  # noqa: E402
+from catchjax.studies import task_relations, transfer  # noqa: E402
 
 TASKS = ("class_object", "room_layout", "autoencoder", "segmentsemantic")
 CPU_SETTINGS = dict(width=64, n_envs=64, batch_size=64, learning_rate=3e-4, target_period=2048,

@@ -7,7 +7,7 @@ import os
 import random
 import sys
 
-from catchjax.ask_tell import AskTell
+from catchjax.asktell.search import AskTell
 
 
 def reward_of(i: int) -> float:

@@ -16,9 +16,9 @@ os.environ["XLA_FLAGS"] = " ".join(
 
 import pytest
 
-from catchjax import agent as agents
-from catchjax import sweeps
 from catchjax.benchmarks import tables, tasks
+from catchjax.runs import agent as agents
+from catchjax.runs import sweeps
 
 # The CLI turns JAX's persistent compilation cache on; tests that call it in-process must
 # not write into the user's cache folder (test_cli checks the cache in a subprocess).

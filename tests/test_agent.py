@@ -7,10 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from catchjax import agent as agents
-from catchjax import catch, cli, sweeps
+from catchjax import cli
 from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
+from catchjax.methods import catch
+from catchjax.runs import agent as agents
+from catchjax.runs import sweeps
 
 TINY = catch.CatchConfig(budget=12, candidates=12, hidden=16, updates_per_epoch=2,
                          meta_epochs=4, meta_budget=8, meta_trained=True)
@@ -123,7 +125,7 @@ def test_killed_sweep_resumes_to_the_same_result(syn_nb201, tmp_path, monkeypatc
     with pytest.raises(CatchjaxError, match="different sweep.*seed"):
         sweeps.sweep("reinforce", syn_nb201, trials=10, budget=15, seed=5, chunk_size=3,
                      progress_dir=progress)
-    from catchjax import progress as progress_mod
+    from catchjax.runs import progress as progress_mod
 
     monkeypatch.setattr(progress_mod, "code_versions",
                         lambda: {"catchjax": "9.9", "jax": "0.0", "jaxlib": "0.0"})
@@ -160,7 +162,7 @@ def test_a_manifest_without_its_checksum_loads_only_as_the_first_format(checkpoi
                                                                          tmp_path, capsys):
     """Deleting the checksum field no longer makes an edited manifest load (issue 21):
     only format 1 had none, and then its state files must match their own checksum."""
-    from catchjax import checkpoints
+    from catchjax.store import checkpoints
 
     edited = tmp_path / "edited"
     shutil.copytree(checkpoint, edited)

@@ -1,4 +1,4 @@
-"""Ask/tell (catchjax.ask_tell): the same steps as the table sweeps, saved after every
+"""Ask/tell (catchjax.asktell.search): the same steps as the table sweeps, saved after every
 step, a file protocol for the command line, and clear refusals of bad results."""
 
 from __future__ import annotations
@@ -11,11 +11,13 @@ import jax
 import numpy as np
 import pytest
 
-from catchjax import catch, cli, dqn, methods, sweeps
-from catchjax.ask_tell import AskTell, space_domain, task_domain
+from catchjax import cli, methods
+from catchjax.asktell.search import AskTell, space_domain, task_domain
 from catchjax.benchmarks import tasks
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
+from catchjax.methods import catch, dqn
+from catchjax.runs import sweeps
 
 BUDGET = 8
 SETTINGS = {

@@ -1,4 +1,4 @@
-"""Many workers on one ask/tell search (catchjax.ask_tell + catchjax.locking): every
+"""Many workers on one ask/tell search (catchjax.asktell.search + catchjax.store.locking): every
 told result lands exactly once, no id is handed out twice, crashes lose nothing, and
 what a worker gives is what it says (issue 21)."""
 
@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from catchjax import cli, locking, safe_io
-from catchjax.ask_tell import LOCK, MANIFEST, AskTell, read_manifest
+from catchjax import cli, safe_io
+from catchjax.asktell.search import LOCK, MANIFEST, AskTell, read_manifest
 from catchjax.errors import CatchjaxError
+from catchjax.store import locking
 
 WORKER = Path(__file__).with_name("ask_tell_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -175,7 +176,7 @@ def test_an_interrupted_write_leaves_the_last_complete_state(tmp_path, monkeypat
 
 
 def test_a_first_format_folder_loads_and_is_converted_on_its_next_write(tmp_path):
-    from catchjax import checkpoints
+    from catchjax.store import checkpoints
 
     state = tmp_path / "search"
     search = AskTell.start("random", "nb201", budget=10, seed=0, state_dir=state)

@@ -1,4 +1,4 @@
-"""The BANANAS-style predictor search (catchjax.baselines.bananas): its encodings, its
+"""The BANANAS-style predictor search (catchjax.methods.baselines.bananas): its encodings, its
 ensemble, its acquisition, and rounds of proposals through ask/tell."""
 
 import dataclasses
@@ -10,9 +10,9 @@ import pytest
 from scipy import stats
 
 from catchjax import methods
-from catchjax.ask_tell import AskTell, task_domain
-from catchjax.baselines import bananas, reference
+from catchjax.asktell.search import AskTell, task_domain
 from catchjax.errors import CatchjaxError
+from catchjax.methods.baselines import bananas, reference
 
 TINY = {"n_initial": 4, "batch": 3, "ensemble": 2, "layers": 1, "width": 8,
         "train_steps": 10, "candidates": 12, "parents": 3, "random_candidates": 2}

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from catchjax import analysis, sweeps
-from catchjax.baselines import reference
 from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
+from catchjax.methods.baselines import reference
+from catchjax.runs import analysis, sweeps
 
 METHODS = ["random", "rea", "reinforce", "ls", "bananas"]
 TRIALS, BUDGET = 64, 30
@@ -177,7 +177,7 @@ def test_summary_fields(nb201_sweeps):
 def test_distinct_indices_are_uniform():
     import jax
 
-    from catchjax.baselines.random_search import distinct_indices
+    from catchjax.methods.baselines.random_search import distinct_indices
 
     n, k, reps = 10, 4, 20_000
     keys = jax.random.split(jax.random.key(0), reps)

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from catchjax import sweeps
 from catchjax.errors import CatchjaxError
+from catchjax.runs import sweeps
 
 SMALL = dict(candidates=24, hidden=32, updates_per_epoch=2)
 TRIALS, BUDGET = 200, 30
@@ -25,7 +25,7 @@ def test_trial_i_of_a_catch_sweep_equals_trial_i_alone(catch_sweep, syn_nb201):
 
 def test_a_catch_trial_does_not_depend_on_how_many_trials_share_its_call(syn_nb201):
     """At the default network sizes, 24 trials as one call and as 24 calls of one trial
-    (chunk_size=1) search the same networks bit for bit. Before catchjax.numerics turned
+    (chunk_size=1) search the same networks bit for bit. Before catchjax.runs.numerics turned
     XLA's YNNPACK fusions off, larger batches summed in another order (11 of these 24
     trials differed); before sweeps kept two trials per call, a batch of one compiled to
     other arithmetic (10 differed)."""
@@ -68,8 +68,8 @@ def test_constant_rewards_do_not_produce_nan(syn_nb201):
 
     import jax
 
-    from catchjax import catch
     from catchjax.benchmarks import tables, tasks
+    from catchjax.methods import catch
 
     table = syn_nb201.table
     flat = tables.Table(table.benchmark, table.space, table.actions, table.arch_str,

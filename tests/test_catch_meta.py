@@ -7,10 +7,11 @@ import jax
 import numpy as np
 import pytest
 
-from catchjax import agent as agents
-from catchjax import catch, cli, methods
+from catchjax import cli, methods
 from catchjax.benchmarks import tables, tasks
 from catchjax.errors import CatchjaxError
+from catchjax.methods import catch
+from catchjax.runs import agent as agents
 
 TINY = catch.CatchConfig(budget=10, candidates=8, hidden=8, updates_per_epoch=1,
                          meta_epochs=3, meta_budget=8, meta_trained=True)
@@ -73,7 +74,7 @@ def test_meta_trained_ablations_require_an_agent_and_train_one_from_the_cli(tmp_
     for name in ("catch-zero", "catch-random"):
         assert methods.get(name).learner is not None
         with pytest.raises(CatchjaxError, match=f"{name} adapts a meta-trained agent"):
-            from catchjax import sweeps
+            from catchjax.runs import sweeps
 
             sweeps.sweep(name, syn_nb201, trials=2, budget=10)
     out = tmp_path / "random"

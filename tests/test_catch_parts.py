@@ -9,7 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-from catchjax import catch, networks, ppo, replay, sampling
+from catchjax import networks, ppo, replay, sampling
+from catchjax.methods import catch
 
 L, K, H = 6, 5, 6
 CFG = catch.CatchConfig(budget=H, n_initial=2, candidates=8, z_dim=3, hidden=8,
@@ -141,7 +142,8 @@ def test_sweep_records_metrics_in_results_and_progress(tmp_path, syn_nb201):
     import csv
     import json
 
-    from catchjax import cli, sweeps
+    from catchjax import cli
+    from catchjax.runs import sweeps
 
     small = ["--set", "candidates=8", "--set", "hidden=8", "--set", "updates_per_epoch=1"]
     out = tmp_path / "sfs"

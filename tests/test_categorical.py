@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from catchjax import cli
-from catchjax.ask_tell import AskTell, categorical_domain
+from catchjax.asktell.search import AskTell, categorical_domain
 from catchjax.benchmarks import categorical
 from catchjax.errors import CatchjaxError
 

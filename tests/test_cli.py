@@ -8,8 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from catchjax import cli, sweeps
+from catchjax import cli
+from catchjax.cli import sweep as cli_sweep
 from catchjax.benchmarks import tables
+from catchjax.runs import sweeps
 from tests import official_layouts as layouts
 from tests.helpers import SWEEP
 
@@ -131,7 +133,7 @@ def test_the_python_api_takes_the_default_compile_cache_unless_told_otherwise(tm
                                                                             monkeypatch):
     """use_default (called before the API's first compile): the CLI's folder, unless JAX
     already has the user's folder or CATCHJAX_COMPILE_CACHE is off; decided once."""
-    from catchjax import compile_cache
+    from catchjax.runs import compile_cache
 
     enabled = []
     monkeypatch.setattr(compile_cache, "enable", enabled.append)
@@ -351,7 +353,7 @@ def test_summary_records_the_command_revision_and_time(tmp_path):
 
 @pytest.mark.parametrize("revision", ["abc1234", None])  # a git checkout, an installed copy
 def test_the_same_command_again_finds_its_run_done(tmp_path, capsys, monkeypatch, revision):
-    monkeypatch.setattr(cli, "_revision", lambda: revision)
+    monkeypatch.setattr(cli_sweep, "_revision", lambda: revision)
     out = tmp_path / "o"
     args = ["sweep", "--method", "random", "--benchmark", "synthetic-nb201", "--task", "cifar10",
             "--trials", "3", "--budget", "4", "--no-progress", "--out", str(out)]
@@ -365,14 +367,14 @@ def test_the_same_command_again_finds_its_run_done(tmp_path, capsys, monkeypatch
     assert "already holds this run" in printed and "final cifar10_test_acc_200" in printed
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
     # anything else is refused as before: another revision, an edited summary, a dirty tree
-    monkeypatch.setattr(cli, "_revision", lambda: "def5678")
+    monkeypatch.setattr(cli_sweep, "_revision", lambda: "def5678")
     assert _run(*args) == 2 and "already holds results" in capsys.readouterr().err
-    monkeypatch.setattr(cli, "_revision", lambda: revision)
+    monkeypatch.setattr(cli_sweep, "_revision", lambda: revision)
     summary = json.loads((out / "summary.json").read_text())
     (out / "summary.json").write_text(json.dumps({**summary, "mean": 0.0}))
     assert _run(*args) == 2 and "already holds results" in capsys.readouterr().err
     monkeypatch.setattr(sweeps, "_compiled", compiled)
-    monkeypatch.setattr(cli, "_revision", lambda: "abc1234-dirty")  # edited code: run again
+    monkeypatch.setattr(cli_sweep, "_revision", lambda: "abc1234-dirty")  # edited code: run again
     dirty = [a if a != str(out) else str(tmp_path / "d") for a in args]
     assert _run(*dirty) == 0
     assert _run(*dirty) == 2 and "already holds results" in capsys.readouterr().err

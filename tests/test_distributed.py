@@ -142,7 +142,7 @@ def test_two_processes_resume_the_progress_of_process_0(tmp_path):
     port = _free_port()
     script = textwrap.dedent(f"""
         import sys, numpy as np
-        from catchjax import distributed
+        from catchjax.runs import distributed
         pid = int(sys.argv[1])
         distributed.initialize("127.0.0.1:{port}", 2, pid, timeout=60)
         from catchjax import make_task, sweep

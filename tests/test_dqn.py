@@ -11,13 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from catchjax import agent as agents
 from catchjax import methods, replay, sweep
 from catchjax.benchmarks import tasks
-from catchjax.dqn import env as edit_env
-from catchjax.dqn import learner, returns
-from catchjax.dqn.network import MASKED_Q, QNetwork, dueling, q_values
 from catchjax.errors import CatchjaxError
+from catchjax.methods.dqn import env as edit_env
+from catchjax.methods.dqn import learner, returns
+from catchjax.methods.dqn.network import MASKED_Q, QNetwork, dueling, q_values
+from catchjax.runs import agent as agents
 
 TINY = learner.DQNConfig(total_steps=2048, n_envs=32, batch_size=32, width=16, heads=2,
                          layers=1, eval_points=2, eval_episodes=16, learning_starts=32,
@@ -252,7 +252,7 @@ def test_seeds_shard_over_several_devices(tiny_agents, tmp_path):
         import os
         os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
         import jax, numpy as np
-        from catchjax import agent as agents
+        from catchjax.runs import agent as agents
         from catchjax.benchmarks import tasks
         from tests.test_dqn import TINY
         assert jax.local_device_count() == 2
@@ -264,7 +264,7 @@ def test_seeds_shard_over_several_devices(tiny_agents, tmp_path):
             np.savez(r"{tmp_path}/seed%d.npz" % t.seed, *[np.asarray(x) for x in leaves])
         print("ok")
     """)
-    root = str(Path(agents.__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parent.parent)  # the repository
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=300, cwd=root)
     assert out.returncode == 0, out.stderr[-2000:]

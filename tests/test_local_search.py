@@ -1,11 +1,11 @@
-"""Local search (catchjax.baselines.local_search): one-edit moves, no repeats, restarts
+"""Local search (catchjax.methods.baselines.local_search): one-edit moves, no repeats, restarts
 only at local optima, and the top of a single basin."""
 
 import numpy as np
 import pytest
 
-from catchjax import sweeps
 from catchjax.benchmarks import tables, tasks
+from catchjax.runs import sweeps
 
 TRIALS, BUDGET = 32, 120
 
@@ -76,7 +76,7 @@ def test_reaches_the_top_of_a_single_basin(syn_nb201, improvement):
 def test_first_improvement_agrees_with_the_sequential_reference(rugged):
     """Same algorithm, different random streams (the default 'best' is checked in
     test_baselines): the mean best reward of 300 searches agrees within 4 standard errors."""
-    from catchjax.baselines import reference
+    from catchjax.methods.baselines import reference
 
     reward = np.asarray(rugged.arrays.reward)
     jax_best = sweeps.sweep("ls", rugged, trials=300, budget=60, seed=2, improvement="first",

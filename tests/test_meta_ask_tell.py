@@ -6,11 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from catchjax import agent as agents
-from catchjax import catch, methods
-from catchjax.ask_tell import task_domain
+from catchjax import methods
+from catchjax.asktell.meta import MetaTraining, pool_tasks
+from catchjax.asktell.search import task_domain
 from catchjax.errors import CatchjaxError
-from catchjax.meta_ask_tell import MetaTraining, pool_tasks
+from catchjax.methods import catch
+from catchjax.runs import agent as agents
 
 TINY = dict(candidates=6, n_initial=3, hidden=8, updates_per_epoch=2, meta_epochs=3,
             meta_budget=6, entropy_coef=0.5)
@@ -119,7 +120,7 @@ def test_meta_training_from_the_command_line_with_a_named_generator(syn_nb201, t
     import json
 
     from catchjax import cli
-    from catchjax.meta_ask_tell import named_tasks
+    from catchjax.asktell.meta import named_tasks
 
     state, props = tmp_path / "meta", tmp_path / "p.json"
     sets = [x for k, v in dict(TINY, meta_epochs=2, meta_budget=4).items()

@@ -8,10 +8,11 @@ import json
 
 import pytest
 
-from catchjax import agent as agents
-from catchjax import cli, methods, sweeps
+from catchjax import cli, methods
 from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
+from catchjax.runs import agent as agents
+from catchjax.runs import sweeps
 from tests.helpers import SWEEP, _run
 
 
@@ -90,7 +91,8 @@ def test_the_python_api_checks_its_arguments_like_the_cli(tmp_path, no_compile, 
     now one CatchjaxError naming the argument, before anything compiles."""
     import jax
 
-    from catchjax import checkpoints, sweep
+    from catchjax import sweep
+    from catchjax.store import checkpoints
 
     task = tasks.make_task("synthetic-transnas-micro", "jigsaw")
     (tmp_path / "file").write_text("x")

@@ -1,10 +1,10 @@
-"""catchjax.progress: resumable sweeps' chunk files."""
+"""catchjax.runs.progress: resumable sweeps' chunk files."""
 
 
 import pytest
 
-from catchjax import sweeps
 from catchjax.errors import CatchjaxError
+from catchjax.runs import sweeps
 
 
 def test_progress_file_is_written_atomically(syn_nb201, tmp_path):

@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 from flax import struct
 
-from catchjax import agent as agents
-from catchjax import cli, methods, sweeps
+from catchjax import cli, methods
 from catchjax.benchmarks import tables, tasks
 from catchjax.core import Learner, Ledger, Method, SearchTrace
 from catchjax.errors import CatchjaxError
+from catchjax.runs import agent as agents
+from catchjax.runs import sweeps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,7 +198,7 @@ def greedy_tell(config, state, task, ids, rewards, seeding):
 def test_a_method_given_only_its_steps_gets_a_sweep_and_ask_tell(syn_nb201):
     """No search function, no first/ready: the defaults make the table search (the steps
     with the table answering) and an ask/tell search out of start/ask/tell."""
-    from catchjax.ask_tell import AskTell, task_domain
+    from catchjax.asktell.search import AskTell, task_domain
     from catchjax.core import Stepper
 
     methods.register(Method("toy-steps", GreedyConfig,

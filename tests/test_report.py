@@ -10,9 +10,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from catchjax import cli, reporting, runs_report, sweep, sweeps
+from catchjax import cli, sweep
 from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
+from catchjax.runs import sweeps
+from catchjax.store import reporting
+from catchjax.studies import report as runs_report
 
 
 @pytest.fixture(scope="session")
@@ -206,8 +209,9 @@ def test_results_are_written_a_chunk_at_a_time_with_the_same_bytes(saved_runs, t
 
 
 def test_a_large_run_says_so_before_it_compiles(monkeypatch):
-    from catchjax import methods, sweeps
+    from catchjax import methods
     from catchjax.benchmarks import tasks as tasks_mod
+    from catchjax.runs import sweeps
 
     task = tasks_mod.make_task("synthetic-nb201", "cifar10")
     config = methods.build("rea", 20_000)

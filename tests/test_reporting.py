@@ -1,11 +1,12 @@
-"""catchjax.reporting: results.csv, summary.json and the printed summary."""
+"""catchjax.store.reporting: results.csv, summary.json and the printed summary."""
 
 import json
 
 import numpy as np
 
-from catchjax import reporting, sweeps
 from catchjax.benchmarks import tables, tasks
+from catchjax.runs import sweeps
+from catchjax.store import reporting
 
 
 def test_summary_is_strict_json_and_resumed_speed_counts_only_new_trials(tmp_path):

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from catchjax import agent as agents
-from catchjax import reporting, safe_io
+from catchjax import safe_io
 from catchjax.errors import CatchjaxError
+from catchjax.runs import agent as agents
+from catchjax.store import reporting
 from tests.helpers import SWEEP, _run
 
 
@@ -84,7 +85,7 @@ def test_a_user_file_inside_a_results_folder_is_never_deleted(tmp_path, capsys):
     assert _run(*SWEEP, "--out", str(out)) == 0
     record = json.loads((out / safe_io.RECORD).read_text())
     assert record["what"] == "results" and "summary.json" in record["files"]
-    assert (out.stat().st_mode & 0o777) == 0o777 & ~safe_io._umask()  # not mkdtemp's 0700
+    assert (out.stat().st_mode & 0o777) == 0o777 & ~safe_io.current_umask()  # not mkdtemp's 0700
     (out / "notes").mkdir()
     (out / "notes" / "todo.txt").write_text("mine")
     assert _run(*SWEEP, "--out", str(out), "--overwrite") == 2

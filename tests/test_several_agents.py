@@ -10,10 +10,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from catchjax import agent as agents
-from catchjax import catch, checkpoints, cli, methods, sweeps
+from catchjax import cli, methods
 from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
+from catchjax.methods import catch
+from catchjax.runs import agent as agents
+from catchjax.runs import sweeps
+from catchjax.store import checkpoints
 
 TINY = dict(candidates=8, hidden=8, updates_per_epoch=1, meta_epochs=3, meta_budget=8)
 SETS = [x for k, v in TINY.items() for x in ("--set", f"{k}={v}")]

@@ -1,4 +1,4 @@
-"""Status lines while a command compiles, trains or runs one long call (catchjax.status;
+"""Status lines while a command compiles, trains or runs one long call (catchjax.runs.status;
 issue 22, item 2)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from catchjax import status, sweeps
+from catchjax.runs import status, sweeps
 from tests.helpers import SWEEP, _run
 
 

@@ -35,8 +35,8 @@ def test_a_protocols_columns_are_the_ones_it_names():
     meta-training pool stays the other datasets' 12-epoch validation accuracy."""
     import pytest
 
-    from catchjax import agent as agents
     from catchjax.errors import CatchjaxError
+    from catchjax.runs import agent as agents
 
     own = {"cifar10": "cifar10_valid_valid_acc_200", "cifar100": "cifar100_valid_acc_200",
            "imagenet16-120": "imagenet16_valid_acc_200"}

@@ -9,9 +9,10 @@ import jax
 import numpy as np
 import pytest
 
-from catchjax import cli, shaping, task_relations, transfer
-from catchjax.dqn import DQNConfig
+from catchjax import cli
 from catchjax.errors import CatchjaxError
+from catchjax.methods.dqn import DQNConfig
+from catchjax.studies import shaping, task_relations, transfer
 
 TINY = DQNConfig(n_envs=32, batch_size=32, width=16, heads=2, layers=1, learning_starts=32,
                  buffer_capacity=512, target_period=256)
@@ -170,7 +171,8 @@ def test_study_cells_follow_the_regimes(finished_study):
 def test_report_shows_the_study_matrices_from_its_files(finished_study, tmp_path):
     """`catchjax report STUDY` rebuilds the matrices from cells.csv (nothing retrained):
     the same numbers as the study's own analysis, and the heatmaps."""
-    from catchjax import cli, runs_report
+    from catchjax import cli
+    from catchjax.studies import report as runs_report
 
     out, result = finished_study
     assert cli.main(["report", str(out), "--out", str(tmp_path / "r")]) == 0
@@ -198,8 +200,8 @@ def test_two_processes_run_the_same_study(finished_study, tmp_path):
     import sys
     import textwrap
 
-    from catchjax import checkpoints
     from catchjax.benchmarks import tasks
+    from catchjax.store import checkpoints
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -207,9 +209,9 @@ def test_two_processes_run_the_same_study(finished_study, tmp_path):
     out = tmp_path / "two"
     script = textwrap.dedent(f"""
         import sys
-        from catchjax import distributed
+        from catchjax.runs import distributed
         distributed.initialize("127.0.0.1:{port}", 2, int(sys.argv[1]), timeout=60)
-        from catchjax import transfer
+        from catchjax.studies import transfer
         from tests.test_transfer import SPEC, TINY
         transfer.run_study(SPEC, TINY, r"{out}", log=lambda *_: None)
         print("finished")
@@ -367,7 +369,7 @@ def test_catch_transfers_through_the_same_study(tmp_path):
     """The regimes are written once: CATCH (meta-training on one task, evaluated by
     adaptation searches) runs through the same study, and its zero-shot cell is the
     source agent adapting on the target."""
-    from catchjax.catch import CatchConfig
+    from catchjax.methods.catch import CatchConfig
 
     cfg = CatchConfig(meta_trained=True, budget=8, n_initial=3, candidates=8, hidden=16,
                       z_dim=4, meta_budget=8, updates_per_epoch=1)

@@ -154,7 +154,7 @@ def _write(arrays: dict, table: public_sources.PublicTable, dest: Path) -> Path:
     ``dest``), then write it there."""
     info = tables.BENCHMARKS[table.benchmark]
     tables.from_arrays(arrays, table.benchmark, info.space, source=table.filename)
-    importers._companions_agree(table.benchmark, table.filename, arrays["ops"], dest)
+    importers.companions_agree(table.benchmark, table.filename, arrays["ops"], dest)
     return importers.write_npz(arrays, dest, table.filename)
 
 

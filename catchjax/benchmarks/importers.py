@@ -191,7 +191,7 @@ def read_transnas_pth(path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
     return out
 
 
-def _companions_agree(benchmark: str, filename: str, ops: np.ndarray, dest: Path) -> None:
+def companions_agree(benchmark: str, filename: str, ops: np.ndarray, dest: Path) -> None:
     """A table whose benchmark has several files must list the rows of the others, in order."""
     for other in tables.BENCHMARKS[benchmark].files:
         path = dest / other
@@ -236,7 +236,7 @@ def write_npz(arrays: dict, dest: Path, filename: str) -> Path:
     try:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o666 & ~safe_io._umask())
+        os.chmod(tmp, 0o666 & ~safe_io.current_umask())
         os.replace(tmp, dest / filename)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -323,7 +323,7 @@ def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = Non
         if path.resolve() == (dest / filename).resolve():
             return [dest / filename]
         _check_target(dest / filename, overwrite)
-        _companions_agree(benchmark, filename, table.actions, dest)
+        companions_agree(benchmark, filename, table.actions, dest)
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, dest / (filename + ".tmp"))
         os.replace(dest / (filename + ".tmp"), dest / filename)
@@ -356,7 +356,7 @@ def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = Non
     built = [(_build_table(b, f, ops, cols, path), f) for b, f, ops, cols in outputs]
     for table, filename in built:  # refuse before writing any of them
         _check_target(dest / filename, overwrite)
-        _companions_agree(table.benchmark, filename, table.actions, dest)
+        companions_agree(table.benchmark, filename, table.actions, dest)
     written = [_write_table(table, filename, dest) for table, filename in built]
     record = [_describe(path)]
     for filename in (f for _, f in built):

@@ -237,3 +237,10 @@ def build_task(spec: TaskSpec, table: tables.Table) -> Task:
         valid_rows=jnp.asarray(np.flatnonzero(searchable).astype(np.int32)),
     )
     return Task(spec, table, arrays, searchable)
+
+
+def target_columns(task: Task) -> set[str]:
+    """Columns that belong to the target task itself: its reward, its report metrics and
+    what it would lend to other pools. Training on any of them is not transfer."""
+    own = {task.spec.reward_metric, *task.spec.report_metrics}
+    return own | tables.target_columns(task.spec.benchmark, task.spec.task)

@@ -1,0 +1,666 @@
+"""The CATCH search loop on one task (paper Algorithm 1, lines 3-13), as one pure function.
+
+Each search epoch is an ask and a tell (:data:`STEPPER`, see :mod:`catchjax.stepping`).
+Ask (:func:`propose`): encode the whole search history into z (Eq. 1, reparameterized,
+:func:`encode_context`), sample M candidates from the controller, let the evaluator pick
+one (epsilon-greedy, :func:`select_candidate`). Tell (:func:`learn`): add the network and
+its reward to the history, then take ``updates_per_epoch`` gradient steps (:func:`update_step`) on
+L_c + L_e + beta * KL (Eq. 2, :func:`catch_loss`): PPO's clipped surrogate on the
+evaluated networks (stored log-probs, rewards normalized over the history) and the
+evaluator's Huber loss on a PER batch of 80% of the memory. One Adam optimizer updates all
+three networks; the encoder gets the gradient of the whole sum through z.
+
+Variants (paper §4.2, §5): ``context`` = ``learned`` (the encoder's z), ``zero`` (z = 0,
+the encoder never runs and gets no gradient) or ``random`` (z ~ N(0, I), ignoring the
+history); ``meta_trained`` = the search adapts an agent meta-trained by :func:`train` on
+a pool of other tasks with the same context (SPEC §2: leave the target out; methods
+catch-meta, catch-zero, catch-random), or starts from random parameters (catch-sfs,
+catch-sfs-zero, catch-sfs-random); see :mod:`catchjax.methods` and :mod:`catchjax.runs.agent`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from catchjax import networks, ppo, replay, sampling
+from catchjax.benchmarks.tasks import TaskArrays
+from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
+from catchjax.errors import CatchjaxError
+from catchjax.stepping import run_on_table, take_planned
+
+CONTEXTS = ("learned", "zero", "random")
+
+
+# read only by meta-training and adaptation (catch-meta and its ablations), not by a
+# search from scratch
+META_SETTINGS = ("meta_epochs", "meta_budget", "meta_batch", "reset_optimizer", "meta_tasks",
+                 "task_noise")
+# how meta-training forms the task of a meta-epoch from the pool (see meta_task_rewards)
+META_TASKS = ("pool", "mixtures")
+
+
+@dataclasses.dataclass(frozen=True)
+class CatchConfig:
+    budget: int = 50  # networks evaluated (search epochs + initial random ones)
+    n_initial: int = 5  # random networks that seed the history (paper Fig. 2)
+    candidates: int = 100  # M: candidates sampled and scored each search epoch
+    z_dim: int = 10  # size of the task context z (the encoder's output)
+    hidden: int = 64  # width of the encoder's, controller's and evaluator's MLPs
+    beta_kl: float = 0.1  # weight of the context's KL term (Eq. 2)
+    learning_rate: float = 1e-3  # Adam, all three networks
+    updates_per_epoch: int = 4  # gradient steps after each evaluated network
+    ppo_clip: float = 0.2  # PPO's clipping range of the probability ratio
+    per_alpha: float = 0.6  # prioritized replay: priority exponent
+    per_beta0: float = 0.4  # annealed to 1 at the last search epoch
+    per_fraction: float = 0.8  # PER batch = 80% of the memory
+    epsilon_start: float = 0.5  # epsilon-greedy over the candidates, reset per task
+    epsilon_end: float = 0.05  # epsilon at the last search epoch
+    context: str = "learned"  # "learned" | "zero" | "random"
+    meta_trained: bool = False  # True for catch-meta: the search starts from a meta-trained agent
+    meta_epochs: int = 25  # N_meta: meta-training searches, one pool task each
+    meta_budget: int = 20  # N_search: networks per meta-training search
+    # PPO's entropy bonus (L_c - c * H(pi)), in meta-training and adaptation: 0 here (the
+    # paper's Eq. 2, and catch-sfs), 0.5 for the meta-trained methods (methods.py,
+    # META_DEFAULTS); and (issue 8) a fresh Adam state when a search starts from an agent.
+    entropy_coef: float = 0.0  # PPO entropy bonus c: L_c - c * H(pi) (catch-meta: 0.5)
+    reset_optimizer: bool = False  # a fresh Adam state when adapting a trained agent
+    # Meta-training tasks per gradient step (issue 8): 1 = the paper's Algorithm 1, one
+    # pool task per meta-epoch; B > 1 = PEARL's meta-batch, B searches on B pool tasks in
+    # lockstep sharing one agent, each step on the mean of their losses (Eq. 2).
+    meta_batch: int = 1  # pool tasks per meta-training step (1: Algorithm 1)
+    # The task of each meta-epoch (issue 19): "pool" = one of the pool's columns, drawn
+    # uniformly; "mixtures" = a new task every meta-epoch formed from the pool's columns
+    # (a random mixture, rank noise and a monotone transform, meta_task_rewards), as the
+    # paper draws a new ImageNet16 class subset every meta-epoch (§4.2).
+    meta_tasks: str = "pool"  # "pool": a pool column per meta-epoch; "mixtures": a new task
+    task_noise: float = 0.5  # mixtures: the noise's std is uniform in [0, task_noise]
+
+    def validate(self, task) -> None:
+        """Refuse settings that cannot run (or would run to a meaningless result)."""
+        if self.candidates < 1 or self.z_dim < 1 or self.hidden < 1:
+            raise CatchjaxError(
+                f"CATCH needs candidates (M) >= 1, z_dim >= 1 and hidden >= 1, got "
+                f"{self.candidates}, {self.z_dim}, {self.hidden}"
+            )
+        if self.candidates > MAX_CANDIDATES:
+            raise CatchjaxError(
+                f"candidates (M) is at most {MAX_CANDIDATES:,} (every epoch samples and scores "
+                f"all of them; the paper uses 100), got {self.candidates:,}"
+            )
+        if self.context not in CONTEXTS:
+            raise CatchjaxError(f"context must be one of {sorted(CONTEXTS)}, got {self.context!r}")
+        limit = min(self.budget, self.meta_budget) if self.meta_trained else self.budget
+        if not 1 <= self.n_initial <= limit:
+            raise CatchjaxError(
+                "n_initial must be in 1..budget"
+                + (" (and <= meta_budget)" if self.meta_trained else "")
+                + f", got {self.n_initial}"
+            )
+        if self.meta_epochs < 1 or self.meta_budget < 1:
+            raise CatchjaxError(
+                f"meta_epochs and meta_budget must be >= 1, got {self.meta_epochs}, "
+                f"{self.meta_budget}"
+            )
+        if self.meta_tasks not in META_TASKS:
+            raise CatchjaxError(f"meta_tasks must be one of {', '.join(META_TASKS)}, got "
+                                f"{self.meta_tasks!r}")
+        if self.meta_batch < 1:
+            raise CatchjaxError(f"meta_batch must be >= 1, got {self.meta_batch}")
+        if self.updates_per_epoch < 1:
+            raise CatchjaxError(f"updates_per_epoch must be >= 1, got {self.updates_per_epoch}")
+        checks = {
+            "learning_rate": (self.learning_rate, 0.0, math.inf, "a finite number > 0", False),
+            "per_fraction": (self.per_fraction, 0.0, 1.0, "in (0, 1]", False),
+            "per_alpha": (self.per_alpha, 0.0, math.inf, "finite and >= 0", True),
+            "per_beta0": (self.per_beta0, 0.0, 1.0, "in [0, 1]", True),
+            "epsilon_start": (self.epsilon_start, 0.0, 1.0, "in [0, 1]", True),
+            "epsilon_end": (self.epsilon_end, 0.0, 1.0, "in [0, 1]", True),
+            "ppo_clip": (self.ppo_clip, 0.0, math.inf, "finite and >= 0", True),
+            "beta_kl": (self.beta_kl, 0.0, math.inf, "finite and >= 0", True),
+            "entropy_coef": (self.entropy_coef, 0.0, math.inf, "finite and >= 0", True),
+            "task_noise": (self.task_noise, 0.0, math.inf, "finite and >= 0", True),
+        }
+        for name, (value, lo, hi, words, closed_low) in checks.items():
+            low_ok = value >= lo if closed_low else value > lo
+            if not (low_ok and value <= hi and math.isfinite(value)):
+                raise CatchjaxError(f"CATCH setting {name} must be {words}, got {value}")
+
+
+MAX_CANDIDATES = 65_536
+
+
+@struct.dataclass
+class History:
+    """The search history: every evaluated network, its reward and its sampling log-prob.
+
+    The PER memory stores only priorities over these slots (slot i of the memory is
+    history entry i: its capacity is the budget, so it never wraps).
+    """
+
+    actions: jnp.ndarray  # i32 [H, L]
+    rewards: jnp.ndarray  # f32 [H]
+    log_probs: jnp.ndarray  # f32 [H], under the policy that sampled them
+    count: jnp.ndarray  # i32
+
+
+class CatchNetworks(NamedTuple):
+    encoder: networks.ContextEncoder
+    controller: networks.Controller
+    evaluator: networks.Evaluator
+
+
+def make_networks(config: CatchConfig, L: int, K: int) -> CatchNetworks:
+    hidden = (config.hidden, config.hidden)
+    return CatchNetworks(
+        networks.ContextEncoder(config.z_dim, hidden),
+        networks.Controller(L, K, hidden),
+        networks.Evaluator(hidden),
+    )
+
+
+def init_params(config: CatchConfig, key, L: int, K: int):
+    enc, ctrl, ev = make_networks(config, L, K)
+    k1, k2, k3 = jax.random.split(key, 3)
+    z = jnp.zeros(config.z_dim)
+    return {
+        "encoder": enc.init(k1, jnp.zeros((1, L * K + 1)), jnp.ones(1, bool)),
+        "controller": ctrl.init(k2, z, jnp.zeros((L, K))),
+        "evaluator": ev.init(k3, jnp.zeros((L, K)), z),
+    }
+
+
+@struct.dataclass
+class AgentState:
+    """What carries over between searches: the three networks and their Adam state."""
+
+    params: dict
+    opt_state: object
+
+
+def init_agent(config: CatchConfig, key, L: int, K: int) -> AgentState:
+    params = init_params(config, key, L, K)
+    return AgentState(params, optax.adam(config.learning_rate).init(params))
+
+
+# -- the parts of one search epoch ---------------------------------------------------------
+
+
+def encode_context(config: CatchConfig, nets: CatchNetworks, params, history: History, key):
+    """z and KL(q(z|c) || N(0, I)) from the history (Eq. 1); the ablations skip the encoder.
+
+    Each context is (one-hot architecture, reward normalized over the history); the
+    encoder's Gaussians are multiplied over the filled slots.
+    """
+    if config.context == "zero":
+        return jnp.zeros(config.z_dim), jnp.zeros(())
+    if config.context == "random":
+        return jax.random.normal(key, (config.z_dim,)), jnp.zeros(())
+    H, L = history.actions.shape
+    K = nets.controller.n_choices
+    mask = jnp.arange(H) < history.count
+    r = ppo.normalize(history.rewards, mask)
+    onehot = jax.nn.one_hot(history.actions, K).reshape(H, L * K)
+    ctx = jnp.concatenate([onehot, r[:, None]], axis=1)
+    mu, var = nets.encoder.apply(params["encoder"], ctx, mask)
+    return networks.sample_z(key, mu, var), networks.kl_to_prior(mu, var)
+
+
+def select_candidate(k_explore, k_pick, scores, epsilon, allowed=None):
+    """Epsilon-greedy over the candidates: a uniform one with probability epsilon, else the
+    evaluator's best (CATCH §3.3). ``allowed`` [M] (optional): pick only among these."""
+    if allowed is None:
+        explore = jax.random.randint(k_pick, (), 0, scores.shape[0])
+    else:
+        explore = jax.random.categorical(k_pick, jnp.where(allowed, 0.0, -jnp.inf))
+        scores = jnp.where(allowed, scores, -jnp.inf)
+    return jnp.where(jax.random.uniform(k_explore) < epsilon, explore, jnp.argmax(scores))
+
+
+def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: History,
+               memory: replay.ReplayBuffer, key, beta, n_init: int, prefix_mask):
+    """Eq. (2): L_c + L_e + beta_kl * KL. Returns (loss, (PER indices, TD errors, parts)).
+
+    L_c is PPO's clipped surrogate on the networks the controller sampled (the ``n_init``
+    random seeds have no policy log-prob), advantage = reward normalized over the history.
+    L_e is the evaluator's Huber loss on a PER batch, weighted by the IS weights, with
+    targets normalized like the advantages.
+    """
+    H = history.rewards.shape[0]
+    K = nets.controller.n_choices
+    k_z, k_per = jax.random.split(key)
+    z, kl = encode_context(config, nets, params, history, k_z)
+    filled = jnp.arange(H) < history.count
+    from_policy = filled & (jnp.arange(H) >= n_init)
+    adv = ppo.normalize(history.rewards, filled)
+    # one pass of the controller gives log pi(a) and, if asked, the entropy bonus
+    step_lp, masks = jax.vmap(
+        lambda a: networks.controller_step_log_probs(nets.controller, params["controller"], z,
+                                                     a, prefix_mask)
+    )(history.actions)
+    logp = jax.vmap(networks.sequence_log_prob)(step_lp, history.actions)
+    l_c = ppo.clipped_surrogate_loss(logp, history.log_probs, adv, from_policy, config.ppo_clip)
+    if config.entropy_coef > 0:  # static: the default graph has no entropy term
+        ent = jax.vmap(networks.sequence_entropy)(step_lp, masks)
+        w = from_policy.astype(ent.dtype)
+        l_c = l_c - config.entropy_coef * jnp.sum(ent * w) / jnp.maximum(jnp.sum(w), 1.0)
+    mean, std = ppo.masked_mean_std(history.rewards, filled)
+    batch = max(1, int(config.per_fraction * H))
+    idx, _, weights = replay.sample(memory, k_per, batch, config.per_alpha, beta)
+    acts, rewards = history.actions[idx], history.rewards[idx]
+    pred = jax.vmap(
+        lambda a: nets.evaluator.apply(params["evaluator"], jax.nn.one_hot(a, K), z)
+    )(acts)
+    delta = pred - (rewards - mean) / std
+    l_e = jnp.mean(weights * optax.huber_loss(delta))
+    parts = {"loss_controller": l_c, "loss_evaluator": l_e, "kl": kl}
+    return l_c + l_e + config.beta_kl * kl, (idx, delta, parts)
+
+
+def adam_step(config: CatchConfig, params, opt_state, grads):
+    """One Adam step of the three networks (one optimizer for all, CATCH §3)."""
+    updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state)
+    return optax.apply_updates(params, updates), opt_state
+
+
+def update_step(config: CatchConfig, nets: CatchNetworks, carry, key, history, beta,
+                n_init: int, prefix_mask):
+    """One Adam step on :func:`catch_loss`; the sampled items get |TD error| priorities."""
+    params, opt_state, memory = carry
+    grads, (idx, delta, parts) = jax.grad(catch_loss, argnums=2, has_aux=True)(
+        config, nets, params, history, memory, key, beta, n_init, prefix_mask
+    )
+    params, opt_state = adam_step(config, params, opt_state, grads)
+    return (params, opt_state, replay.update_priorities(memory, idx, delta)), parts
+
+
+def epsilon_at(config: CatchConfig, epoch, n_epochs: int):
+    """Epsilon of search epoch ``epoch`` (0-based): linear from ``epsilon_start`` at the
+    first epoch to ``epsilon_end`` at the last."""
+    return optax.linear_schedule(config.epsilon_start, config.epsilon_end,
+                                 max(n_epochs - 1, 1))(epoch)
+
+
+def per_beta_at(config: CatchConfig, epoch, n_epochs: int):
+    """PER's importance-sampling exponent: ``per_beta0`` at the first epoch, 1 at the last
+    (Schaul et al. 2016: fully corrected at the end of learning)."""
+    return replay.beta_schedule(config.per_beta0, epoch, n_epochs - 1)
+
+
+def distinct_count(codes):
+    """Number of distinct values in a 1-D array, with static shapes (sort, count changes)."""
+    s = jnp.sort(codes)
+    return 1 + jnp.sum(s[1:] != s[:-1])
+
+
+@struct.dataclass
+class SearchState:
+    """A CATCH search in progress (what ask/tell carries): the agent being adapted, the
+    history and PER memory, and what each proposal was sampled with."""
+
+    ledger: Ledger
+    params: dict
+    opt_state: object
+    history: History
+    memory: replay.ReplayBuffer
+    seeds: jnp.ndarray  # i32 [n_init], the random networks that seed the history
+    loop_key: jnp.ndarray
+    asked_log_probs: jnp.ndarray  # f32 [budget], log pi of each proposal when sampled
+
+
+def n_seeds(config: CatchConfig) -> int:
+    return min(config.n_initial, config.budget)
+
+
+def start_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchState:
+    """Algorithm 1 line 3 on one task: the agent (fresh or given), an empty history and
+    the seeds drawn; no reset of the optimizer (meta-training carries it over)."""
+    L, _, K = task.prefix_mask.shape
+    H = config.budget
+    k_init, k_first, k_loop = jax.random.split(key, 3)
+    if agent is None:
+        agent = init_agent(config, k_init, L, K)
+    history = History(actions=jnp.zeros((H, L), jnp.int32), rewards=jnp.zeros(H),
+                      log_probs=jnp.zeros(H), count=jnp.zeros((), jnp.int32))
+    return SearchState(
+        ledger=Ledger.empty(H), params=agent.params, opt_state=agent.opt_state,
+        history=history, memory=replay.init(None, H),
+        seeds=uniform_rows(k_first, task.valid_rows, (n_seeds(config),)), loop_key=k_loop,
+        asked_log_probs=jnp.zeros(H))
+
+
+def start(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchState:
+    """The start of one search (a sweep trial or an ask/tell search); ``agent`` =
+    meta-trained start (None: from scratch); ``reset_optimizer`` gives it a fresh Adam."""
+    if config.meta_trained and agent is None:
+        raise CatchjaxError("catch-meta needs a meta-trained agent (agent= / --init)")
+    if agent is not None and config.reset_optimizer:  # adaptation only, not meta-training
+        agent = AgentState(agent.params, optax.adam(config.learning_rate).init(agent.params))
+    return start_search(config, key, task, agent)
+
+
+def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n, taken=None):
+    """Search epoch ``n``'s proposal (Algorithm 1 lines 5-7): z from the history, M
+    candidates from the controller, the evaluator's epsilon-greedy pick.
+
+    ``taken`` (rows already proposed in the same ask, -1 = none): the pick skips them;
+    when every candidate is taken (a near-deterministic controller), the proposal is a
+    uniform searchable network not taken, with its log-prob under the controller."""
+    nets = make_networks(config, *task.prefix_mask.shape[::2])
+    K = nets.controller.n_choices
+    n_epochs = config.budget - n_seeds(config)
+    k_z, k_cand, k_eps, k_pick, _ = jax.random.split(jax.random.fold_in(state.loop_key, n), 5)
+    z, _ = encode_context(config, nets, state.params, state.history, k_z)
+    cands, logps = jax.vmap(
+        lambda k: networks.controller_sample(nets.controller, state.params["controller"], k, z,
+                                             task.prefix_mask)
+    )(jax.random.split(k_cand, config.candidates))
+    scores = jax.vmap(
+        lambda a: nets.evaluator.apply(state.params["evaluator"], jax.nn.one_hot(a, K), z)
+    )(cands)
+    eps = epsilon_at(config, n, n_epochs)
+    codes = sampling.sequence_code(cands, K)
+    if taken is None:  # one proposal per ask: Algorithm 1 as written
+        pick = select_candidate(k_eps, k_pick, scores, eps)
+        row, logp = task.code_to_row[codes[pick]], logps[pick]
+    else:
+        rows = task.code_to_row[codes]
+        free = ~jnp.isin(rows, taken)
+        pick = select_candidate(k_eps, k_pick, scores, eps, free)
+        unseen = ~jnp.isin(task.valid_rows, taken)
+        other = task.valid_rows[jax.random.categorical(jax.random.fold_in(k_pick, 1),
+                                                       jnp.where(unseen, 0.0, -jnp.inf))]
+        other_logp = networks.controller_log_prob(nets.controller, state.params["controller"],
+                                                  z, task.row_actions[other], task.prefix_mask)
+        row = jnp.where(free.any(), rows[pick], other)
+        logp = jnp.where(free.any(), logps[pick], other_logp)
+    info = dict(
+        epsilon=jnp.asarray(eps, jnp.float32),
+        # -mean log pi over the M samples: a Monte-Carlo estimate of the controller's
+        # entropy over whole architectures (nats)
+        controller_entropy=-jnp.mean(logps),
+        distinct_candidates=distinct_count(codes),
+    )
+    return row, logp, info
+
+
+def ask(config: CatchConfig, state: SearchState, task: TaskArrays, k: int, seeding: bool):
+    if seeding:
+        return *take_planned(state, state.seeds, k), {}
+    first = state.ledger.n_asked - n_seeds(config)
+    if k == 1:
+        rows, logps, info = jax.lax.map(lambda j: propose(config, state, task, first + j),
+                                        jnp.arange(k))
+    else:  # k epochs' proposals from the same agent and history (parallel evaluation),
+        # k different networks: each skips the rows proposed before it in this ask
+        def one(taken, j):
+            row, logp, info = propose(config, state, task, first + j, taken)
+            return taken.at[j].set(row), (row, logp, info)
+
+        _, (rows, logps, info) = jax.lax.scan(one, jnp.full((k,), -1, jnp.int32),
+                                              jnp.arange(k))
+    logps_all = jax.lax.dynamic_update_slice(state.asked_log_probs, logps,
+                                             (state.ledger.n_asked,))
+    return rows, state.replace(ledger=state.ledger.asked(rows), asked_log_probs=logps_all), info
+
+
+def record(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward,
+           seeding: bool) -> SearchState:
+    """Add proposal ``i`` and its reward to the history and the PER memory (Algorithm 1
+    line 8)."""
+    h = state.history
+    j = h.count
+    history = History(
+        actions=h.actions.at[j].set(task.row_actions[state.ledger.rows[i]]),
+        rewards=h.rewards.at[j].set(reward),
+        # random seeds have no policy log-prob; PPO leaves them out
+        log_probs=h.log_probs if seeding else h.log_probs.at[j].set(state.asked_log_probs[i]),
+        count=j + 1,
+    )
+    return state.replace(history=history, memory=replay.add(state.memory, None),
+                         ledger=state.ledger.told(i[None], reward[None]))
+
+
+def update_inputs(config: CatchConfig, state: SearchState):
+    """The update key and PER beta of the search epoch the last told result completes."""
+    n_init = n_seeds(config)
+    n = state.ledger.n_told - 1 - n_init
+    k_upd = jax.random.split(jax.random.fold_in(state.loop_key, n), 5)[4]
+    return k_upd, per_beta_at(config, n, config.budget - n_init)
+
+
+def learn(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward, seeding: bool):
+    """Add proposal ``i`` and its reward to the history (Algorithm 1 line 8); after the
+    seeds, ``updates_per_epoch`` gradient steps on Eq. 2 (lines 9-11)."""
+    nets = make_networks(config, *task.prefix_mask.shape[::2])
+    state = record(config, state, task, i, reward, seeding)
+    if seeding:
+        return state, {}
+    k_upd, beta = update_inputs(config, state)
+
+    def update(c, u):
+        return update_step(config, nets, c, jax.random.fold_in(k_upd, u), state.history, beta,
+                           n_seeds(config), task.prefix_mask)
+
+    (params, opt_state, memory), parts = jax.lax.scan(
+        update, (state.params, state.opt_state, state.memory),
+        jnp.arange(config.updates_per_epoch))
+    info = {k: jnp.mean(v) for k, v in parts.items()}
+    info["per_beta"] = jnp.asarray(beta, jnp.float32)
+    return state.replace(params=params, opt_state=opt_state, memory=memory), info
+
+
+def tell(config: CatchConfig, state: SearchState, task: TaskArrays, ids, rewards,
+         seeding: bool):
+    return jax.lax.scan(lambda s, item: learn(config, s, task, *item, seeding), state,
+                        (ids, rewards))
+
+
+def ready(config: CatchConfig, state: SearchState) -> int:
+    asked, told, n0 = int(state.ledger.n_asked), int(state.ledger.n_told), n_seeds(config)
+    if asked < n0:
+        return n0 - asked
+    return 0 if told < n0 else config.budget - asked  # z needs the seeds' rewards
+
+
+STEPPER = Stepper(start=start, ask=ask, tell=tell, first=n_seeds, ready=ready)
+
+
+def search_and_learn(config: CatchConfig, key, task: TaskArrays, agent=None):
+    """Algorithm 1 lines 3-12 on one task: returns (SearchTrace, the updated AgentState)."""
+    stepper = dataclasses.replace(STEPPER, start=start_search)  # no optimizer reset
+    trace, state = run_on_table(stepper, config, key, task, agent)
+    return trace, AgentState(state.params, state.opt_state)
+
+
+def catch_search(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchTrace:
+    """One CATCH search on ``task``; ``agent`` = meta-trained start (None: from scratch)."""
+    return run_on_table(STEPPER, config, key, task, agent)[0]
+
+
+def lockstep_search_and_learn(config: CatchConfig, keys, task: TaskArrays, rewards, agent):
+    """Algorithm 1 lines 3-12 on B tasks at once with one shared agent (PEARL's
+    meta-batch, ``meta_batch`` > 1): every search epoch each search proposes from the
+    shared agent and records its result; each of the ``updates_per_epoch`` Adam steps is on
+    the mean over the B searches of Eq. 2, so the encoder is trained to tell tasks of the
+    same step apart. ``keys`` [B], ``rewards`` [B, n_archs]. Returns (rows [B, budget],
+    the updated AgentState)."""
+    nets = make_networks(config, *task.prefix_mask.shape[::2])
+    n0 = n_seeds(config)
+
+    def on(r):
+        return task.replace(reward=r)
+
+    def seeded(key, r):
+        state = start_search(config, key, on(r), agent)
+        rows, state, _ = ask(config, state, on(r), n0, True)
+        return tell(config, state, on(r), jnp.arange(n0), r[rows], True)[0]
+
+    states = jax.vmap(seeded)(keys, rewards)
+
+    def epoch(carry, i):
+        states, params, opt_state = carry
+
+        def propose_and_record(state, r):
+            rows, state, _ = ask(config, state.replace(params=params), on(r), 1, False)
+            state = record(config, state, on(r), i, r[rows[0]], False)
+            return state, update_inputs(config, state)
+
+        states, (k_upd, beta) = jax.vmap(propose_and_record)(states, rewards)
+
+        def update(c, u):
+            params, opt_state, memories = c
+
+            def grad_one(history, memory, k, b):
+                return jax.grad(catch_loss, argnums=2, has_aux=True)(
+                    config, nets, params, history, memory, jax.random.fold_in(k, u), b, n0,
+                    task.prefix_mask)
+
+            grads, (idx, delta, _) = jax.vmap(grad_one)(states.history, memories, k_upd, beta)
+            grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
+            params, opt_state = adam_step(config, params, opt_state, grads)
+            return (params, opt_state,
+                    jax.vmap(replay.update_priorities)(memories, idx, delta)), None
+
+        (params, opt_state, memories), _ = jax.lax.scan(
+            update, (params, opt_state, states.memory), jnp.arange(config.updates_per_epoch))
+        return (states.replace(memory=memories), params, opt_state), None
+
+    (states, params, opt_state), _ = jax.lax.scan(
+        epoch, (states, agent.params, agent.opt_state), jnp.arange(n0, config.budget))
+    return states.ledger.rows, AgentState(params, opt_state)
+
+
+def standardize_pool(pool_rewards):
+    """Each pool column standardized over the architectures it can reach (finite
+    rewards); unreachable ones stay -inf. [P, n_archs]."""
+    finite = jnp.isfinite(pool_rewards)
+    mean, std = jax.vmap(ppo.masked_mean_std)(jnp.where(finite, pool_rewards, 0.0), finite)
+    z = (pool_rewards - mean[:, None]) / std[:, None]
+    return jnp.where(finite, z, -jnp.inf)
+
+
+def meta_task_rewards(config: CatchConfig, key, pool_rewards):
+    """The rewards [n_archs] of one meta-training task made from the pool [P, n_archs]
+    (``meta_tasks="mixtures"``): tasks that share the pool's structure the way class
+    subsets of one dataset do (the paper's meta-training tasks, §4.2), a new one per key.
+
+    1. a mixture of the standardized pool columns, weights ~ Dirichlet(1, ..., 1);
+    2. rank noise: + sigma * N(0, 1) per architecture, sigma ~ U(0, task_noise) (a
+       different subset of classes reorders networks of similar accuracy);
+    3. a random monotone transform (exp(k x) - 1) / k, k ~ U(-1, 1) (it keeps the ranks
+       and changes how rewards are spread, which the normalized advantages see).
+    Only the pool's columns enter, so a pool that leaves the target out stays so.
+    Architectures no pool column can reach stay -inf."""
+    return _task_from_standardized(config, key, standardize_pool(pool_rewards))
+
+
+def _task_from_standardized(config: CatchConfig, key, pool):
+    """:func:`meta_task_rewards` from the already standardized pool (meta-training
+    standardizes it once, not every meta-epoch)."""
+    k_w, k_sigma, k_noise, k_k = jax.random.split(key, 4)
+    finite = jnp.all(jnp.isfinite(pool), axis=0)
+    w = jax.random.dirichlet(k_w, jnp.ones(pool.shape[0]))
+    x = jnp.sum(w[:, None] * jnp.where(finite, pool, 0.0), axis=0)
+    x = (x - jnp.mean(x, where=finite)) / jnp.maximum(jnp.std(x, where=finite), 1e-6)
+    sigma = jax.random.uniform(k_sigma, (), maxval=config.task_noise)
+    x = x + sigma * jax.random.normal(k_noise, x.shape)
+    k = jax.random.uniform(k_k, (), minval=-1.0, maxval=1.0)
+    k = jnp.where(jnp.abs(k) < 1e-3, 1e-3, k)  # k -> 0 is the identity
+    r = jnp.expm1(k * jnp.clip(x, -6.0, 6.0)) / k
+    return jnp.where(finite, r, -jnp.inf)
+
+
+def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
+    """Meta-training, Algorithm 1 lines 1-13: ``meta_epochs`` fresh searches of
+    ``meta_budget`` networks, each on a task drawn uniformly from the pool, carrying the
+    agent from one to the next. With ``meta_batch`` B > 1 each meta-epoch is B searches in
+    lockstep on B pool tasks (distinct while B <= pool size), one gradient step on the mean
+    of their losses (:func:`lockstep_search_and_learn`).
+
+    ``pool_rewards`` [P, n_archs]: the reward of every architecture on each pool task (same
+    table and masks as ``task``); ``agent``: continue from this agent's state (None: a
+    fresh one). Returns (AgentState, {"rows": [meta_epochs, meta_budget] ([meta_epochs, B,
+    meta_budget] with a meta-batch), "pool_task": pool task index per meta-epoch ([.., B];
+    -1 with ``meta_tasks="mixtures"``, where each search's task is
+    :func:`meta_task_rewards` of the pool)}).
+    """
+    L, _, K = task.prefix_mask.shape
+    search_config = dataclasses.replace(config, budget=config.meta_budget)
+    k_init, k_loop = jax.random.split(key)
+    if agent is None:
+        agent = init_agent(config, k_init, L, K)
+    P, B = pool_rewards.shape[0], config.meta_batch
+    if config.meta_tasks == "mixtures":  # loop-invariant: once, outside the meta-epochs
+        pool_std = standardize_pool(pool_rewards)
+
+    def meta_epoch(agent, m):
+        k_task, k_search = jax.random.split(jax.random.fold_in(k_loop, m))
+        if config.meta_tasks == "mixtures":  # a new task per search, made from the pool
+            made = jax.vmap(lambda k: _task_from_standardized(config, k, pool_std))(
+                jax.random.split(k_task, B))
+            if B == 1:
+                trace, agent = search_and_learn(search_config, k_search,
+                                                task.replace(reward=made[0]), agent)
+                return agent, (trace.rows, jnp.int32(-1))
+            rows, agent = lockstep_search_and_learn(
+                search_config, jax.random.split(k_search, B), task, made, agent)
+            return agent, (rows, jnp.full((B,), -1, jnp.int32))
+        if B == 1:  # the paper's Algorithm 1
+            p = jax.random.randint(k_task, (), 0, P)
+            trace, agent = search_and_learn(search_config, k_search,
+                                            task.replace(reward=pool_rewards[p]), agent)
+            return agent, (trace.rows, p)
+        picks = (jax.random.permutation(k_task, P)[:B] if B <= P
+                 else jax.random.randint(k_task, (B,), 0, P))
+        rows, agent = lockstep_search_and_learn(search_config, jax.random.split(k_search, B),
+                                                task, pool_rewards[picks], agent)
+        return agent, (rows, picks)
+
+    agent, (rows, picks) = jax.lax.scan(meta_epoch, agent, jnp.arange(config.meta_epochs))
+    return agent, {"rows": rows, "pool_task": picks}
+
+
+def train_curve(config: CatchConfig, key, task: TaskArrays, rewards, agent, steps: int,
+                points: int, episodes: int):
+    """:attr:`catchjax.core.Learner.curve` of CATCH: meta-training (:func:`train`) on
+    ``rewards`` [P, n_archs] in ``points`` segments, each of ceil(steps / (points *
+    queries)) meta-epochs of ``queries`` = meta_budget * meta_batch table queries; after
+    each segment (and before the first) ``episodes`` adaptation searches
+    (:func:`catch_search`, ``budget`` networks each, from the current agent) on ``task``,
+    each scored by the first report metric (test) of its best-by-reward network."""
+    queries = config.meta_budget * config.meta_batch  # table queries per meta-epoch
+    per_segment = max(1, -(-steps // (points * queries)))
+    seg_config = dataclasses.replace(config, meta_epochs=per_segment)
+    search_config = dataclasses.replace(config, meta_trained=True)
+    L, _, K = task.prefix_mask.shape
+    k_init, k_train, k_eval = jax.random.split(key, 3)
+    if agent is None:
+        agent = init_agent(config, k_init, L, K)
+
+    def evaluate(agent, p):
+        keys = jax.random.split(jax.random.fold_in(k_eval, p), episodes)
+        traces = jax.vmap(lambda k: catch_search(search_config, k, task, agent))(keys)
+        best = jnp.argmax(traces.rewards, axis=1)
+        rows = jnp.take_along_axis(traces.rows, best[:, None], axis=1)[:, 0]
+        return task.report[rows, 0]
+
+    def segment(carry, p):
+        agent, seen = carry
+        agent, info = train(seg_config, jax.random.fold_in(k_train, p), task, rewards, agent)
+        seen = seen.at[info["rows"].reshape(-1)].set(True)
+        return (agent, seen), evaluate(agent, p + 1)
+
+    test0 = evaluate(agent, 0)
+    seen = jnp.zeros(task.reward.shape, bool)
+    (agent, seen), tests = jax.lax.scan(segment, (agent, seen), jnp.arange(points))
+    info = {"steps": jnp.arange(points + 1) * per_segment * queries,
+            "test_episodes": jnp.concatenate([test0[None], tests]),
+            "distinct": jnp.sum(seen)}
+    return agent, info

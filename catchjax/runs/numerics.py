@@ -1,0 +1,60 @@
+"""One floating-point program per run, whatever the number of runs beside it.
+
+A sweep vmaps its trials, so every array a trial touches gains a leading axis whose size
+is the number of trials in the call (the chunk size, or the trials per device). On CPU,
+XLA hands a reduction over more than about a thousand rows to YNNPACK, which sums in
+another order than XLA's own loops; a vmapped reduction crosses that size when the batch
+grows, so trial ``i`` of a 500-trial call and trial ``i`` of a 63-trial call summed the
+same numbers in different orders. One ulp is enough for CATCH: its controller samples
+from the perturbed logits, and 444 of 500 trials chose other networks (measured at the
+default settings on synthetic NB201). With YNNPACK's fusions turned off for the programs
+catchjax compiles, a trial computes the same bits whatever the chunk size; the other half
+is :mod:`catchjax.runs.batched`'s rule of at least two trials per device in a sweep (XLA
+compiles a batch of one without its batch axis, and then arranges Adam's arithmetic
+differently). Not covered: a different device count (XLA's partitioned program computes
+CATCH differently) and a trial computed alone without a batch axis (``run_trial``,
+ask/tell). Cost and effect: ``benchmarks/numerics.py``.
+
+Only CPU compiles get the option (it is a CPU flag; GPU and TPU compilers are left as
+they are). If the installed jaxlib no longer knows the flag, compiles go on without it
+and a warning says that results may depend on the batch size.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+import jax
+
+__all__ = ["compiler_options", "jit"]
+
+# an empty list of fusion types: no YNNPACK fusions (reductions, dots, elementwise)
+_CPU_OPTIONS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+
+
+@functools.cache
+def _cpu_options_supported() -> bool:
+    try:
+        jax.jit(lambda x: x + 1, compiler_options=_CPU_OPTIONS).lower(1.0).compile()
+    except Exception as exc:  # noqa: BLE001 — any refusal means: compile without it
+        warnings.warn(
+            f"this jaxlib does not take the XLA option {next(iter(_CPU_OPTIONS))} ({exc}); "
+            "catchjax compiles without it, so on CPU a trial's floating point may depend "
+            "on how many trials share its call (chunk size, device count)", stacklevel=3)
+        return False
+    return True
+
+
+def compiler_options(platform: str | None = None) -> dict | None:
+    """The options catchjax compiles with on ``platform`` (default: JAX's default
+    backend): YNNPACK's fusions off on CPU, nothing elsewhere."""
+    platform = platform or jax.default_backend()
+    if platform == "cpu" and _cpu_options_supported():
+        return dict(_CPU_OPTIONS)
+    return None
+
+
+def jit(fn, platform: str | None = None, **kwargs):
+    """``jax.jit(fn, **kwargs)`` with :func:`compiler_options`."""
+    return jax.jit(fn, compiler_options=compiler_options(platform), **kwargs)

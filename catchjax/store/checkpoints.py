@@ -1,0 +1,335 @@
+"""Checkpoints of trained agents, for any method with a learner.
+
+A checkpoint is a folder: ``state/`` (the Orbax PyTree checkpoint of the agent's state)
+and ``catchjax.json``, the manifest: the method, its config, the benchmark and search
+space, the target and training tasks, the seed and key data, versions, a SHA-256 of
+every file under ``state/`` and one of the manifest itself. The manifest is written
+last, so a folder without it is a checkpoint whose writing did not finish. Loading
+checks all of it before restoring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from catchjax import methods, safe_io
+from catchjax.benchmarks import tables
+from catchjax.benchmarks.tasks import target_columns
+from catchjax.core import TrainedAgent
+from catchjax.errors import CatchjaxError
+
+FORMAT = 2
+MANIFEST = "catchjax.json"
+
+
+def state_digest(state_dir: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file under ``state_dir``."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in Path(state_dir).rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(state_dir)).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+AGENT_FILES = {MANIFEST, "state"}
+
+
+def check_agent_dir(path, overwrite: bool) -> Path:
+    """Refuse a checkpoint folder that may not be written (before any training): one that
+    exists without ``overwrite``, and with it anything but a checkpoint catchjax wrote."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise CatchjaxError(f"checkpoint {path} already exists; pass overwrite=True/--overwrite")
+    return safe_io.check_output_dir(path, overwrite, owned=AGENT_FILES, marker=MANIFEST,
+                                    what="checkpoint")
+
+
+def manifest_digest(meta: dict) -> str:
+    """SHA-256 of the manifest's content (keys sorted), without its own digest field."""
+    body = {k: v for k, v in meta.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def local_checkpointer():
+    """An Orbax checkpointer that reads and writes from this process alone. Agents are
+    small host pytrees that one process saves (process 0 of a multi-process run, see
+    :mod:`catchjax.runs.distributed`); Orbax's default would wait for every process."""
+    import orbax.checkpoint as ocp
+
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}))
+
+
+def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
+    """Write a checkpoint folder (see module docstring); never half-replaces an old one,
+    and replaces only a checkpoint folder catchjax wrote."""
+
+    path = check_agent_dir(path, overwrite).absolute()
+    if not isinstance(trained, TrainedAgent):
+        raise CatchjaxError(f"save_agent saves a TrainedAgent (catchjax.runs.agent.train's "
+                            f"result), got {type(trained).__name__}")
+
+    def fill(tmp: Path):
+        checkpointer = local_checkpointer()
+        checkpointer.save(tmp / "state", trained.agent)
+        checkpointer.wait_until_finished()
+        space = trained.space or tables.benchmark_info(trained.benchmark).space.name
+        meta = {
+            "format": FORMAT,
+            "kind": "catchjax agent",
+            "method": trained.method,
+            "config": dataclasses.asdict(trained.config),
+            "benchmark": trained.benchmark,
+            "space": space,
+            "target_task": trained.target_task,
+            "pool": trained.pool,
+            "seed": trained.seed,
+            "key_data": np.asarray(jax.random.key_data(jax.random.key(trained.seed))).tolist(),
+            "n_decisions": trained.n_decisions,
+            "n_choices": trained.n_choices,
+            "meta_train_seconds": trained.seconds,
+            "protocol": trained.protocol,
+            "state_sha256": state_digest(tmp / "state"),
+            "versions": {"jax": jax.__version__},
+        }
+        meta["manifest_sha256"] = manifest_digest(meta)
+        with open(tmp / MANIFEST, "w") as f:
+            json.dump(meta, f, indent=2)
+
+    return safe_io.write_dir(path, fill, overwrite=overwrite, owned=AGENT_FILES,
+                             marker=MANIFEST, what="checkpoint")
+
+
+def _warn(text: str) -> None:
+    import sys
+
+    print(f"catchjax: warning: {text}", file=sys.stderr)
+
+
+def read_json_object(meta_file: Path) -> dict:
+    """A manifest file's JSON object, or a clear error naming the file."""
+    try:
+        meta = json.loads(Path(meta_file).read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CatchjaxError(f"{meta_file} is damaged or from another version: {exc}") from None
+    return meta
+
+
+def read_manifest(path) -> dict:
+    """The manifest of a complete checkpoint folder, or a clear error."""
+    path = Path(path).absolute()
+    if not path.exists():
+        raise CatchjaxError(f"checkpoint {path} does not exist")
+    meta_file = path / MANIFEST
+    if not meta_file.exists() or not (path / "state").is_dir():
+        raise CatchjaxError(
+            f"{path} is not a complete catchjax agent checkpoint (no {MANIFEST} or state/): "
+            f"its writing may not have finished; train again"
+        )
+    meta = read_json_object(meta_file)
+    if "manifest_sha256" not in meta and (meta.get("format") != 1 or "state_sha256" not in meta):
+        raise CatchjaxError(
+            f"{meta_file} has no checksum of itself (only the first format, 1, had none and "
+            f"then a checksum of state/): it was changed after it was written, and its config "
+            f"or space may not be what the agent was trained with. Train again or restore a copy"
+        )
+    if "manifest_sha256" in meta and manifest_digest(meta) != meta["manifest_sha256"]:
+        raise CatchjaxError(
+            f"{meta_file} was changed after it was written (its checksum does not match): the "
+            f"config or space it names may not be what the agent was trained with. Train "
+            f"again or restore a copy"
+        )
+    if meta.get("format") == 1:  # the first CATCH checkpoints: no method, space or checksum
+        meta.setdefault("method", "catch-meta")
+    elif meta.get("format") != FORMAT:
+        raise CatchjaxError(f"{path}: checkpoint format {meta.get('format')}, expected {FORMAT}")
+    return meta
+
+
+def load_agent(path, task=None, method: str | None = None, **overrides) -> TrainedAgent:
+    """Restore a checkpoint; ``overrides`` change non-shape config fields (e.g. budget).
+
+    Raises a clear error for a missing, half-written or damaged folder, a checkpoint of
+    another method than ``method``, a search space other than ``task``'s, or overrides
+    that change the saved networks' shapes.
+    """
+    import orbax.checkpoint as ocp
+
+    if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
+        raise CatchjaxError(f"load_agent needs the checkpoint folder's path, got {path!r}")
+    path = Path(path).absolute()
+    if is_agent_set(path):
+        inside = sorted(p.name for p in path.iterdir() if (p / MANIFEST).is_file())
+        raise CatchjaxError(
+            f"{path} holds several agents ({', '.join(inside)}); this takes one: give one of "
+            f"its folders, e.g. {path / (inside[0] if inside else 'seed-0')} (a sweep's --init "
+            f"takes the whole folder and shares its trials among them)")
+    meta = read_manifest(path)
+    try:
+        m = methods.get(meta["method"])
+        saved = m.config(**meta["config"])
+        L, K = int(meta["n_decisions"]), int(meta["n_choices"])
+        benchmark, target, pool = meta["benchmark"], meta["target_task"], list(meta["pool"])
+    except (ValueError, TypeError, KeyError, CatchjaxError) as exc:
+        raise CatchjaxError(
+            f"{path / MANIFEST} is damaged or from another version: {exc}"
+        ) from None
+    if method is not None and methods.canonical_name(method) != m.name:
+        raise CatchjaxError(
+            f"checkpoint {path} holds a {m.name} agent, not one for {method}"
+        )
+    if m.learner is None:
+        raise CatchjaxError(f"checkpoint {path}: method {m.name} has no trained agent")
+    fields = {f.name for f in dataclasses.fields(m.config)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise CatchjaxError(f"{m.name} has no setting {', '.join(sorted(unknown))}")
+    # a checkpoint keeps what fixes its networks' shapes and how it was trained
+    config = methods.make_config(m.name, saved=True,
+                                 **{**dataclasses.asdict(saved), **overrides})
+    for fields, why in ((m.learner.shape_fields, "an incompatible config. Use the "
+                         "checkpoint's values or train anew"),
+                        (m.learner.trained_fields, "a checkpoint keeps how it was trained. "
+                         "Train an agent with those settings instead")):
+        clash = {k: (getattr(saved, k), getattr(config, k)) for k in fields
+                 if getattr(config, k) != getattr(saved, k)}
+        if clash:
+            raise CatchjaxError(
+                f"checkpoint {path} was trained with "
+                + ", ".join(f"{k}={a!r}" for k, (a, _) in clash.items())
+                + "; the requested config has "
+                + ", ".join(f"{k}={b!r}" for k, (_, b) in clash.items()) + f": {why}")
+    space = meta.get("space")
+    protocol = meta.get("protocol")
+    if task is not None:
+        asked = tables.benchmark_info(task.spec.benchmark).protocol_name(task.spec.protocol)
+        if (protocol is not None and asked is not None and asked != protocol
+                and task.spec.benchmark == benchmark):
+            raise CatchjaxError(
+                f"checkpoint {path} was trained for {benchmark}/{target} under the "
+                f"{protocol!r} protocol, but the task is under {asked!r} (another reward and "
+                f"report): train an agent for {asked!r}, or use --protocol {protocol}")
+        tl, _, tk = task.arrays.prefix_mask.shape
+        if (tl, tk) != (L, K):
+            raise CatchjaxError(
+                f"checkpoint {path} is for a {L} x {K} search space, but {task.name} is "
+                f"{tl} x {tk}: an incompatible config"
+            )
+        if space is not None and space != task.space.name:
+            raise CatchjaxError(
+                f"checkpoint {path} was trained on the {space} space ({benchmark}), but "
+                f"{task.name} is in the {task.space.name} space: its decisions mean other "
+                f"things there; train an agent on {task.spec.benchmark}"
+            )
+    if state_digest(path / "state") != meta.get("state_sha256"):
+        raise CatchjaxError(
+            f"checkpoint {path}: the files under state/ do not match their checksum in "
+            f"{MANIFEST}; the checkpoint is damaged or incompatible (changed after it was "
+            f"written). Train again or restore a copy"
+        )
+    if "manifest_sha256" not in meta:  # the first checkpoints had no checksum of their own
+        _warn(f"checkpoint {path} has no checksum of its manifest (written by an early "
+              f"catchjax): its state files match their checksum, but its config, space "
+              f"and pool cannot be verified. Save it again to add one")
+    if task is not None and m.learner.trains_on != "task":
+        seen = [c for c in pool if c in target_columns(task)]
+        if seen:
+            _warn(f"the agent in {path} was trained on {task.name}'s own columns "
+                  f"({', '.join(seen)}): adapting it to {task.name} is not transfer")
+    target_state = m.learner.init(saved, jax.random.key(0), L, K)
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
+    try:
+        agent = local_checkpointer().restore(path / "state", abstract)
+    except Exception as exc:  # orbax raises many types for damaged files
+        raise CatchjaxError(
+            f"cannot restore {path / 'state'} ({type(exc).__name__}: {str(exc)[:200]}); the "
+            f"checkpoint is damaged or incompatible"
+        ) from None
+    return TrainedAgent(agent, config, benchmark, target, pool, meta["seed"], L, K,
+                        meta.get("meta_train_seconds", 0.0), method=m.name,
+                        space=space or "", protocol=protocol)
+
+
+# -- several agents of one method in one folder ------------------------------------------
+
+SET_MANIFEST = "catchjax-agents.json"
+
+
+def agent_folder_name(trained: TrainedAgent) -> str:
+    return f"seed-{trained.seed}"
+
+
+def save_agents(path, trained: list, overwrite: bool = False) -> Path:
+    """Write several trained agents of one method (e.g. ``train_many``'s) as one folder:
+    each a checkpoint in ``seed-S/`` (:func:`save_agent`) and, written last, a manifest
+    ``catchjax-agents.json`` listing them in order. One agent is saved as a plain
+    checkpoint. :func:`load_agents` reads either."""
+    trained = list(trained)
+    if not trained or not all(isinstance(t, TrainedAgent) for t in trained):
+        raise CatchjaxError("save_agents saves a non-empty list of TrainedAgents")
+    if len(trained) == 1:
+        return save_agent(path, trained[0], overwrite=overwrite)
+    names = [agent_folder_name(t) for t in trained]
+    if len(set(names)) != len(names):
+        raise CatchjaxError(f"agents with the same seed cannot share a folder: {names}")
+    if len({(t.method, t.benchmark, t.target_task, t.space) for t in trained}) > 1:
+        raise CatchjaxError("the agents of one folder must be of one method, benchmark and "
+                            "target")
+    path = check_agent_dir(path, overwrite).absolute()
+
+    def fill(tmp: Path):
+        for t, name in zip(trained, names):
+            save_agent(tmp / name, t)
+        meta = {"format": 1, "kind": "catchjax agents", "method": trained[0].method,
+                "benchmark": trained[0].benchmark, "target_task": trained[0].target_task,
+                "protocol": trained[0].protocol, "agents": names,
+                "seeds": [t.seed for t in trained],
+                "manifests_sha256": [manifest_digest(read_json_object(tmp / n / MANIFEST))
+                                     for n in names]}
+        meta["manifest_sha256"] = manifest_digest(meta)
+        (tmp / SET_MANIFEST).write_text(json.dumps(meta, indent=2))
+
+    return safe_io.write_dir(path, fill, overwrite=overwrite,
+                             owned=AGENT_FILES | {SET_MANIFEST, *names},
+                             marker=SET_MANIFEST, what="checkpoint")
+
+
+def is_agent_set(path) -> bool:
+    return (Path(path) / SET_MANIFEST).is_file()
+
+
+def load_agents(path, task=None, method: str | None = None, **overrides) -> list:
+    """The agents of a folder :func:`save_agents` wrote (in its order), or ``[agent]`` of
+    a plain checkpoint; each checked as :func:`load_agent` checks one."""
+    if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
+        raise CatchjaxError(f"load_agents needs the checkpoint folder's path, got {path!r}")
+    path = Path(path).absolute()
+    if not is_agent_set(path):
+        return [load_agent(path, task, method, **overrides)]
+    meta = read_json_object(path / SET_MANIFEST)
+    if meta.get("manifest_sha256") != manifest_digest(meta):
+        raise CatchjaxError(f"{path / SET_MANIFEST} was changed after it was written (its "
+                            f"checksum does not match). Train again or restore a copy")
+    names = meta.get("agents")
+    if not isinstance(names, list) or not names or not all(
+            isinstance(n, str) and "/" not in n and n not in ("", ".", "..") for n in names):
+        raise CatchjaxError(f"{path / SET_MANIFEST} is damaged: it lists no agent folders")
+    out = []
+    for name, digest in zip(names, meta.get("manifests_sha256", [None] * len(names))):
+        one = path / name
+        if digest is not None and (one / MANIFEST).is_file() and manifest_digest(
+                read_json_object(one / MANIFEST)) != digest:
+            raise CatchjaxError(f"{one} is not the agent {path / SET_MANIFEST} lists (its "
+                                f"manifest changed); restore a copy or train again")
+        out.append(load_agent(one, task, method, **overrides))
+    return out
