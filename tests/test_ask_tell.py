@@ -298,3 +298,39 @@ def test_history_is_a_table_and_repr_is_short(micro, tmp_path):
     assert AskTell.load(tmp_path / "s").history() == rows
     text = repr(search)
     assert len(text) < 200 and "asked 3, told 2, best 0.5 (id 0)" in text
+
+
+def test_catchjax_ask_and_tell_go_through_the_registry_in_at_most_three_calls(tmp_path, capsys):
+    """Ask/tell is not a second path to the methods: a command resolves its method and
+    config through the registry's own entry points (get, resolve / restore), not by
+    rebuilding what they do call by call."""
+    import sys
+
+    registry = methods.__file__
+
+    def count(*argv):
+        calls = []
+
+        def profile(frame, event, arg):
+            if event == "call" and frame.f_code.co_filename == registry and \
+                    frame.f_back is not None and frame.f_back.f_code.co_filename != registry:
+                calls.append(frame.f_code.co_name)
+
+        sys.setprofile(profile)
+        try:
+            assert cli.main(list(argv)) == 0
+        finally:
+            sys.setprofile(None)
+        return calls
+
+    state = str(tmp_path / "s")
+    first = count("ask", "--state", state, "--method", "rea", "--space", "nb201", "--budget",
+                  "6", "-k", "2", "--out", str(tmp_path / "p.json"))
+    assert len(first) <= 3, first
+    again = count("ask", "--state", state, "--method", "rea", "-k", "1",
+                  "--out", str(tmp_path / "p.json"))
+    assert len(again) <= 3, again
+    (tmp_path / "r.csv").write_text("id,reward\n0,0.5\n1,0.25\n")
+    told = count("tell", "--state", state, str(tmp_path / "r.csv"))
+    assert len(told) <= 3, told
+    assert AskTell.load(state).best()["reward"] == 0.5

@@ -20,7 +20,7 @@ import pytest
 from catchjax import cli, safe_io
 from catchjax.asktell.search import LOCK, MANIFEST, AskTell, read_manifest
 from catchjax.errors import CatchjaxError
-from catchjax.store import locking
+from catchjax.store import folder, locking
 
 WORKER = Path(__file__).with_name("ask_tell_worker.py")
 sys.path.insert(0, str(WORKER.parent))
@@ -176,7 +176,6 @@ def test_an_interrupted_write_leaves_the_last_complete_state(tmp_path, monkeypat
 
 
 def test_a_first_format_folder_loads_and_is_converted_on_its_next_write(tmp_path):
-    from catchjax.store import checkpoints
 
     state = tmp_path / "search"
     search = AskTell.start("random", "nb201", budget=10, seed=0, state_dir=state)
@@ -186,7 +185,7 @@ def test_a_first_format_folder_loads_and_is_converted_on_its_next_write(tmp_path
     meta.pop("generation")
     (state / LOCK).unlink()
     meta["format"] = 1
-    meta["manifest_sha256"] = checkpoints.manifest_digest(meta)
+    meta["manifest_sha256"] = folder.manifest_digest(meta)
     (state / MANIFEST).write_text(json.dumps(meta))
     old = AskTell.load(state)
     assert [p["reward"] for p in old.log] == [0.5, 0.6]

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from catchjax import cli
-from catchjax.cli import sweep as cli_sweep
 from catchjax.benchmarks import tables
+from catchjax.cli import sweep as cli_sweep
 from catchjax.runs import sweeps
 from tests import official_layouts as layouts
 from tests.helpers import SWEEP

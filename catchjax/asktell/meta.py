@@ -30,11 +30,12 @@ from pathlib import Path
 import jax
 
 from catchjax import methods, safe_io
-from catchjax.asktell.search import AskTell, Domain, domain_by_name
+from catchjax.asktell.domains import Domain, domain_by_name
+from catchjax.asktell.search import AskTell
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
 from catchjax.methods import catch
-from catchjax.store import checkpoints, locking
+from catchjax.store import folder
 
 MANIFEST = "catchjax-meta.json"
 LOCK = "catchjax-meta.lock"
@@ -120,13 +121,13 @@ class MetaTraining:
     epochs: list  # one dict per meta-epoch started: {"task": ..., "folder": ...}
     searches: list  # the AskTell of each meta-epoch started (None: not opened yet)
     state_dir: Path | None = None
-    lock_timeout: float = locking.DEFAULT_TIMEOUT
+    lock_timeout: float = folder.DEFAULT_TIMEOUT
     tasks_name: str | None = None  # a named generator (named_tasks), kept in the manifest
 
     # -- creation ------------------------------------------------------------------------
     @classmethod
     def start(cls, domain: Domain | str, tasks: TaskFn | str, *, method: str = "catch-meta",
-              seed: int = 0, state_dir=None, lock_timeout: float = locking.DEFAULT_TIMEOUT,
+              seed: int = 0, state_dir=None, lock_timeout: float = folder.DEFAULT_TIMEOUT,
               **settings) -> MetaTraining:
         """A new meta-training of ``method`` (catch-meta or an ablation) over ``domain``:
         ``meta_epochs`` searches of ``meta_budget`` networks, the task of meta-epoch m
@@ -151,13 +152,13 @@ class MetaTraining:
             raise CatchjaxError(f"meta-training through ask/tell is for {', '.join(META_METHODS)}"
                                 f", not {name}")
         check_seed(seed)
-        config = methods.make_config(name, **settings)
+        config = methods.build(name, **settings)
         if config.meta_batch != 1 or config.meta_tasks != "pool":
             raise CatchjaxError("through ask/tell a meta-epoch is one search on the task "
                                 "your generator gives (meta_batch=1; meta_tasks is the "
                                 "generator's job)")
         config.validate(domain)
-        lock_timeout = locking.timeout_value(lock_timeout)
+        lock_timeout = folder.timeout_value(lock_timeout)
         path = None
         if state_dir is not None:
             path = Path(state_dir).expanduser().resolve()
@@ -174,14 +175,14 @@ class MetaTraining:
 
     @classmethod
     def load(cls, state_dir, tasks: TaskFn | None = None,
-             lock_timeout: float = locking.DEFAULT_TIMEOUT) -> MetaTraining:
+             lock_timeout: float = folder.DEFAULT_TIMEOUT) -> MetaTraining:
         """Continue the meta-training in ``state_dir``; ``tasks`` must be the generator it
         was started with (the tasks it recorded are checked against it); a named one
         (:func:`named_tasks`) is recorded and need not be given."""
         path = Path(state_dir).expanduser().resolve()
         if not path.is_dir():
             raise CatchjaxError(f"meta-training folder {path} does not exist")
-        with locking.hold(path / LOCK, timeout=lock_timeout,
+        with folder.hold(path / LOCK, timeout=lock_timeout,
                           what=f"meta-training folder {path}", read_only_ok=True):
             meta = cls._read(path)
         tasks_name = meta.get("tasks")
@@ -191,7 +192,7 @@ class MetaTraining:
                                     f"pass it (MetaTraining.load(folder, tasks))")
             tasks = named_tasks(tasks_name)
         name = methods.canonical_name(meta["method"])
-        config = methods.make_config(name, saved=True, **meta["config"])
+        config = methods.restore(name, meta["config"])
         domain = domain_by_name(meta["domain"])
         if domain.fingerprint != meta.get("domain_fingerprint"):
             raise CatchjaxError(f"{path}: the architectures of {meta['domain']} differ from "
@@ -210,8 +211,8 @@ class MetaTraining:
     def _read(path: Path) -> dict:
         if not (path / MANIFEST).is_file():
             raise CatchjaxError(f"{path} is not a meta-training folder (no {MANIFEST})")
-        meta = checkpoints.read_json_object(path / MANIFEST)
-        if meta.get("manifest_sha256") != checkpoints.manifest_digest(meta):
+        meta = folder.read_json_object(path / MANIFEST)
+        if not folder.is_sealed(meta):
             raise CatchjaxError(f"{path / MANIFEST} was changed after it was written (its "
                                 f"checksum does not match); restore a copy")
         return meta
@@ -224,9 +225,7 @@ class MetaTraining:
                 "domain_fingerprint": self.domain.fingerprint, "seed": self.seed,
                 "tasks": self.tasks_name, "epochs": self.epochs,
                 "versions": {"catchjax": catchjax.__version__, "jax": jax.__version__}}
-        meta["manifest_sha256"] = checkpoints.manifest_digest(meta)
-        safe_io.atomic_write_bytes(self.state_dir / MANIFEST,
-                                   json.dumps(meta, indent=1).encode(), durable=True)
+        folder.write_manifest(self.state_dir / MANIFEST, meta, indent=1)
 
     # -- where it stands -------------------------------------------------------------------
     @property
@@ -294,7 +293,7 @@ class MetaTraining:
             import contextlib
 
             return contextlib.nullcontext()
-        return locking.hold(self.state_dir / LOCK, timeout=self.lock_timeout,
+        return folder.hold(self.state_dir / LOCK, timeout=self.lock_timeout,
                             what=f"meta-training folder {self.state_dir}")
 
     # -- steps ---------------------------------------------------------------------------

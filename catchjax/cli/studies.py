@@ -100,7 +100,7 @@ def cmd_transfer(args) -> int:
                               tuple(range(args.seeds)), args.fine_tune,
                               tuple(sorted((t, g) for t, g in gammas.items() if t in names)),
                               eval_points=args.eval_points, eval_episodes=args.eval_episodes)
-    config = methods.make_config(agent, **dict(args.set))
+    config = methods.build(agent, **dict(args.set))
     options.check_process_flags(args)
     worker = options.start_processes(args)
     result = transfer.run_study(spec, config, args.out, overwrite=args.overwrite,

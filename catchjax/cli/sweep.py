@@ -122,6 +122,7 @@ def cmd_sweep(args) -> int:
         reporting.check_out_dir(Path(args.out), args.overwrite)
     from catchjax.runs import agent as agents
     from catchjax.runs import sweeps
+    from catchjax.store import checkpoints
 
     worker = options.start_processes(args)
     task = _task_from_args(args)
@@ -132,8 +133,7 @@ def cmd_sweep(args) -> int:
         agents=args.agents, **dict(args.set))
     new_agent = None
     if trained is not None and args.init is None and not worker:
-        new_agent = agents.save_agents(out.parent / f".{out.name}.meta-agent", trained,
-                                       overwrite=True)
+        new_agent = checkpoints.stage_run_agents(out, trained)
     agent = None if trained is None else [t.agent for t in trained]
     partial = out.parent / f".{out.name}.partial"
     result = sweeps.sweep(
@@ -153,13 +153,10 @@ def cmd_sweep(args) -> int:
     out = reporting.write_results(result, out, overwrite=args.overwrite,
                                   parquet=True if args.parquet else None)
     if new_agent is not None:
-        from catchjax import safe_io
-
-        os.replace(new_agent, out / "meta-agent")
-        safe_io.write_record(out, "results")  # the agent is the run's too
+        where = checkpoints.attach_run_agents(new_agent, out)
         many = len(trained) > 1
         print(f"  {'the ' + str(len(trained)) + ' trained agents' if many else 'trained agent'}"
-              f" saved in {out / 'meta-agent'} (reuse {'them' if many else 'it'} with --init)")
+              f" saved in {where} (reuse {'them' if many else 'it'} with --init)")
     shutil.rmtree(partial, ignore_errors=True)
     print(reporting.format_summary(result.summary()))
     print(f"  wrote {out}/results.csv and {out}/summary.json")
@@ -272,7 +269,7 @@ def cmd_train(args) -> int:
 
     checkpoints.check_agent_dir(args.out, args.overwrite)  # before any training
     task = tasks.make_task(args.benchmark, args.task, gamma=args.gamma, protocol=args.protocol)
-    config = methods.make_config(method.name, **dict(args.set))
+    config = methods.build(method.name, **dict(args.set))
     if args.agents == 1:
         trained = [agents.train(method.name, task, config, seed=args.seed, pool=args.pool,
                                 progress=True)]

@@ -302,6 +302,13 @@ def build(method, budget=None, **settings):
                        **{**fields, **settings})
 
 
+def restore(name: str, saved: dict):
+    """The config a file recorded (a checkpoint's, a search's): ``saved`` holds every
+    field, budget included, and keeps settings the method does not read."""
+    saved = dict(saved)
+    return make_config(name, saved.pop("budget"), saved=True, **saved)
+
+
 def resolve(method, task, *, budget=None, agent=None, **settings):
     """:func:`build`, :func:`specialize`, then :func:`validate`: the config a run uses,
     checked against the task (and the agent it starts from) before anything compiles."""

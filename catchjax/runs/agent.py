@@ -82,7 +82,7 @@ def _prepare(method: str, task: Task, config, seeds, pool):
     m = methods.get(method)
     if m.learner is None:
         raise CatchjaxError(f"method {m.name!r} has no agent to train")
-    config = config if config is not None else methods.make_config(m.name)
+    config = config if config is not None else methods.build(m.name)
     if not m.matches(config):
         raise CatchjaxError(
             f"a {type(config).__name__} with {dict(m.preset)} is needed to train {m.name}"
@@ -222,7 +222,7 @@ def for_search(method: str, task: Task, *, init=None, budget=None, seed: int = 0
     else:
         count = m.learner.agents if agents is None else agents
         check_seed(seed + count - 1)
-        config = methods.make_config(m.name, budget=budget, **settings)
+        config = methods.build(m.name, budget, **settings)
         where = (f"on {task.spec.task}" if m.learner.trains_on == "task"
                  else f"on the pool without {task.spec.task}")
         if log is not None:
@@ -252,7 +252,7 @@ def meta_train(task: Task, config=None, seed: int = 0,
     context (learned, zero, random) picks the method: catch-meta, catch-zero, catch-random."""
     import dataclasses
 
-    config = config or methods.make_config("catch-meta")
+    config = config or methods.build("catch-meta")
     if not config.meta_trained:
         config = dataclasses.replace(config, meta_trained=True)
     return train(methods.method_name(config), task, config, seed, pool)

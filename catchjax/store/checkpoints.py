@@ -11,8 +11,6 @@ checks all of it before restoring.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import os
 from pathlib import Path
 
@@ -24,18 +22,10 @@ from catchjax.benchmarks import tables
 from catchjax.benchmarks.tasks import target_columns
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
+from catchjax.store import folder
 
 FORMAT = 2
 MANIFEST = "catchjax.json"
-
-
-def state_digest(state_dir: Path) -> str:
-    """SHA-256 over the relative paths and bytes of every file under ``state_dir``."""
-    digest = hashlib.sha256()
-    for f in sorted(p for p in Path(state_dir).rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(state_dir)).encode())
-        digest.update(f.read_bytes())
-    return digest.hexdigest()
 
 
 AGENT_FILES = {MANIFEST, "state"}
@@ -51,23 +41,6 @@ def check_agent_dir(path, overwrite: bool) -> Path:
                                     what="checkpoint")
 
 
-def manifest_digest(meta: dict) -> str:
-    """SHA-256 of the manifest's content (keys sorted), without its own digest field."""
-    body = {k: v for k, v in meta.items() if k != "manifest_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def local_checkpointer():
-    """An Orbax checkpointer that reads and writes from this process alone. Agents are
-    small host pytrees that one process saves (process 0 of a multi-process run, see
-    :mod:`catchjax.runs.distributed`); Orbax's default would wait for every process."""
-    import orbax.checkpoint as ocp
-
-    me = jax.process_index()
-    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
-        primary_host=me, active_processes={me}))
-
-
 def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
     """Write a checkpoint folder (see module docstring); never half-replaces an old one,
     and replaces only a checkpoint folder catchjax wrote."""
@@ -78,9 +51,7 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
                             f"result), got {type(trained).__name__}")
 
     def fill(tmp: Path):
-        checkpointer = local_checkpointer()
-        checkpointer.save(tmp / "state", trained.agent)
-        checkpointer.wait_until_finished()
+        state_sha256 = folder.save_state(tmp / "state", trained.agent)
         space = trained.space or tables.benchmark_info(trained.benchmark).space.name
         meta = {
             "format": FORMAT,
@@ -97,12 +68,10 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
             "n_choices": trained.n_choices,
             "meta_train_seconds": trained.seconds,
             "protocol": trained.protocol,
-            "state_sha256": state_digest(tmp / "state"),
+            "state_sha256": state_sha256,
             "versions": {"jax": jax.__version__},
         }
-        meta["manifest_sha256"] = manifest_digest(meta)
-        with open(tmp / MANIFEST, "w") as f:
-            json.dump(meta, f, indent=2)
+        folder.write_manifest(tmp / MANIFEST, meta, indent=2, atomic=False)
 
     return safe_io.write_dir(path, fill, overwrite=overwrite, owned=AGENT_FILES,
                              marker=MANIFEST, what="checkpoint")
@@ -112,17 +81,6 @@ def _warn(text: str) -> None:
     import sys
 
     print(f"catchjax: warning: {text}", file=sys.stderr)
-
-
-def read_json_object(meta_file: Path) -> dict:
-    """A manifest file's JSON object, or a clear error naming the file."""
-    try:
-        meta = json.loads(Path(meta_file).read_text())
-        if not isinstance(meta, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CatchjaxError(f"{meta_file} is damaged or from another version: {exc}") from None
-    return meta
 
 
 def read_manifest(path) -> dict:
@@ -136,14 +94,14 @@ def read_manifest(path) -> dict:
             f"{path} is not a complete catchjax agent checkpoint (no {MANIFEST} or state/): "
             f"its writing may not have finished; train again"
         )
-    meta = read_json_object(meta_file)
+    meta = folder.read_json_object(meta_file)
     if "manifest_sha256" not in meta and (meta.get("format") != 1 or "state_sha256" not in meta):
         raise CatchjaxError(
             f"{meta_file} has no checksum of itself (only the first format, 1, had none and "
             f"then a checksum of state/): it was changed after it was written, and its config "
             f"or space may not be what the agent was trained with. Train again or restore a copy"
         )
-    if "manifest_sha256" in meta and manifest_digest(meta) != meta["manifest_sha256"]:
+    if "manifest_sha256" in meta and not folder.is_sealed(meta):
         raise CatchjaxError(
             f"{meta_file} was changed after it was written (its checksum does not match): the "
             f"config or space it names may not be what the agent was trained with. Train "
@@ -163,7 +121,6 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     another method than ``method``, a search space other than ``task``'s, or overrides
     that change the saved networks' shapes.
     """
-    import orbax.checkpoint as ocp
 
     if not isinstance(path, (str, os.PathLike)) or str(path).strip() == "":
         raise CatchjaxError(f"load_agent needs the checkpoint folder's path, got {path!r}")
@@ -195,8 +152,7 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     if unknown:
         raise CatchjaxError(f"{m.name} has no setting {', '.join(sorted(unknown))}")
     # a checkpoint keeps what fixes its networks' shapes and how it was trained
-    config = methods.make_config(m.name, saved=True,
-                                 **{**dataclasses.asdict(saved), **overrides})
+    config = methods.restore(m.name, {**dataclasses.asdict(saved), **overrides})
     for fields, why in ((m.learner.shape_fields, "an incompatible config. Use the "
                          "checkpoint's values or train anew"),
                         (m.learner.trained_fields, "a checkpoint keeps how it was trained. "
@@ -231,7 +187,7 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
                 f"{task.name} is in the {task.space.name} space: its decisions mean other "
                 f"things there; train an agent on {task.spec.benchmark}"
             )
-    if state_digest(path / "state") != meta.get("state_sha256"):
+    if folder.state_digest(path / "state") != meta.get("state_sha256"):
         raise CatchjaxError(
             f"checkpoint {path}: the files under state/ do not match their checksum in "
             f"{MANIFEST}; the checkpoint is damaged or incompatible (changed after it was "
@@ -246,15 +202,9 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
         if seen:
             _warn(f"the agent in {path} was trained on {task.name}'s own columns "
                   f"({', '.join(seen)}): adapting it to {task.name} is not transfer")
-    target_state = m.learner.init(saved, jax.random.key(0), L, K)
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target_state)
-    try:
-        agent = local_checkpointer().restore(path / "state", abstract)
-    except Exception as exc:  # orbax raises many types for damaged files
-        raise CatchjaxError(
-            f"cannot restore {path / 'state'} ({type(exc).__name__}: {str(exc)[:200]}); the "
-            f"checkpoint is damaged or incompatible"
-        ) from None
+    abstract = folder.abstract_of(m.learner.init(saved, jax.random.key(0), L, K))
+    agent = folder.restore_state(path / "state", abstract,
+                                 "the checkpoint is damaged or incompatible")
     return TrainedAgent(agent, config, benchmark, target, pool, meta["seed"], L, K,
                         meta.get("meta_train_seconds", 0.0), method=m.name,
                         space=space or "", protocol=protocol)
@@ -294,14 +244,35 @@ def save_agents(path, trained: list, overwrite: bool = False) -> Path:
                 "benchmark": trained[0].benchmark, "target_task": trained[0].target_task,
                 "protocol": trained[0].protocol, "agents": names,
                 "seeds": [t.seed for t in trained],
-                "manifests_sha256": [manifest_digest(read_json_object(tmp / n / MANIFEST))
+                "manifests_sha256": [folder.read_json_object(tmp / n / MANIFEST)[folder.DIGEST]
                                      for n in names]}
-        meta["manifest_sha256"] = manifest_digest(meta)
-        (tmp / SET_MANIFEST).write_text(json.dumps(meta, indent=2))
+        folder.write_manifest(tmp / SET_MANIFEST, meta, indent=2, atomic=False)
 
     return safe_io.write_dir(path, fill, overwrite=overwrite,
                              owned=AGENT_FILES | {SET_MANIFEST, *names},
                              marker=SET_MANIFEST, what="checkpoint")
+
+
+RUN_AGENTS = "meta-agent"  # a sweep's own trained agents, inside its results folder
+
+
+def stage_run_agents(out, trained: list) -> Path:
+    """Save the agents a sweep trains for itself (``sweep`` without ``--init``) beside its
+    results folder ``out``, hidden, while its trials run: a sweep that fails leaves
+    ``out`` as it was. :func:`attach_run_agents` moves them in once the results are
+    written."""
+    out = Path(out)
+    return save_agents(out.parent / f".{out.name}.{RUN_AGENTS}", trained, overwrite=True)
+
+
+def attach_run_agents(staged: Path, out) -> Path:
+    """Move agents :func:`stage_run_agents` saved into the finished run ``out`` as
+    ``meta-agent/``, recorded as the run's own files (so ``--overwrite`` may replace
+    them and nothing else); where they are now."""
+    target = Path(out) / RUN_AGENTS
+    os.replace(staged, target)
+    safe_io.write_record(out, "results")  # the agent is the run's too
+    return target
 
 
 def is_agent_set(path) -> bool:
@@ -316,8 +287,8 @@ def load_agents(path, task=None, method: str | None = None, **overrides) -> list
     path = Path(path).absolute()
     if not is_agent_set(path):
         return [load_agent(path, task, method, **overrides)]
-    meta = read_json_object(path / SET_MANIFEST)
-    if meta.get("manifest_sha256") != manifest_digest(meta):
+    meta = folder.read_json_object(path / SET_MANIFEST)
+    if not folder.is_sealed(meta):
         raise CatchjaxError(f"{path / SET_MANIFEST} was changed after it was written (its "
                             f"checksum does not match). Train again or restore a copy")
     names = meta.get("agents")
@@ -327,8 +298,8 @@ def load_agents(path, task=None, method: str | None = None, **overrides) -> list
     out = []
     for name, digest in zip(names, meta.get("manifests_sha256", [None] * len(names))):
         one = path / name
-        if digest is not None and (one / MANIFEST).is_file() and manifest_digest(
-                read_json_object(one / MANIFEST)) != digest:
+        if digest is not None and (one / MANIFEST).is_file() and folder.manifest_digest(
+                folder.read_json_object(one / MANIFEST)) != digest:
             raise CatchjaxError(f"{one} is not the agent {path / SET_MANIFEST} lists (its "
                                 f"manifest changed); restore a copy or train again")
         out.append(load_agent(one, task, method, **overrides))

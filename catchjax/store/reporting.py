@@ -10,6 +10,7 @@ import numpy as np
 
 from catchjax import safe_io
 from catchjax.errors import CatchjaxError
+from catchjax.store import folder
 
 RESULT_FILES = {"results.csv", "results.parquet", "summary.json", "metrics.csv", "meta-agent"}
 # From this many (trial, step) rows on, results.csv is also written as results.parquet:
@@ -180,10 +181,7 @@ DIGEST = "summary_sha256"
 def summary_digest(summary: dict) -> str:
     """SHA-256 of a summary's content (keys sorted), without its own digest field: a
     summary edited after it was written no longer matches (``catchjax report`` says so)."""
-    import hashlib
-
-    body = {k: v for k, v in summary.items() if k != DIGEST}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    return folder.manifest_digest(summary, field=DIGEST)
 
 
 def sealed(summary: dict) -> dict:

@@ -279,7 +279,7 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
     from catchjax.store import checkpoints
 
     m = methods.get(spec.method)
-    config = config if config is not None else methods.make_config(spec.method)
+    config = config if config is not None else methods.build(spec.method)
     ft_point = check_spec(spec, config)
     task_objs = make_tasks(spec, table)
     for t in task_objs.values():

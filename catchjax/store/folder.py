@@ -1,0 +1,210 @@
+"""A managed folder: what catchjax keeps on disk, written and checked in one place.
+
+Agent checkpoints, ask/tell searches and meta-trainings through ask/tell are all folders
+of the same shape: one or more Orbax PyTree states and a JSON **manifest** that names
+them, with a SHA-256 of every state file (``state_sha256``) and one of the manifest
+itself (``manifest_sha256``). The manifest is written last and atomically, so a folder
+whose manifest is missing or does not match is one whose writing did not finish, or one
+changed afterwards; loading says which, and how to fix it.
+
+This module alone
+
+* computes and checks the two checksums (:func:`seal`, :func:`is_sealed`,
+  :func:`state_digest`);
+* saves and restores states with Orbax (:func:`save_state`, :func:`restore_state`);
+* writes manifests (:func:`write_manifest`);
+* holds a folder's lock for many workers (:func:`hold`, :mod:`catchjax.store.locking`);
+* writes **generations** — ``state-NNNNNN/`` beside the manifest that names the current
+  one — and removes older generations and a crashed write's leftovers only after the new
+  manifest is in place (:func:`write_generation`, :func:`remove_stale`), and creates a
+  new folder whole, never replacing one another worker created meanwhile
+  (:func:`create_whole`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from catchjax import safe_io
+from catchjax.errors import CatchjaxError
+from catchjax.store import locking
+
+DIGEST = "manifest_sha256"
+STATE_DIGEST = "state_sha256"
+DEFAULT_TIMEOUT = locking.DEFAULT_TIMEOUT
+
+
+# -- checksums ---------------------------------------------------------------------------
+
+
+def manifest_digest(meta: dict, field: str = DIGEST) -> str:
+    """SHA-256 of the manifest's content (keys sorted), without its own digest ``field``
+    (a run's summary.json keeps its own under another name)."""
+    body = {k: v for k, v in meta.items() if k != field}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def seal(meta: dict) -> dict:
+    """``meta`` with its own checksum (the field :data:`DIGEST`), in place."""
+    meta[DIGEST] = manifest_digest(meta)
+    return meta
+
+
+def is_sealed(meta: dict) -> bool:
+    """Whether ``meta`` carries its checksum and still matches it."""
+    return meta.get(DIGEST) == manifest_digest(meta)
+
+
+def state_digest(state_dir: Path) -> str:
+    """SHA-256 over the relative paths and bytes of every file under ``state_dir``."""
+    digest = hashlib.sha256()
+    for f in sorted(p for p in Path(state_dir).rglob("*") if p.is_file()):
+        digest.update(str(f.relative_to(state_dir)).encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()
+
+
+# -- manifests ---------------------------------------------------------------------------
+
+
+def read_json_object(meta_file: Path) -> dict:
+    """A manifest file's JSON object, or a clear error naming the file."""
+    try:
+        meta = json.loads(Path(meta_file).read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CatchjaxError(f"{meta_file} is damaged or from another version: {exc}") from None
+    return meta
+
+
+def write_manifest(meta_file: Path, meta: dict, *, indent: int = 1, atomic: bool = True,
+                   durable: bool = True, allow_nan: bool = True) -> dict:
+    """Seal ``meta`` and write it to ``meta_file``: atomically (the old manifest or the
+    new one, never half of one), or plainly into a folder that is not in place yet."""
+    seal(meta)
+    text = json.dumps(meta, indent=indent, allow_nan=allow_nan)
+    if atomic:
+        safe_io.atomic_write_bytes(Path(meta_file), text.encode(), durable=durable)
+    else:
+        Path(meta_file).write_text(text)
+    return meta
+
+
+# -- states (Orbax) ----------------------------------------------------------------------
+
+
+def checkpointer():
+    """An Orbax checkpointer that reads and writes from this process alone. States are
+    small host pytrees that one process saves (process 0 of a multi-process run, see
+    :mod:`catchjax.runs.distributed`); Orbax's default would wait for every process."""
+    import jax  # not at the top: argument checks that read manifests run before JAX loads
+    import orbax.checkpoint as ocp
+
+    me = jax.process_index()
+    return ocp.StandardCheckpointer(multiprocessing_options=ocp.options.MultiprocessingOptions(
+        primary_host=me, active_processes={me}))
+
+
+def save_state(target: Path, state) -> str:
+    """Write the pytree ``state`` to the new folder ``target``; its :func:`state_digest`."""
+    writer = checkpointer()
+    writer.save(target, state)
+    writer.wait_until_finished()
+    return state_digest(target)
+
+
+def abstract_of(tree):
+    """The shapes and dtypes of ``tree`` (a pytree or its ``jax.eval_shape``), as a restore
+    needs them."""
+    import jax
+    import orbax.checkpoint as ocp
+
+    return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def restore_state(state_path: Path, abstract, damaged: str):
+    """The pytree saved in ``state_path`` with the shapes of ``abstract``; a clear error
+    ending in ``damaged`` (what to say of the folder) when it cannot be read."""
+    try:
+        return checkpointer().restore(state_path, abstract)
+    except Exception as exc:  # orbax raises many types for damaged files
+        raise CatchjaxError(f"cannot restore {state_path} ({type(exc).__name__}: "
+                            f"{str(exc)[:200]}); {damaged}") from None
+
+
+# -- many workers ------------------------------------------------------------------------
+
+
+def hold(lock_file: Path, *, timeout=DEFAULT_TIMEOUT, what: str = "folder",
+         read_only_ok: bool = False):
+    """The folder's exclusive lock for a whole read-change-write
+    (:func:`catchjax.store.locking.hold`)."""
+    return locking.hold(lock_file, timeout=timeout, what=what, read_only_ok=read_only_ok)
+
+
+def timeout_value(timeout) -> float:
+    """A lock timeout in seconds, or a clear error."""
+    return locking.timeout_value(timeout)
+
+
+# -- generations -------------------------------------------------------------------------
+
+
+def generation_name(generation: int) -> str:
+    return f"state-{generation:06d}"
+
+
+def write_generation(folder: Path, meta_file: str, state, meta: dict, generation: int,
+                     **manifest_options) -> dict:
+    """Write ``state`` as generation ``generation`` into ``folder``, then (atomically) the
+    manifest ``meta`` naming it; the caller holds the lock or owns the folder."""
+    name = generation_name(generation)
+    target = folder / name
+    if target.exists():  # a crashed write of this generation; the manifest never named it
+        shutil.rmtree(target)
+    digest = save_state(target, state)
+    meta["state_dir"], meta["generation"] = name, generation
+    meta[STATE_DIGEST] = digest
+    return write_manifest(folder / meta_file, meta, **manifest_options)
+
+
+def remove_stale(folder: Path, keep: str, stale: re.Pattern) -> None:
+    """Delete what ``stale`` matches in ``folder`` except ``keep`` (older generations, a
+    crashed write's leftovers); only after the manifest naming ``keep`` is in place."""
+    for entry in folder.iterdir():
+        if entry.name != keep and stale.match(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+class ExistsAlready(CatchjaxError):
+    """A folder being created whole appeared meanwhile (another worker created it)."""
+
+
+def create_whole(path: Path, fill: Callable[[Path], dict], exists_message: str) -> dict:
+    """Write a new folder whole in a temporary folder beside ``path`` (``fill(tmp)``
+    returns its manifest), then move it in. A folder another worker created meanwhile is
+    never replaced: :class:`ExistsAlready` with ``exists_message``."""
+    tmp = safe_io.make_temp_dir(path)
+    try:
+        meta = fill(tmp)
+        os.chmod(tmp, 0o777 & ~safe_io.current_umask())
+        try:
+            os.rename(tmp, path)  # fails on a non-empty folder: never replaces one
+        except OSError:
+            if path.exists():
+                raise ExistsAlready(exists_message) from None
+            raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
