@@ -51,7 +51,7 @@ VARIANTS = {
     "entropy 0.5 + meta-batch 2": {"entropy_coef": 0.5, "meta_batch": 2},
     "meta-batch 3": {"meta_batch": 3},  # TransNAS pools hold six tasks
     "entropy 0.5 + meta-batch 3": {"entropy_coef": 0.5, "meta_batch": 3},
-    # issue 19: a new task per meta-epoch made from the pool (catch.meta_task_rewards)
+    # issue 19: a new task per meta-epoch made from the pool (catch_meta.meta_task_rewards)
     "many tasks": {"meta_tasks": "mixtures"},
     "many tasks, 50 meta-epochs": {"meta_tasks": "mixtures", "meta_epochs": 50},
     "many tasks, paper's loss": {"meta_tasks": "mixtures", "entropy_coef": 0.0},

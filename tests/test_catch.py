@@ -69,7 +69,7 @@ def test_constant_rewards_do_not_produce_nan(syn_nb201):
     import jax
 
     from catchjax.benchmarks import tables, tasks
-    from catchjax.methods import catch
+    from catchjax.methods import catch, catch_meta
 
     table = syn_nb201.table
     flat = tables.Table(table.benchmark, table.space, table.actions, table.arch_str,
@@ -77,7 +77,7 @@ def test_constant_rewards_do_not_produce_nan(syn_nb201):
                         table.source)
     task = tasks.make_task("synthetic-nb201", "cifar10", reward="flat", table=flat)
     config = dataclasses.replace(catch.CatchConfig(), budget=10, **SMALL)
-    trace, agent = jax.jit(lambda k: catch.search_and_learn(config, k, task.arrays))(
+    trace, agent = jax.jit(lambda k: catch_meta.search_and_learn(config, k, task.arrays))(
         jax.random.key(0))
     assert np.all(np.asarray(trace.rewards) == 50.0)
     assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(agent))

@@ -10,7 +10,7 @@ import pytest
 from catchjax import cli, methods
 from catchjax.benchmarks import tables, tasks
 from catchjax.errors import CatchjaxError
-from catchjax.methods import catch
+from catchjax.methods import catch, catch_meta
 from catchjax.runs import agent as agents
 
 TINY = catch.CatchConfig(budget=10, candidates=8, hidden=8, updates_per_epoch=1,
@@ -131,8 +131,9 @@ def test_meta_batch_of_one_task_twice_is_one_search(syn_nb201):
     task = syn_nb201.arrays
     agent = catch.init_agent(config, jax.random.key(0), 6, 5)
     key = jax.random.key(4)
-    one_trace, one_agent = catch.search_and_learn(config, key, task, agent)
-    rows, both = jax.jit(lambda k, r: catch.lockstep_search_and_learn(config, k, task, r, agent))(
+    one_trace, one_agent = catch_meta.search_and_learn(config, key, task, agent)
+    lockstep = catch_meta.lockstep_search_and_learn
+    rows, both = jax.jit(lambda k, r: lockstep(config, k, task, r, agent))(
         jax.numpy.stack([key, key]), jax.numpy.stack([task.reward, task.reward]))
     np.testing.assert_array_equal(np.asarray(rows), np.stack([one_trace.rows] * 2))
     _leaves_close(both.params, one_agent.params)
@@ -141,7 +142,7 @@ def test_meta_batch_of_one_task_twice_is_one_search(syn_nb201):
 def test_meta_batch_trains_on_distinct_pool_tasks(syn_nb201):
     config = dataclasses.replace(TINY, meta_batch=2)
     rewards = agents.pool_rewards(syn_nb201, agents.meta_pool(syn_nb201))
-    agent, info = jax.jit(lambda k: catch.train(config, k, syn_nb201.arrays,
+    agent, info = jax.jit(lambda k: catch_meta.train(config, k, syn_nb201.arrays,
                                                 jax.numpy.asarray(rewards)))(jax.random.key(0))
     assert info["rows"].shape == (TINY.meta_epochs, 2, TINY.meta_budget)
     # B = pool size: every meta-epoch searches both pool tasks, each on its own reward

@@ -10,7 +10,7 @@ import optax
 import pytest
 
 from catchjax import networks, ppo, replay, sampling
-from catchjax.methods import catch
+from catchjax.methods import catch, catch_meta
 
 L, K, H = 6, 5, 6
 CFG = catch.CatchConfig(budget=H, n_initial=2, candidates=8, z_dim=3, hidden=8,
@@ -202,7 +202,7 @@ def test_reset_optimizer_restarts_adam_at_adaptation_only(syn_nb201):
     config = dataclasses.replace(catch.CatchConfig(), budget=10, candidates=8, hidden=8,
                                  updates_per_epoch=1, n_initial=2, meta_trained=True,
                                  meta_epochs=2, meta_budget=6)
-    agent, _ = jax.jit(lambda k: catch.train(config, k, syn_nb201.arrays,
+    agent, _ = jax.jit(lambda k: catch_meta.train(config, k, syn_nb201.arrays,
                                              syn_nb201.arrays.reward[None]))(jax.random.key(0))
     reset = dataclasses.replace(config, reset_optimizer=True)
     fresh = catch.AgentState(agent.params, optax.adam(config.learning_rate).init(agent.params))
@@ -214,7 +214,7 @@ def test_reset_optimizer_restarts_adam_at_adaptation_only(syn_nb201):
     np.testing.assert_allclose(with_reset.metrics["loss_controller"],
                                by_hand.metrics["loss_controller"], rtol=1e-6)
     # meta-training itself is unchanged by the flag (it carries Adam across searches)
-    again, _ = jax.jit(lambda k: catch.train(reset, k, syn_nb201.arrays,
+    again, _ = jax.jit(lambda k: catch_meta.train(reset, k, syn_nb201.arrays,
                                              syn_nb201.arrays.reward[None]))(jax.random.key(0))
     for x, y in zip(jax.tree.leaves(agent), jax.tree.leaves(again)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -10,7 +10,7 @@ from catchjax import methods
 from catchjax.asktell.meta import MetaTraining, pool_tasks
 from catchjax.asktell.search import task_domain
 from catchjax.errors import CatchjaxError
-from catchjax.methods import catch
+from catchjax.methods import catch_meta
 from catchjax.runs import agent as agents
 
 TINY = dict(candidates=6, n_initial=3, hidden=8, updates_per_epoch=2, meta_epochs=3,
@@ -21,7 +21,7 @@ TINY = dict(candidates=6, n_initial=3, hidden=8, updates_per_epoch=2, meta_epoch
 def setting(syn_nb201):
     pool = agents.pool_rewards(syn_nb201, agents.meta_pool(syn_nb201))
     config = methods.make_config("catch-meta", **TINY)
-    agent, info = jax.jit(lambda k: catch.train(config, k, syn_nb201.arrays,
+    agent, info = jax.jit(lambda k: catch_meta.train(config, k, syn_nb201.arrays,
                                                 jnp.asarray(pool)))(jax.random.key(5))
     return pool, agent, info
 

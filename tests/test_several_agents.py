@@ -13,7 +13,7 @@ import pytest
 from catchjax import cli, methods
 from catchjax.benchmarks import tasks
 from catchjax.errors import CatchjaxError
-from catchjax.methods import catch
+from catchjax.methods import catch, catch_meta
 from catchjax.runs import agent as agents
 from catchjax.runs import sweeps
 from catchjax.store import checkpoints
@@ -152,7 +152,7 @@ def test_checkpoint_keeps_its_training_settings_and_protocol(three, syn_nb201, t
 def test_many_task_pool_makes_a_new_task_per_meta_epoch_from_the_pool_alone(syn_nb201):
     pool = jnp.asarray(agents.pool_rewards(syn_nb201, agents.meta_pool(syn_nb201)))
     config = methods.make_config("catch-meta", meta_tasks="mixtures", **TINY)
-    made = [np.asarray(catch.meta_task_rewards(config, jax.random.key(k), pool))
+    made = [np.asarray(catch_meta.meta_task_rewards(config, jax.random.key(k), pool))
             for k in range(3)]
     ok = syn_nb201.searchable
     assert all(np.isfinite(m[ok]).all() and np.isneginf(m[~ok]).all() for m in made)
@@ -164,7 +164,7 @@ def test_many_task_pool_makes_a_new_task_per_meta_epoch_from_the_pool_alone(syn_
         assert max(spearmanr(m[ok], np.asarray(pool[p])[ok])[0] for p in range(2)) > 0.5
     # meta-training reads only the pool: the target's own reward never enters
     key = jax.random.key(0)
-    fn = jax.jit(lambda t: catch.train(config, key, t, pool)[0])
+    fn = jax.jit(lambda t: catch_meta.train(config, key, t, pool)[0])
     a = fn(syn_nb201.arrays)
     shuffled = syn_nb201.arrays.replace(reward=syn_nb201.arrays.reward[::-1])
     b = fn(shuffled)
@@ -178,7 +178,7 @@ def test_many_task_pool_makes_a_new_task_per_meta_epoch_from_the_pool_alone(syn_
 def test_many_task_pool_with_a_meta_batch_and_its_settings_checked(syn_nb201):
     pool = jnp.asarray(agents.pool_rewards(syn_nb201, agents.meta_pool(syn_nb201)))
     config = methods.make_config("catch-meta", meta_tasks="mixtures", meta_batch=2, **TINY)
-    _, info = jax.jit(lambda k: catch.train(config, k, syn_nb201.arrays, pool))(
+    _, info = jax.jit(lambda k: catch_meta.train(config, k, syn_nb201.arrays, pool))(
         jax.random.key(1))
     assert info["rows"].shape == (TINY["meta_epochs"], 2, TINY["meta_budget"])
     assert (np.asarray(info["pool_task"]) == -1).all()

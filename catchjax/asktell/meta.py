@@ -8,9 +8,10 @@ rewards)`` until ``meta.done``; ``meta.trained()`` is the agent (a
 ``catch-meta --init`` adapts). Meta-epoch ``m`` is one search of ``meta_budget`` networks
 on the task ``tasks(m, key)`` returns — a JSON-able description the user's trainer reads
 from each proposal (e.g. ``{"classes": [1, 4, 7]}``) — carrying the agent (networks and
-Adam state) from one meta-epoch to the next, as :func:`catchjax.methods.catch.train` does on a
-table. The keys are :func:`catchjax.methods.catch.train`'s, so with :func:`pool_tasks` and the
-table's rewards this makes exactly the table meta-training's proposals and agent.
+Adam state) from one meta-epoch to the next, as :func:`catchjax.methods.catch_meta.train`
+does on a table. The keys are :func:`catchjax.methods.catch_meta.train`'s, so with
+:func:`pool_tasks` and the table's rewards this makes exactly the table meta-training's
+proposals and agent.
 
 Each meta-epoch's search is an :class:`~catchjax.asktell.search.AskTell` (in ``epoch-NNNN/`` of
 the folder): saved after every ask and tell, driven by several workers at once, resumed
@@ -45,8 +46,8 @@ TaskFn = Callable[[int, jax.Array], dict]
 
 
 def pool_tasks(n_pool: int) -> TaskFn:
-    """The table meta-training's task draw (:func:`catchjax.methods.catch.train`, one pool column
-    per meta-epoch, uniformly): ``{"pool_task": p}``."""
+    """The table meta-training's task draw (:func:`catchjax.methods.catch_meta.train`, one
+    pool column per meta-epoch, uniformly): ``{"pool_task": p}``."""
     if isinstance(n_pool, bool) or not isinstance(n_pool, int) or n_pool < 1:
         raise CatchjaxError(f"the pool needs at least one task, got {n_pool!r}")
 
@@ -92,7 +93,7 @@ def named_tasks(name: str) -> TaskFn:
 
 
 def _epoch_keys(seed: int, m: int):
-    """(task key, search key) of meta-epoch ``m``: :func:`catchjax.methods.catch.train`'s."""
+    """(task key, search key) of meta-epoch ``m``: :func:`catchjax.methods.catch_meta.train`'s."""
     _, k_loop = jax.random.split(jax.random.key(seed))
     k_task, k_search = jax.random.split(jax.random.fold_in(k_loop, m))
     return k_task, k_search
@@ -145,8 +146,8 @@ class MetaTraining:
             tasks_name, tasks = tasks, named_tasks(tasks)
         if not callable(tasks):
             raise CatchjaxError("tasks must be a callable (meta_epoch, key) -> dict, e.g. "
-                                "meta_ask_tell.pool_tasks(P), or a generator's name such as "
-                                "classes:10:3-6")
+                                "catchjax.asktell.meta.pool_tasks(P), or a generator's name "
+                                "such as classes:10:3-6")
         name = methods.canonical_name(method)
         if name not in META_METHODS:
             raise CatchjaxError(f"meta-training through ask/tell is for {', '.join(META_METHODS)}"
@@ -243,7 +244,7 @@ class MetaTraining:
         return self.searches[m]
 
     def _agent_before(self, m: int):
-        """The agent meta-epoch ``m`` starts from: a fresh one (catch.train's key), or the
+        """The agent meta-epoch ``m`` starts from: a fresh one (catch_meta.train's key), or the
         final state of meta-epoch m - 1."""
         if m == 0:
             k_init, _ = jax.random.split(jax.random.key(self.seed))

@@ -14,7 +14,7 @@ import typing
 from catchjax import arguments
 from catchjax.core import Learner, Method
 from catchjax.errors import CatchjaxError
-from catchjax.methods import baselines, catch, dqn
+from catchjax.methods import baselines, catch, catch_meta, dqn
 from catchjax.methods.baselines import bananas, local_search
 from catchjax.methods.baselines.evolution import STEPPER as EVOLUTION_STEPPER
 from catchjax.methods.baselines.random_search import STEPPER as RANDOM_STEPPER
@@ -57,8 +57,8 @@ def unregister(name: str) -> None:
     REGISTRY.pop(name, None)
 
 
-CATCH_LEARNER = Learner(init=catch.init_agent, train=catch.train,
-                        shape_fields=("z_dim", "hidden"), curve=catch.train_curve,
+CATCH_LEARNER = Learner(init=catch.init_agent, train=catch_meta.train,
+                        shape_fields=("z_dim", "hidden"), curve=catch_meta.train_curve,
                         curve_unit="meta-training queries",
                         curve_metric="test metric after adaptation",
                         curve_scored_by="the target's test metric of the best-by-reward "

@@ -177,21 +177,9 @@ def check_sweep_arguments(task, chunk_size, devices, progress_dir) -> list:
     return devices
 
 
-def sweep(
-    method,
-    task: Task,
-    trials: int = 500,
-    budget: int | None = None,
-    seed: int = 0,
-    *,
-    chunk_size: int | None = None,
-    progress: bool = False,
-    devices=None,
-    agent=None,
-    progress_dir=None,
-    log=None,
-    **settings,
-) -> SweepResult:
+def sweep(method, task: Task, trials: int = 500, budget: int | None = None, seed: int = 0, *,
+          chunk_size: int | None = None, progress: bool = False, devices=None, agent=None,
+          progress_dir=None, log=None, **settings) -> SweepResult:
     """Run ``trials`` seeded trials of ``method`` (a name or a config) on ``task``.
 
     ``budget``: evaluations per trial (default: a config's own budget; for a name, the
@@ -214,13 +202,12 @@ def sweep(
     if log is not None:
         for note in size_notes(name, config, task, trials):
             log(note)
-    n_dev = len(devices)
     me = jax.process_index()
     multi = any(d.process_index != me for d in devices)
     arrays = task.arrays
     if multi:  # inputs every process holds whole: host arrays, replicated by jit
         arrays, agent = jax.tree.map(np.asarray, (arrays, agent))
-    chunk = _chunk(trials, chunk_size, n_dev)  # chunk_size was checked above
+    chunk = _chunk(trials, chunk_size, len(devices))  # chunk_size was checked above
     with status.working(f"compiling the {name} search ({chunk} trials per call)",
                         enabled=progress and me == 0) as shown:
         compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices, n_agents)
@@ -237,26 +224,17 @@ def sweep(
     if multi:
         chunks = _share_restored(chunks, config, chunk, trials, arrays, agent, n_agents)
     done = len(chunks)
-    bar = None
     # one call left: a bar would jump from 0 to 100 %, so a line counts its seconds instead
     # (more calls would move a bar, but CATCH's floating point depends on the batch size)
     one_call = n_chunks - done == 1
-    if progress and me == 0 and not one_call:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=trials, unit="trial", desc=f"{name} sweep",
-                   initial=min(done * chunk, trials))
+    bar = _bar(name, trials, min(done * chunk, trials)) if progress and me == 0 and \
+        not one_call else None
     t0 = time.perf_counter()
     for c in range(done, n_chunks):
-        ids = np.arange(c * chunk, (c + 1) * chunk, dtype=np.int32)
-        ids = np.minimum(ids, trials - 1)  # pad the last chunk; padded trials are dropped
         n_real = min(chunk, trials - c * chunk)
         with status.working(f"running {n_real} trials of {name} in one compiled call",
                             enabled=progress and me == 0 and one_call):
-            out = compiled(ids if multi else jnp.asarray(ids),
-                           (np.int32(seed) if multi else jnp.asarray(seed, jnp.int32), arrays,
-                            agent))
-            chunks.append(jax.tree.map(lambda x, n=n_real: np.asarray(x)[:n], out))
+            chunks.append(_run_chunk(compiled, c, chunk, trials, seed, arrays, agent, multi))
         if store is not None:
             store.save(c, chunks[-1])
         if bar is not None:
@@ -268,20 +246,34 @@ def sweep(
         store.close()
     trace = jax.tree.map(lambda *xs: np.concatenate(xs), *chunks)
     return SweepResult(
-        method=name,
-        config=config,
-        task=task,
-        seed=seed,
-        rows=trace.rows,
-        rewards=trace.rewards,
-        compile_seconds=compile_seconds,
-        wall_seconds=wall,
-        device=", ".join(sorted({d.device_kind for d in devices})) + f" x{n_dev}"
-        + (f" ({jax.process_count()} processes)" if multi else ""),
-        metrics=dict(trace.metrics),
-        trials_run=trials - min(done * chunk, trials),
-        n_agents=max(n_agents, 1),
-    )
+        method=name, config=config, task=task, seed=seed, rows=trace.rows,
+        rewards=trace.rewards, compile_seconds=compile_seconds, wall_seconds=wall,
+        device=_device_text(devices, multi), metrics=dict(trace.metrics),
+        trials_run=trials - min(done * chunk, trials), n_agents=max(n_agents, 1))
+
+
+def _run_chunk(compiled, c: int, chunk: int, trials: int, seed: int, arrays, agent,
+               multi: bool) -> SearchTrace:
+    """Chunk ``c``: trials ``c * chunk`` on, the last chunk padded with copies of the last
+    trial (dropped here) so that every call has the compiled shape."""
+    ids = np.arange(c * chunk, (c + 1) * chunk, dtype=np.int32)
+    ids = np.minimum(ids, trials - 1)
+    n_real = min(chunk, trials - c * chunk)
+    out = compiled(ids if multi else jnp.asarray(ids),
+                   (np.int32(seed) if multi else jnp.asarray(seed, jnp.int32), arrays, agent))
+    return jax.tree.map(lambda x: np.asarray(x)[:n_real], out)
+
+
+def _device_text(devices, multi: bool) -> str:
+    """What a sweep ran on, for its summary: "cpu x2", "NVIDIA H100 x8 (2 processes)"."""
+    return (", ".join(sorted({d.device_kind for d in devices})) + f" x{len(devices)}"
+            + (f" ({jax.process_count()} processes)" if multi else ""))
+
+
+def _bar(name: str, trials: int, done: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=trials, unit="trial", desc=f"{name} sweep", initial=done)
 
 
 def size_notes(name: str, config, task: Task, trials: int) -> list[str]:

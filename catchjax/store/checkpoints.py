@@ -147,46 +147,10 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
         )
     if m.learner is None:
         raise CatchjaxError(f"checkpoint {path}: method {m.name} has no trained agent")
-    fields = {f.name for f in dataclasses.fields(m.config)}
-    unknown = set(overrides) - fields
-    if unknown:
-        raise CatchjaxError(f"{m.name} has no setting {', '.join(sorted(unknown))}")
-    # a checkpoint keeps what fixes its networks' shapes and how it was trained
-    config = methods.restore(m.name, {**dataclasses.asdict(saved), **overrides})
-    for fields, why in ((m.learner.shape_fields, "an incompatible config. Use the "
-                         "checkpoint's values or train anew"),
-                        (m.learner.trained_fields, "a checkpoint keeps how it was trained. "
-                         "Train an agent with those settings instead")):
-        clash = {k: (getattr(saved, k), getattr(config, k)) for k in fields
-                 if getattr(config, k) != getattr(saved, k)}
-        if clash:
-            raise CatchjaxError(
-                f"checkpoint {path} was trained with "
-                + ", ".join(f"{k}={a!r}" for k, (a, _) in clash.items())
-                + "; the requested config has "
-                + ", ".join(f"{k}={b!r}" for k, (_, b) in clash.items()) + f": {why}")
-    space = meta.get("space")
-    protocol = meta.get("protocol")
+    config = _config_with(path, m, saved, overrides)
+    space, protocol = meta.get("space"), meta.get("protocol")
     if task is not None:
-        asked = tables.benchmark_info(task.spec.benchmark).protocol_name(task.spec.protocol)
-        if (protocol is not None and asked is not None and asked != protocol
-                and task.spec.benchmark == benchmark):
-            raise CatchjaxError(
-                f"checkpoint {path} was trained for {benchmark}/{target} under the "
-                f"{protocol!r} protocol, but the task is under {asked!r} (another reward and "
-                f"report): train an agent for {asked!r}, or use --protocol {protocol}")
-        tl, _, tk = task.arrays.prefix_mask.shape
-        if (tl, tk) != (L, K):
-            raise CatchjaxError(
-                f"checkpoint {path} is for a {L} x {K} search space, but {task.name} is "
-                f"{tl} x {tk}: an incompatible config"
-            )
-        if space is not None and space != task.space.name:
-            raise CatchjaxError(
-                f"checkpoint {path} was trained on the {space} space ({benchmark}), but "
-                f"{task.name} is in the {task.space.name} space: its decisions mean other "
-                f"things there; train an agent on {task.spec.benchmark}"
-            )
+        _check_task(path, meta, task, L, K)
     if folder.state_digest(path / "state") != meta.get("state_sha256"):
         raise CatchjaxError(
             f"checkpoint {path}: the files under state/ do not match their checksum in "
@@ -208,6 +172,55 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     return TrainedAgent(agent, config, benchmark, target, pool, meta["seed"], L, K,
                         meta.get("meta_train_seconds", 0.0), method=m.name,
                         space=space or "", protocol=protocol)
+
+
+def _config_with(path: Path, m, saved, overrides: dict):
+    """The saved config with ``overrides``; a checkpoint keeps what fixes its networks'
+    shapes and how it was trained, so overrides of those are refused."""
+    fields = {f.name for f in dataclasses.fields(m.config)}
+    unknown = set(overrides) - fields
+    if unknown:
+        raise CatchjaxError(f"{m.name} has no setting {', '.join(sorted(unknown))}")
+    config = methods.restore(m.name, {**dataclasses.asdict(saved), **overrides})
+    for fields, why in ((m.learner.shape_fields, "an incompatible config. Use the "
+                         "checkpoint's values or train anew"),
+                        (m.learner.trained_fields, "a checkpoint keeps how it was trained. "
+                         "Train an agent with those settings instead")):
+        clash = {k: (getattr(saved, k), getattr(config, k)) for k in fields
+                 if getattr(config, k) != getattr(saved, k)}
+        if clash:
+            raise CatchjaxError(
+                f"checkpoint {path} was trained with "
+                + ", ".join(f"{k}={a!r}" for k, (a, _) in clash.items())
+                + "; the requested config has "
+                + ", ".join(f"{k}={b!r}" for k, (_, b) in clash.items()) + f": {why}")
+    return config
+
+
+def _check_task(path: Path, meta: dict, task, L: int, K: int) -> None:
+    """Refuse a task the agent was not trained for: another protocol of its benchmark,
+    another number of decisions or choices, another search space."""
+    space, protocol = meta.get("space"), meta.get("protocol")
+    benchmark, target = meta["benchmark"], meta["target_task"]
+    asked = tables.benchmark_info(task.spec.benchmark).protocol_name(task.spec.protocol)
+    if (protocol is not None and asked is not None and asked != protocol
+            and task.spec.benchmark == benchmark):
+        raise CatchjaxError(
+            f"checkpoint {path} was trained for {benchmark}/{target} under the "
+            f"{protocol!r} protocol, but the task is under {asked!r} (another reward and "
+            f"report): train an agent for {asked!r}, or use --protocol {protocol}")
+    tl, _, tk = task.arrays.prefix_mask.shape
+    if (tl, tk) != (L, K):
+        raise CatchjaxError(
+            f"checkpoint {path} is for a {L} x {K} search space, but {task.name} is "
+            f"{tl} x {tk}: an incompatible config"
+        )
+    if space is not None and space != task.space.name:
+        raise CatchjaxError(
+            f"checkpoint {path} was trained on the {space} space ({benchmark}), but "
+            f"{task.name} is in the {task.space.name} space: its decisions mean other "
+            f"things there; train an agent on {task.spec.benchmark}"
+        )
 
 
 # -- several agents of one method in one folder ------------------------------------------

@@ -30,7 +30,6 @@ identical result.
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import time
 import zlib
@@ -44,8 +43,21 @@ from catchjax import methods, safe_io
 from catchjax.benchmarks import tables, tasks
 from catchjax.errors import CatchjaxError
 from catchjax.runs import batched, status
+from catchjax.studies.transfer_results import (
+    REGIMES,
+    analyze,
+    crossover_steps,
+    curve_arrays,
+    format_matrix,
+    load_stage,
+    save_stage,
+    smooth,
+    write_results,
+)
 
-REGIMES = ("zero-shot", "fine-tune", "retrain")
+__all__ = ["REGIMES", "StudySpec", "analyze", "crossover_steps", "format_matrix", "load_stage",
+           "make_tasks", "open_study", "run_study", "smooth", "write_results"]
+
 STUDY_FILE = "study.json"
 OWNED = {STUDY_FILE, "agents", "stages", "cells.csv", "curves.csv", "crossover.csv",
          "summary.json", "matrix_zero-shot.png", "matrix_fine-tune.png", "matrix_retrain.png",
@@ -198,41 +210,6 @@ def _set_aside_hint(out: Path, want: dict) -> str:
     return ""
 
 
-def _stage_file(out: Path, stage: str) -> Path:
-    return out / "stages" / f"{stage}.npz"
-
-
-def _save_stage(out: Path, stage: str, **arrays) -> None:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    safe_io.atomic_write_bytes(_stage_file(out, stage), buf.getvalue())
-
-
-def load_stage(out, stage: str) -> dict | None:
-    """A finished stage's arrays (None if it has not run): ``scratch__SOURCE`` or
-    ``SOURCE__to__TARGET``; ``steps`` [P+1], ``test`` [seeds, P+1, episodes] (the target's
-    test metric where each greedy episode ended), ``distinct`` [seeds] (architectures the
-    run queried), ``seconds``, ``compile_seconds``, ``seeds``."""
-    f = _stage_file(Path(out), stage)
-    if not f.exists():
-        return None
-    import zipfile
-
-    try:
-        with np.load(f, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise CatchjaxError(f"{f} is damaged or cut short ({type(exc).__name__}: {exc}); "
-                            f"delete that file and run the same command again to recompute "
-                            f"only that stage") from None
-    missing = {"steps", "test", "seconds"} - set(arrays)
-    if missing:
-        raise CatchjaxError(f"{f} lacks {', '.join(sorted(missing))}: damaged or from another "
-                            f"catchjax; delete it and run the same command again to recompute "
-                            f"only that stage")
-    return arrays
-
-
 # -- running ----------------------------------------------------------------------------
 
 
@@ -265,6 +242,35 @@ def _agent_dir(out: Path, source: str, seed: int) -> Path:
     return out / "agents" / source / f"seed{seed}"
 
 
+class _Stages:
+    """The bookkeeping of a study's stages: numbering ([k/N]), the status line, how many
+    new stages this call may run, and (several processes) process 0's decisions shared."""
+
+    def __init__(self, n_stages: int, multi: bool, progress: bool, stop_after: int | None):
+        self.n, self.multi, self.progress, self.stop_after = n_stages, multi, progress, stop_after
+        self.number, self.done_now = 0, 0
+
+    def next(self) -> int:
+        self.number += 1
+        return self.number
+
+    def train(self, *args):
+        with status.working(f"  [{self.number}/{self.n}] compiling and training",
+                            enabled=self.progress):
+            return _train_batch(*args)
+
+    def budget_left(self) -> bool:
+        return self.stop_after is None or self.done_now < self.stop_after
+
+    def finished(self, done: bool) -> bool:  # process 0 decides, so all run the same stages
+        return bool(_broadcast(done)) if self.multi else done
+
+    def written(self, stage: str) -> None:  # the others read what process 0 wrote only after
+        if self.multi:
+            batched.barrier(f"catchjax transfer {stage}")
+        self.done_now += stage != "results"
+
+
 def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
               table=None, log=print, stop_after: int | None = None,
               devices=None, progress: bool = False) -> dict:
@@ -275,7 +281,6 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
     system every process sees). ``stop_after``: run at most this many new stages (tests
     use it to simulate an interruption). ``progress``: a status line with the seconds
     while each stage compiles and trains (:mod:`catchjax.runs.status`)."""
-    from catchjax.core import TrainedAgent
     from catchjax.store import checkpoints
 
     m = methods.get(spec.method)
@@ -290,80 +295,65 @@ def run_study(spec: StudySpec, config=None, out=None, overwrite: bool = False,
     if multi:
         _check_shared_folder(out)
     seeds = [int(s) for s in spec.seeds]
-    done_now = 0
-    n_stages = len(spec.tasks) ** 2  # a scratch run per task, a transfer per ordered pair
-    stage_no = 0
-
-    def train_stage(*args):
-        with status.working(f"  [{stage_no}/{n_stages}] compiling and training",
-                            enabled=progress):
-            return _train_batch(*args)
-
-    def budget_left():
-        return stop_after is None or done_now < stop_after
-
-    def finished(done: bool) -> bool:  # process 0 decides, so all run the same stages
-        return bool(_broadcast(done)) if multi else done
-
-    def written(stage: str) -> None:  # the others read what process 0 wrote only after
-        if multi:
-            batched.barrier(f"catchjax transfer {stage}")
-
+    # a scratch run per task, a transfer per ordered pair
+    stages = _Stages(len(spec.tasks) ** 2, multi, progress, stop_after)
     for s in spec.tasks:  # sources: scratch runs (also the diagonal)
-        stage_no += 1
-        stage = f"scratch__{s}"
-        if finished(load_stage(out, stage) is not None and all(
+        n, stage = stages.next(), f"scratch__{s}"
+        if stages.finished(load_stage(out, stage) is not None and all(
                 (_agent_dir(out, s, sd) / checkpoints.MANIFEST).exists() for sd in seeds)):
             continue
-        if not budget_left():
+        if not stages.budget_left():
             return {}
-        log(f"[{stage_no}/{n_stages}] training {len(seeds)} {spec.method} agent(s) from "
+        log(f"[{n}/{stages.n}] training {len(seeds)} {spec.method} agent(s) from "
             f"scratch on {s} ({spec.steps:,} steps each)")
-        agent, info, secs, comp = train_stage(m, config, spec, task_objs[s], seeds, stage,
-                                              None, devices)
+        agent, info, secs, comp = stages.train(m, config, spec, task_objs[s], seeds, stage,
+                                               None, devices)
         steps_run = int(np.asarray(info["steps"])[0][-1])
-        if steps_run != spec.steps and stage_no == 1:
+        if steps_run != spec.steps and n == 1:
             log(f"  note: {spec.method} trains in whole curve segments, so T = {spec.steps:,} "
                 f"became {steps_run:,} steps")
-        L, _, K = task_objs[s].arrays.prefix_mask.shape
-        for a, sd in enumerate(seeds):
-            trained = TrainedAgent(jax.tree.map(lambda x, a=a: x[a], agent), config,
-                                   spec.benchmark, s, [task_objs[s].spec.reward_metric], sd,
-                                   L, K, secs / len(seeds), comp, method=m.name,
-                                   space=task_objs[s].space.name)
-            if writer:
-                checkpoints.save_agent(_agent_dir(out, s, sd), trained, overwrite=True)
         if writer:
-            _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
-        written(stage)
-        done_now += 1
-    for s in spec.tasks:
-        for t in spec.tasks:
-            if s == t:
-                continue
-            stage_no += 1
-            stage = f"{s}__to__{t}"
-            if finished(load_stage(out, stage) is not None):
-                continue
-            if not budget_left():
-                return {}
-            log(f"[{stage_no}/{n_stages}] transferring the {s} agents to {t} "
-                f"({spec.steps:,} steps each)")
-            loaded = [checkpoints.load_agent(_agent_dir(out, s, sd), task_objs[t],
-                                             method=m.name) for sd in seeds]
-            start = jax.tree.map(lambda *xs: jnp.stack(xs), *[x.agent for x in loaded])
-            _, info, secs, comp = train_stage(m, config, spec, task_objs[t], seeds, stage,
-                                              start, devices)
-            if writer:
-                _save_stage(out, stage, **_curve_arrays(info, secs, comp, seeds))
-            written(stage)
-            done_now += 1
+            _save_sources(out, spec, config, m.name, s, task_objs[s], seeds, agent, secs,
+                          comp)
+            save_stage(out, stage, **curve_arrays(info, secs, comp, seeds))
+        stages.written(stage)
+    for s, t in ((s, t) for s in spec.tasks for t in spec.tasks if s != t):
+        n, stage = stages.next(), f"{s}__to__{t}"
+        if stages.finished(load_stage(out, stage) is not None):
+            continue
+        if not stages.budget_left():
+            return {}
+        log(f"[{n}/{stages.n}] transferring the {s} agents to {t} ({spec.steps:,} steps each)")
+        loaded = [checkpoints.load_agent(_agent_dir(out, s, sd), task_objs[t], method=m.name)
+                  for sd in seeds]
+        start = jax.tree.map(lambda *xs: jnp.stack(xs), *[x.agent for x in loaded])
+        _, info, secs, comp = stages.train(m, config, spec, task_objs[t], seeds, stage, start,
+                                           devices)
+        if writer:
+            save_stage(out, stage, **curve_arrays(info, secs, comp, seeds))
+        stages.written(stage)
     result = analyze(out, spec, config, ft_point, task_objs)
     if writer:
         write_results(out, result, spec, config)
         _drop_replaced(out)
-    written("results")
+    stages.written("results")
     return result
+
+
+def _save_sources(out: Path, spec: StudySpec, config, method: str, source: str, task, seeds,
+                  agent, secs: float, comp: float) -> None:
+    """The agents a scratch stage trained (one per seed), as checkpoints later stages and
+    a resumed study start from."""
+    from catchjax.core import TrainedAgent
+    from catchjax.store import checkpoints
+
+    L, _, K = task.arrays.prefix_mask.shape
+    for a, sd in enumerate(seeds):
+        trained = TrainedAgent(jax.tree.map(lambda x, a=a: x[a], agent), config,
+                               spec.benchmark, source, [task.spec.reward_metric], sd,
+                               L, K, secs / len(seeds), comp, method=method,
+                               space=task.space.name)
+        checkpoints.save_agent(_agent_dir(out, source, sd), trained, overwrite=True)
 
 
 def _drop_replaced(out: Path) -> None:
@@ -399,138 +389,3 @@ def _check_shared_folder(out: Path) -> None:
             f"process(es) {missing} cannot see {out}: with several processes the study "
             f"folder must be on a file system all of them share (they read the source "
             f"agents process 0 writes)")
-
-
-def _curve_arrays(info, seconds, compile_seconds, seeds):
-    return {"steps": np.asarray(info["steps"])[0], "test": np.asarray(info["test_episodes"]),
-            "distinct": np.asarray(info["distinct"]), "seconds": np.float64(seconds),
-            "compile_seconds": np.float64(compile_seconds), "seeds": np.asarray(seeds)}
-
-
-# -- analysis ---------------------------------------------------------------------------
-
-
-def smooth(curve: np.ndarray, window: int) -> np.ndarray:
-    """Trailing moving average (the first points average what there is so far)."""
-    c = np.cumsum(np.asarray(curve, np.float64), axis=-1)
-    n = curve.shape[-1]
-    idx = np.arange(n)
-    lo = np.maximum(idx - window, -1)
-    upper = c[..., idx]
-    lower = np.where(lo >= 0, c[..., np.maximum(lo, 0)], 0.0)
-    return (upper - lower) / (idx - lo)
-
-
-def crossover_steps(transferred: np.ndarray, scratch: np.ndarray, steps: np.ndarray,
-                    window: int, exclude_self: bool = False) -> np.ndarray:
-    """All-to-all crossover: for run i of ``transferred`` [N, P] and run j of ``scratch``
-    [M, P] (mean test metric per curve point), the first step at which smoothed run i
-    reaches smoothed run j's final value; NaN where it never does. Returns [N, M] (pairs
-    i == j dropped, as NaN, with ``exclude_self``)."""
-    a, b = smooth(transferred, window), smooth(scratch, window)
-    ref = b[:, -1]
-    reached = a[:, None, :] >= ref[None, :, None]  # [N, M, P]
-    first = np.argmax(reached, axis=-1)
-    out = np.where(reached.any(axis=-1), steps[first].astype(np.float64), np.nan)
-    if exclude_self:
-        n = min(out.shape)
-        out[np.arange(n), np.arange(n)] = np.nan
-    return out
-
-
-def _cell(values: np.ndarray, seed: int = 0) -> dict:
-    """mean ± std and bootstrap 95% CI over episodes and seeds, plus the spread across
-    seeds (std of the per-seed means): values [N seeds, E episodes]."""
-    from catchjax.runs.analysis import bootstrap_ci
-
-    flat = values.reshape(-1)
-    lo, hi = bootstrap_ci(flat, seed=seed)
-    per_seed = values.mean(axis=1)
-    return {"mean": float(flat.mean()), "std": float(flat.std()), "ci_low": lo, "ci_high": hi,
-            "seed_std": float(per_seed.std()), "n_seeds": int(values.shape[0]),
-            "n_episodes": int(values.shape[1])}
-
-
-def analyze(out: Path, spec: StudySpec, config, ft_point: int, task_objs=None) -> dict:
-    """Cells of the three matrices, curves and crossovers from the stage files (each
-    read once)."""
-    from catchjax.runs.analysis import bootstrap_ci
-
-    runs = {(s, s): load_stage(out, f"scratch__{s}") for s in spec.tasks}
-    runs.update({(s, t): load_stage(out, f"{s}__to__{t}")
-                 for s in spec.tasks for t in spec.tasks if s != t})
-    cells, curves, cross = [], [], []
-    for (s, t), st in runs.items():
-        if s == t:  # the diagonal: the scratch run, in the regimes that train on the target
-            for regime in ("fine-tune", "retrain"):
-                cells.append({"regime": regime, "source": s, "target": s, "kind": "scratch",
-                              **_cell(st["test"][:, -1])})
-        else:
-            for regime, p in (("zero-shot", 0), ("fine-tune", ft_point), ("retrain", -1)):
-                cells.append({"regime": regime, "source": s, "target": t, "kind": "transfer",
-                              **_cell(st["test"][:, p])})
-    for (s, t), st in runs.items():
-        # seconds per step of one agent in this stage's vmapped run
-        per_step = float(st["seconds"]) / len(st["seeds"]) / max(float(st["steps"][-1]), 1)
-        mean_curve = st["test"].mean(axis=-1)  # [N, P]
-        for i, sd in enumerate(st["seeds"]):
-            for j, step in enumerate(st["steps"]):
-                curves.append({"source": s, "target": t, "seed": int(sd), "step": int(step),
-                               "test": float(mean_curve[i, j])})
-        ref = runs[(t, t)]["test"].mean(axis=-1)
-        pairs = crossover_steps(mean_curve, ref, st["steps"], spec.smoothing,
-                                exclude_self=(s == t))
-        finite = pairs[np.isfinite(pairs)]
-        lo, hi = bootstrap_ci(finite) if finite.size else (np.nan, np.nan)
-        mean = float(finite.mean()) if finite.size else float("nan")
-        cross.append({"source": s, "target": t, "kind": "scratch" if s == t else "transfer",
-                      "mean_steps": mean, "ci_low_steps": lo, "ci_high_steps": hi,
-                      "mean_seconds": mean * per_step,
-                      "ci_low_seconds": lo * per_step, "ci_high_seconds": hi * per_step,
-                      "pairs_reached": int(finite.size),
-                      "pairs": int(pairs.size - (min(pairs.shape) if s == t else 0))})
-    first = runs[(spec.tasks[0], spec.tasks[0])]
-    return {"cells": cells, "curves": curves, "crossover": cross,
-            "fine_tune_step": int(first["steps"][ft_point]),
-            "trained_steps": int(first["steps"][-1])}
-
-
-def _csv(rows: list[dict]) -> bytes:
-    if not rows:
-        return b""
-    cols = list(rows[0])
-    lines = [",".join(cols)]
-    for r in rows:
-        lines.append(",".join(f"{r[c]:.6g}" if isinstance(r[c], float) else str(r[c])
-                              for c in cols))
-    return ("\n".join(lines) + "\n").encode()
-
-
-def write_results(out: Path, result: dict, spec: StudySpec, config) -> None:
-    for name in ("cells", "curves", "crossover"):
-        safe_io.atomic_write_bytes(out / f"{name}.csv", _csv(result[name]))
-    summary = {"spec": dataclasses.asdict(spec), "config": dataclasses.asdict(config),
-               "fine_tune_step": result["fine_tune_step"],
-               "trained_steps": result["trained_steps"],
-               "device": jax.devices()[0].device_kind}
-    safe_io.atomic_write_bytes(out / "summary.json", json.dumps(summary, indent=2).encode())
-    from catchjax.studies import transfer_plots
-
-    transfer_plots.plot_all(out, result, spec)
-
-
-def format_matrix(result: dict, spec: StudySpec, regime: str) -> str:
-    """One regime's source x target matrix as text: mean±std [CI]."""
-    cells = {(c["source"], c["target"]): c for c in result["cells"] if c["regime"] == regime}
-    w = 30
-    lines = [f"{regime}: rows = source, columns = target",
-             " " * 16 + "".join(f"{t[:w]:>{w}s}" for t in spec.tasks)]
-    for s in spec.tasks:
-        row = f"{s[:15]:16s}"
-        for t in spec.tasks:
-            c = cells.get((s, t))
-            txt = ("N/A" if c is None else
-                   f"{c['mean']:.3f}±{c['std']:.3f} [{c['ci_low']:.3f},{c['ci_high']:.3f}]")
-            row += f"{txt:>{w}s}"
-        lines.append(row)
-    return "\n".join(lines)

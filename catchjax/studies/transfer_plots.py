@@ -27,16 +27,25 @@ def _save(fig, path: Path) -> None:
 
 
 def plot_all(out: Path, result: dict, spec) -> None:
+    """The study's figures: one matrix per regime, the training curves on each target,
+    and the crossovers."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     tasks = list(spec.tasks)
-    n = len(tasks)
     # the learner names its curve: the DQN trains in environment steps and is scored by
     # greedy episodes, CATCH meta-trains in table queries and is scored by adaptation
     unit, metric = curve_labels(getattr(spec, "method", "dqn"))
+    colour = {s: f"C{i}" for i, s in enumerate(tasks)}  # one colour per source everywhere
+    _plot_matrices(plt, out, result, tasks)
+    _plot_curves(plt, out, result, tasks, unit, metric, colour)
+    _plot_crossover(plt, out, result, tasks, unit, colour)
+
+
+def _plot_matrices(plt, out: Path, result: dict, tasks: list) -> None:
+    n = len(tasks)
     for regime in ("zero-shot", "fine-tune", "retrain"):
         cells = {(c["source"], c["target"]): c for c in result["cells"]
                  if c["regime"] == regime}
@@ -61,10 +70,13 @@ def plot_all(out: Path, result: dict, spec) -> None:
         ax.set_title(f"{regime} (colour: rank within each target column)")
         _save(fig, out / f"matrix_{regime}.png")
 
+
+def _plot_curves(plt, out: Path, result: dict, tasks: list, unit: str, metric: str,
+                 colour: dict) -> None:
+    n = len(tasks)
     # training curves on each target: scratch vs transferred from each source
     fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.2), squeeze=False)
     curves = result["curves"]
-    colour = {s: f"C{i}" for i, s in enumerate(tasks)}  # one colour per source everywhere
     for j, t in enumerate(tasks):
         ax = axes[0, j]
         for s in tasks:
@@ -89,6 +101,10 @@ def plot_all(out: Path, result: dict, spec) -> None:
         ax.legend(fontsize=7)
     _save(fig, out / "curves.png")
 
+
+def _plot_crossover(plt, out: Path, result: dict, tasks: list, unit: str,
+                    colour: dict) -> None:
+    n = len(tasks)
     # crossover: steps to reach the scratch runs' final performance
     fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
     for j, t in enumerate(tasks):
