@@ -13,14 +13,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from catchjax.runs import compile_cache, numerics, status
 from catchjax import methods
 from catchjax.benchmarks import tables
 from catchjax.benchmarks.tasks import Task, target_columns
-from catchjax.store.checkpoints import load_agent, load_agents, save_agent, save_agents
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
+from catchjax.runs import compile_cache, numerics, status
 from catchjax.runs.sweeps import check_seed
+from catchjax.store.checkpoints import load_agent, load_agents, save_agent, save_agents
 
 __all__ = ["TrainedAgent", "for_search", "leave_out_pool", "load_agent", "load_agents",
            "meta_train", "pool_rewards", "save_agent", "save_agents", "train", "train_many"]
@@ -184,13 +184,14 @@ def for_search(method: str, task: Task, *, init=None, budget=None, seed: int = 0
                pool=None, log=print, agents: int | None = None, **settings):
     """What a search of ``method`` on ``task`` starts from: ``(config, trained, info)``.
 
-    ``init``: a checkpoint, or a folder of several (:func:`~catchjax.store.checkpoints.save_agents`),
-    loaded for ``task`` with ``budget`` and ``settings`` over its config. Without it, a
-    method that needs an agent trains ``agents`` of them now (default: the method's
-    ``Learner.agents``, CATCH 5, seeds ``seed``..``seed+agents-1``, one vmapped call), on
-    the pool that leaves the target out (the DQN: on the task; ``pool`` chooses), so one
-    command reproduces a CATCH-meta result and one training seed does not decide it.
-    ``trained`` is a list of TrainedAgents (a sweep shares its trials among them), or None
+    ``init``: a checkpoint, or a folder of several
+    (:func:`~catchjax.store.checkpoints.save_agents`), loaded for ``task`` with ``budget``
+    and ``settings`` over its config. Without it, a method that needs an agent trains
+    ``agents`` of them now (default: the method's ``Learner.agents``, CATCH 5, seeds
+    ``seed``..``seed+agents-1``, one vmapped call), on the pool that leaves the target out
+    (the DQN: on the task; ``pool`` chooses), so one command reproduces a CATCH-meta result
+    and one training seed does not decide it. ``trained`` is a list of TrainedAgents (a
+    sweep shares its trials among them), or None
     for methods without an agent (the config is then built, not validated: the sweep does
     that). ``info``: where the agents came from, for the run's summary."""
     m = methods.get(method)

@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from catchjax.runs import analysis
 from catchjax.benchmarks.tasks import Task
+from catchjax.runs import analysis
 
 
 @dataclasses.dataclass

@@ -22,15 +22,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from catchjax.runs import batched, compile_cache, numerics, status
 from catchjax import methods
-from catchjax.store import reporting
 from catchjax.arguments import INT32_MAX, check_run, check_seed  # noqa: F401  (JAX-free)
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
+from catchjax.runs import batched, compile_cache, numerics, status
 from catchjax.runs.progress import SweepProgress, fingerprint
 from catchjax.runs.results import SweepResult, versions
+from catchjax.store import reporting
 
 __all__ = ["SweepResult", "run_trial", "sweep", "trial_key", "versions"]
 
