@@ -159,3 +159,46 @@ def test_meta_training_from_the_command_line_with_a_named_generator(syn_nb201, t
                      "--init", str(tmp_path / "agent"), "-k", "3",
                      "--out", str(tmp_path / "a.json")]) == 0
     assert len(json.loads((tmp_path / "a.json").read_text())["proposals"]) == 3
+
+
+def test_lost_proposals_come_back_and_bad_tells_are_refused(syn_nb201, tmp_path, capsys):
+    """Proposals whose file was lost are handed out again (--pending), the reason no new
+    one comes names them; ids are never truncated (0.7 is not 0); an arch-only CSV says
+    meta-tell needs ids; a folder that is not a meta-training gets no lock file."""
+    import json
+
+    from catchjax import cli
+
+    state, props = tmp_path / "meta", tmp_path / "p.json"
+    sets = [x for k, v in dict(TINY, meta_epochs=2, meta_budget=4).items()
+            for x in ("--set", f"{k}={v}")]
+    assert cli.main(["meta-ask", "--state", str(state), "--space",
+                     "table:synthetic-nb201/cifar10", "--tasks", "pool:3", "-k", "4",
+                     "--out", str(props), *sets]) == 0
+    asked = json.loads(props.read_text())["proposals"]
+    props.unlink()  # the jobs and their file are lost
+    capsys.readouterr()
+    assert cli.main(["meta-ask", "--state", str(state), "-k", "2", "--out", str(props)]) == 0
+    assert json.loads(props.read_text())["proposals"] == []
+    err = capsys.readouterr().err
+    ids = [p["id"] for p in asked]  # the seeds: the rest waits for their rewards
+    assert f"waits for the rewards of proposals {ids}" in err and "--pending" in err
+    assert cli.main(["meta-ask", "--state", str(state), "--pending", "--out", str(props)]) == 0
+    assert json.loads(props.read_text())["proposals"] == asked
+
+    meta = MetaTraining.load(state)
+    with pytest.raises(CatchjaxError, match="proposal ids must be integers, got 0.7"):
+        meta.tell([0.7, 1], [0.5, 0.6])
+    assert MetaTraining.load(state).pending_proposals() == asked  # nothing was told
+    results = tmp_path / "r.csv"
+    results.write_text("arch,reward\n" + "".join(f"{p['arch']},0.5\n" for p in asked))
+    assert cli.main(["meta-tell", "--state", str(state), str(results)]) == 2
+    assert "needs the id column" in capsys.readouterr().err
+
+    mine = tmp_path / "my-folder"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("the user's")
+    for argv in (["meta-ask", "--state", str(mine)], ["ask", "--state", str(mine)],
+                 ["tell", "--state", str(mine), str(results)]):
+        assert cli.main(argv) == 2, argv
+        assert sorted(p.name for p in mine.iterdir()) == ["notes.txt"], argv

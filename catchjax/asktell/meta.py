@@ -31,6 +31,7 @@ from pathlib import Path
 import jax
 
 from catchjax import methods, safe_io
+from catchjax.asktell import checks
 from catchjax.asktell.domains import Domain, domain_by_name
 from catchjax.asktell.search import AskTell
 from catchjax.core import TrainedAgent
@@ -183,8 +184,10 @@ class MetaTraining:
         path = Path(state_dir).expanduser().resolve()
         if not path.is_dir():
             raise CatchjaxError(f"meta-training folder {path} does not exist")
+        if not (path / MANIFEST).is_file():  # refused before a lock file is made there
+            raise CatchjaxError(f"{path} is not a meta-training folder (no {MANIFEST})")
         with folder.hold(path / LOCK, timeout=lock_timeout,
-                          what=f"meta-training folder {path}", read_only_ok=True):
+                         what=f"meta-training folder {path}", read_only_ok=True):
             meta = cls._read(path)
         tasks_name = meta.get("tasks")
         if tasks is None:
@@ -295,7 +298,7 @@ class MetaTraining:
 
             return contextlib.nullcontext()
         return folder.hold(self.state_dir / LOCK, timeout=self.lock_timeout,
-                            what=f"meta-training folder {self.state_dir}")
+                           what=f"meta-training folder {self.state_dir}")
 
     # -- steps ---------------------------------------------------------------------------
     def ask(self, k: int = 1) -> list[dict]:
@@ -316,22 +319,48 @@ class MetaTraining:
                     self.searches[m] = self._new_search(m, None)
             m = len(self.epochs) - 1
             search = self._search(m)
-        out = search.ask(k)
+        return self._numbered(m, search.ask(k))
+
+    def _numbered(self, m: int, proposals: list[dict]) -> list[dict]:
+        """Meta-epoch ``m``'s proposals as the meta-training numbers them, with the task."""
         return [{"id": m * self.meta_budget + p["id"], "meta_epoch": m,
                  "task": self.epochs[m]["task"], **{k: v for k, v in p.items() if k != "id"}}
-                for p in out]
+                for p in proposals]
+
+    def pending_proposals(self) -> list[dict]:
+        """The current meta-epoch's proposals still waiting for a reward, as :meth:`ask`
+        returned them (to hand them out again after the jobs training them were lost)."""
+        with self._lock():
+            self._refresh()
+            if not self.epochs:
+                return []
+            m = len(self.epochs) - 1
+            search = self._search(m)
+        return self._numbered(m, search.pending_proposals())
 
     def why_not_more(self) -> str:
         if self.done:
             return f"meta-training is done ({self.config.meta_epochs} meta-epochs)"
         if not self.epochs:
             return ""
-        return self._search(len(self.epochs) - 1).why_not_more()
+        m = len(self.epochs) - 1
+        search = self._search(m)
+        if search.pending and (search.n_asked == self.meta_budget or search.ready() == 0):
+            waiting = [m * self.meta_budget + i for i in search.pending]  # as ask numbers them
+            then = (f"the next one starts ({self.config.meta_epochs - m - 1} meta-epochs to "
+                    f"go)" if search.n_asked == self.meta_budget else "it proposes more")
+            return (f"meta-epoch {m} waits for the rewards of proposals {waiting} before "
+                    f"{then}; `catchjax meta-ask --pending` hands them out again")
+        return search.why_not_more()
 
     def tell(self, ids, rewards, *, extras=None) -> None:
         """The rewards of proposals ``ids`` (as :meth:`ask` numbered them: meta-epoch m's
         proposal j is m * meta_budget + j), all of one meta-epoch still running."""
-        ids = [int(i) for i in ids]
+        if isinstance(ids, (str, bytes)) or not hasattr(ids, "__iter__"):
+            raise CatchjaxError(f"ids must be a list of proposal ids, got {ids!r}")
+        ids = [checks.proposal_id(i) for i in ids]  # 0.7 is refused, never truncated to 0
+        if not ids:
+            raise CatchjaxError("tell needs at least one result")
         epochs = {i // self.meta_budget for i in ids}
         if len(epochs) != 1:
             raise CatchjaxError(f"one tell is for the proposals of one meta-epoch; these are "

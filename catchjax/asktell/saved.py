@@ -159,7 +159,7 @@ def load(state_dir, *, method: str | None, space: str | None, lock_timeout,
     path = real_path(state_dir)
     safe_io.restore_set_aside(path)
     lock_timeout = folder.timeout_value(lock_timeout)
-    if lock and path.is_dir():
+    if lock and (path / MANIFEST).is_file():  # another folder gets no lock file from us
         with SearchFolder(path, lock_timeout).hold(read_only_ok=True):
             return load(path, method=method, space=space, lock_timeout=lock_timeout,
                         lock=False)

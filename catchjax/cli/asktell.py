@@ -44,8 +44,8 @@ def add_ask(sub) -> None:
                        metavar="NAME=VALUE", help="override a method setting")
     start.add_argument("--init", help="a trained agent's checkpoint (catch-meta, dqn)")
     ak.add_argument("--lock-timeout", type=options.seconds, default=120.0, metavar="SECONDS",
-                      help="how long to wait for another worker's ask or tell on the same "
-                      "search (default 120)")
+                    help="how long to wait for another worker's ask or tell on the same "
+                    "search (default 120)")
 
 
 def add_meta_ask(sub) -> None:
@@ -59,6 +59,9 @@ def add_meta_ask(sub) -> None:
     ma.add_argument("--out", help="write the proposals to this JSON file (default: stdout)")
     ma.add_argument("--agent-out", help="once meta-training is done: save the agent here "
                     "(`sweep/ask --method catch-meta --init` adapts it)")
+    ma.add_argument("--pending", action="store_true",
+                    help="ask nothing new: write the current meta-epoch's proposals still "
+                    "waiting for a reward (e.g. after the jobs training them were lost)")
     mstart = ma.add_argument_group("starting a meta-training (first meta-ask only)")
     mstart.add_argument("--method", default="catch-meta",
                         help="catch-meta (default), catch-zero or catch-random")
@@ -70,7 +73,7 @@ def add_meta_ask(sub) -> None:
                         metavar="NAME=VALUE", help="method setting, e.g. --set meta_epochs=8 "
                         "--set meta_budget=8")
     ma.add_argument("--lock-timeout", type=options.seconds, default=120.0, metavar="SECONDS",
-                      help="how long to wait for another worker (default 120)")
+                    help="how long to wait for another worker (default 120)")
 
 
 def add_meta_tell(sub) -> None:
@@ -80,7 +83,7 @@ def add_meta_tell(sub) -> None:
     mt_.add_argument("--state", required=True, help="the meta-training folder")
     mt_.add_argument("results", help="CSV with a header: id (from the proposals) and reward")
     mt_.add_argument("--lock-timeout", type=options.seconds, default=120.0, metavar="SECONDS",
-                      help="how long to wait for another worker (default 120)")
+                     help="how long to wait for another worker (default 120)")
 
 
 def add_tell(sub) -> None:
@@ -88,8 +91,8 @@ def add_tell(sub) -> None:
     tl = sub.add_parser("tell", help="ask/tell: hand the rewards of asked architectures back")
     tl.add_argument("--state", required=True, help="the search folder")
     tl.add_argument("--lock-timeout", type=options.seconds, default=120.0, metavar="SECONDS",
-                      help="how long to wait for another worker's ask or tell on the same "
-                      "search (default 120)")
+                    help="how long to wait for another worker's ask or tell on the same "
+                    "search (default 120)")
     tl.add_argument("results", help="CSV with a header: reward, and id (from the proposals "
                     "file) or arch; other columns (accuracy, latency, ...) are kept")
 
@@ -240,10 +243,10 @@ def cmd_meta_ask(args) -> int:
         meta = MetaTraining.start(args.space, args.tasks, method=args.method, seed=args.seed,
                                   state_dir=state, lock_timeout=args.lock_timeout,
                                   **dict(args.set))
-    proposals = meta.ask(args.k)
+    proposals = meta.pending_proposals() if args.pending else meta.ask(args.k)
     doc = {"kind": "catchjax proposals", "state": str(meta.state_dir), "method": meta.method,
            "space": meta.domain.name, "proposals": proposals}
-    if not proposals:
+    if not proposals and not args.pending:
         doc["note"] = meta.why_not_more()
         print(f"catchjax: no proposals: {doc['note']}", file=sys.stderr)
     if meta.done and args.agent_out:
@@ -264,8 +267,9 @@ def cmd_meta_tell(args) -> int:
     from catchjax.asktell.meta import MetaTraining
 
     ids, archs, rewards, extras = read_results_csv(args.results)
-    if len(ids) != len(rewards):
-        raise CatchjaxError(f"{args.results}: meta-tell needs the id column of the proposals")
+    if ids is None or len(ids) != len(rewards):  # an arch may be asked in several epochs
+        raise CatchjaxError(f"{args.results}: meta-tell needs the id column of the proposals "
+                            f"(an arch column alone does not say which meta-epoch it is of)")
     meta = MetaTraining.load(args.state, lock_timeout=args.lock_timeout)
     meta.tell(ids, rewards, extras=extras)
     state = "done: save the agent with `catchjax meta-ask --state ... --agent-out PATH`" \
