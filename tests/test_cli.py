@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from catchjax import cli
+from catchjax import cli, methods
 from catchjax.benchmarks import tables
 from catchjax.cli import sweep as cli_sweep
 from catchjax.runs import sweeps
@@ -396,3 +396,31 @@ def test_the_table_files_a_run_read_are_fingerprinted(tmp_path, monkeypatch):
     assert len({first, second, third}) == 3
     monkeypatch.setenv("CATCHJAX_DATA", str(tmp_path))
     assert tables_mod.table_digest("nb201") == third
+
+
+def test_a_budget_spent_on_warm_up_draws_alone_is_said_before_compiling(tmp_path, capsys,
+                                                                        monkeypatch):
+    """REA with --budget 2 (its population is 10) would run random draws without a word."""
+    def refuse(*a, **k):
+        raise AssertionError("compiled")
+
+    monkeypatch.setattr(sweeps, "_compiled", refuse)
+    assert _run("sweep", "--method", "rea", "--benchmark", "synthetic-nb201", "--task",
+                "cifar10", "--trials", "2", "--budget", "2", "--no-progress", "--out",
+                str(tmp_path / "o")) == 1  # stopped where it would compile
+    out, err = capsys.readouterr()
+    assert "AssertionError: compiled" in err
+    assert "rea makes its first 10 proposals at random" in out and "budget above 10" in out
+    from catchjax.store import reporting
+
+    summary = {"method": "rea", "benchmark": "synthetic-nb201", "task": "cifar10", "trials": 2,
+               "budget": 12, "seed": 0, "reward_metric": "r", "report_metric": "t",
+               "mean": 94.8, "std": 0.1, "ci95": [94.7, 94.9], "table_best": 96.4,
+               "best_hits": 0, "report_means": {}, "trials_per_second": 1.0,
+               "compile_seconds": 1.0, "wall_seconds": 1.0, "device": "cpu x1"}
+    assert "synthetic table: seeded made-up numbers" in reporting.format_summary(summary)
+    real = reporting.format_summary({**summary, "benchmark": "nb201"})
+    assert "synthetic" not in real
+    for method, budget in (("rea", 11), ("random", 2), ("catch-sfs", 20)):
+        assert sweeps.warmup_note(method, methods.build(method, budget)) is None
+    assert "first 10" in sweeps.warmup_note("ls", methods.build("ls", 10))

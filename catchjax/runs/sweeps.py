@@ -277,9 +277,10 @@ def _bar(name: str, trials: int, done: int):
 
 
 def size_notes(name: str, config, task: Task, trials: int) -> list[str]:
-    """What a user should know before a large run starts: a budget beyond the searchable
-    networks (the method evaluates some again), and results of more than ~1 GB."""
-    notes = []
+    """What a user should know before a run starts: a budget that its method spends on
+    random warm-up draws alone, a budget beyond the searchable networks (the method
+    evaluates some again), and results of more than ~1 GB."""
+    notes = [] if (warm := warmup_note(name, config)) is None else [warm]
     if config.budget > task.n_searchable:
         notes.append(f"note: budget {config.budget:,} is more than the {task.n_searchable:,} "
                      f"searchable networks of {task.name}: {name} will evaluate networks "
@@ -294,6 +295,25 @@ def size_notes(name: str, config, task: Task, trials: int) -> list[str]:
                      f"{rows * 24 / 2**30:.1f} GB of result arrays in memory (they are "
                      f"written in chunks); lower --trials or --budget for less")
     return notes
+
+
+def warmup_note(name: str, config) -> str | None:
+    """A note when every evaluation of a trial is one of the method's first proposals,
+    which it makes before it uses any reward (REA's initial population, local search's
+    and BANANAS' random starts, CATCH's seeds): its trials are then random draws."""
+    import dataclasses
+
+    stepper = methods.get(name).stepper
+    if stepper is None:
+        return None
+    unbounded = 10**9  # the warm-up the method would make with budget to spare
+    warm = stepper.first(dataclasses.replace(config, budget=unbounded))
+    if not 0 < warm < unbounded or config.budget > warm:
+        return None  # no warm-up, or one that grows with the budget (random search, DQN)
+    return (f"note: {name} makes its first {warm} proposals at random, before it uses any "
+            f"reward; with a budget of {config.budget} every evaluation is one of them, so "
+            f"these trials are random draws. Give a budget above {warm} (or make the "
+            f"warm-up smaller with --set) to run {name} itself")
 
 
 def _share_restored(chunks, config, chunk, trials, arrays, agent, n_agents):

@@ -224,6 +224,9 @@ def format_summary(s: dict) -> str:
         f"  found the table's best ({s['table_best']:.3f}) in {s['best_hits']} of {s['trials']} "
         f"trials",
     ]
+    if str(s["benchmark"]).startswith("synthetic-"):  # numbers that read like real ones
+        lines.insert(1, f"  {s['benchmark']} is a synthetic table: seeded made-up numbers "
+                        f"shaped like the real benchmark's, not its results")
     if s.get("agents", 1) > 1:
         means = ", ".join(f"{m:.3f}" for m in s["agent_means"])
         lines.append(f"  across {s['agents']} trained agents (trials shared round-robin): "
