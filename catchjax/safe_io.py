@@ -70,8 +70,8 @@ def check_output_dir(path, overwrite: bool, *, owned: set[str], marker: str, wha
         entries = sorted(e.name for e in path.iterdir())
         if entries and not overwrite:
             raise CatchjaxError(
-                f"{path} already holds results; choose another folder or pass {flag} to "
-                f"replace them"
+                f"{path} already holds results{_what_is_there(path, marker)}; choose another "
+                f"folder or pass {flag} to replace them"
             )
         if entries:
             foreign = not_written_by_catchjax(path, what, owned)
@@ -83,6 +83,28 @@ def check_output_dir(path, overwrite: bool, *, owned: set[str], marker: str, wha
                 )
     ensure_writable_parent(path)
     return path
+
+
+def _what_is_there(path: Path, marker: str) -> str:
+    """" (a rea run on nb201/cifar10, 500 trials, written ...)" from the folder's marker
+    file when it is one catchjax wrote, so that --overwrite's hint says what it would
+    replace; "" when there is nothing to say (never an error)."""
+    import json
+
+    try:
+        meta = json.loads((path / marker).read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return ""
+    if not isinstance(meta, dict) or not isinstance(meta.get("method"), str):
+        return ""
+    where = "/".join(str(meta[k]) for k in ("benchmark", "task") if meta.get(k)) or \
+        meta.get("domain") or ""
+    bits = [f"{meta['trials']} trials"] if isinstance(meta.get("trials"), int) else []
+    if isinstance(meta.get("written_at"), str):
+        bits.append(f"written {meta['written_at']}")
+    return (f" (a {meta['method']} {meta.get('kind') or 'run'}"
+            + (f" on {where}" if where else "") + (f", {', '.join(bits)}" if bits else "")
+            + ")")
 
 
 def _relative_entries(folder: Path) -> list[str]:

@@ -424,3 +424,15 @@ def test_a_budget_spent_on_warm_up_draws_alone_is_said_before_compiling(tmp_path
     for method, budget in (("rea", 11), ("random", 2), ("catch-sfs", 20)):
         assert sweeps.warmup_note(method, methods.build(method, budget)) is None
     assert "first 10" in sweeps.warmup_note("ls", methods.build("ls", 10))
+
+
+def test_a_folder_holding_another_run_says_what_it_holds(tmp_path, capsys):
+    out = str(tmp_path / "o")
+    assert _run("sweep", "--method", "random", "--benchmark", "synthetic-nb201", "--task",
+                "cifar10", "--trials", "2", "--budget", "4", "--no-progress", "--out", out) == 0
+    capsys.readouterr()
+    assert _run("sweep", "--method", "rea", "--benchmark", "synthetic-nb201", "--task",
+                "cifar10", "--trials", "2", "--budget", "12", "--no-progress", "--out", out) == 2
+    err = capsys.readouterr().err
+    assert "already holds results (a random run on synthetic-nb201/cifar10, 2 trials, " \
+           "written 20" in err and "--overwrite" in err
