@@ -95,3 +95,14 @@ def test_the_command_line_searches_a_space_declared_in_a_file(tmp_path, capsys):
     assert cli.main(["ask", "--state", str(state), "--space", str(spec_file),
                      "--out", str(props)]) == 0
     assert json.loads(props.read_text())["proposals"][0]["id"] == 3
+
+
+def test_choices_an_arch_string_could_not_tell_apart_are_refused():
+    """1 and "1" both print as w=1; "a,b" would split into two decisions."""
+    with pytest.raises(CatchjaxError, match=r"choices 1, '1' print alike .*w=1"):
+        categorical_domain({"w": [1, "1"], "x": [0, 1]})
+    with pytest.raises(CatchjaxError, match="may not contain ','"):
+        categorical_domain({"w": ["a,b", "c"]})
+    space = categorical_domain({"w": [1, 2.5, "wide"], "x": [True, False]}).space
+    for row in space.enumerate():
+        assert list(space.from_str(space.to_str(row))) == list(row)  # arch strings round-trip

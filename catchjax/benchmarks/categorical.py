@@ -67,6 +67,17 @@ def normalize(spec) -> dict:
         keys = [json.dumps(c) for c in choices]
         if len(set(keys)) != len(keys):
             raise CatchjaxError(f"decision {name!r} lists a choice twice: {list(choices)}")
+        texts = [_text(c) for c in choices]  # how a proposal's arch string names them
+        alike = sorted({t for t in texts if texts.count(t) > 1})
+        if alike:
+            same = [c for c in choices if _text(c) in alike]
+            raise CatchjaxError(
+                f"decision {name!r}: the choices {', '.join(map(repr, same))} print alike in "
+                f"an arch string ({name}={alike[0]}), so a result told by arch could not say "
+                f"which; make them distinct (e.g. all numbers or all text)")
+        if any("," in t for t in texts):
+            raise CatchjaxError(f"decision {name!r}: a choice may not contain ',' (it "
+                                f"separates the decisions of an arch string): {texts}")
         out[name] = list(choices)
     if not isinstance(forbid, (list, tuple)):
         raise CatchjaxError(f"'forbid' is a list of combinations, got {forbid!r}")
