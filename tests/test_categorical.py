@@ -106,3 +106,10 @@ def test_choices_an_arch_string_could_not_tell_apart_are_refused():
     space = categorical_domain({"w": [1, 2.5, "wide"], "x": [True, False]}).space
     for row in space.enumerate():
         assert list(space.from_str(space.to_str(row))) == list(row)  # arch strings round-trip
+
+
+def test_a_space_file_nested_too_deep_is_refused_in_one_line(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(CatchjaxError, match="nests its lists or objects too deep"):
+        categorical_domain(str(deep))

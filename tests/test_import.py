@@ -276,3 +276,12 @@ def test_nats_folder_with_wrong_contents(tmp_path):
         pickle.dump([1, 2, 3], f)
     with pytest.raises(CatchjaxError, match="not laid out like a nats-topology file"):
         importers.import_benchmark(folder, "auto", tmp_path / "out")
+
+
+def test_import_to_a_file_instead_of_a_folder_is_refused(tmp_path):
+    source, target = tmp_path / "nb201.npz", tmp_path / "a-file"
+    source.write_bytes(b"not read: the target is checked first")
+    target.write_text("the user's")
+    with pytest.raises(CatchjaxError, match="is a file; name the folder"):
+        importers.import_benchmark(source, dest=target)
+    assert target.read_text() == "the user's"

@@ -110,6 +110,10 @@ def categorical_domain(spec) -> Domain:
             spec = json.loads(path.read_text())
         except (ValueError, UnicodeDecodeError) as exc:
             raise CatchjaxError(f"space file {path} is not JSON: {exc}") from None
+        except RecursionError:  # Python's parser gives up on arrays nested ~1,000 deep
+            raise CatchjaxError(f"space file {path} nests its lists or objects too deep to "
+                                f"be a space (a space is a dict of decisions, each a flat "
+                                f"list of choices)") from None
     space, rows, spec = categorical.build(spec)
     name = categorical.PREFIX + json.dumps(spec, separators=(",", ":"))
     return Domain(name, space, _arrays(space, rows), rows, spec)

@@ -310,6 +310,9 @@ def import_benchmark(path, kind: str = "auto", dest=None, name: str | None = Non
     if not path.exists():
         raise CatchjaxError(f"{path}: no such file or folder")
     dest = Path(dest) if dest is not None else tables.data_dir()
+    if dest.exists() and not dest.is_dir():
+        raise CatchjaxError(f"--to {dest} is a file; name the folder the table goes into "
+                            f"(it is made when missing)")
     kind = detect_kind(path) if kind == "auto" else kind
     if kind == "npz":
         filename = name or path.name
