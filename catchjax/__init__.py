@@ -81,11 +81,9 @@ MOVED = {
 
 
 def _moved_to(name: str):
-    for depth in (3, 2):  # catchjax.dqn.learner -> catchjax.methods.dqn + .learner
-        old = ".".join(name.split(".")[:depth])
-        if old in MOVED:
-            return MOVED[old] + name[len(old):]
-    return None
+    """Where ``name`` lives now: catchjax.dqn.learner -> catchjax.methods.dqn.learner."""
+    first = ".".join(name.split(".")[:2])  # every moved name is catchjax.<module>
+    return MOVED[first] + name[len(first):] if first in MOVED else None
 
 
 class _FirstNames(importlib.abc.MetaPathFinder, importlib.abc.Loader):

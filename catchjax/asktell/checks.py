@@ -101,17 +101,6 @@ def as_asked(proposal: dict) -> dict:
     return {k: v for k, v in proposal.items() if k not in ("reward", "asked_at")}
 
 
-def history_rows(log: list) -> list[dict]:
-    """The proposal ``log`` as rows with the same keys each (see ``AskTell.history``)."""
-    keys = sorted({k for p in log for k in (p.get("extras") or {})})
-    return [{"id": p["id"], "arch": p["arch"],
-             "actions": " ".join(str(a) for a in p["actions"]),
-             "reward": p.get("reward"), "asked_at": p.get("asked_at"),
-             "told_at": p.get("told_at"),
-             **{f"extra_{k}": (p.get("extras") or {}).get(k) for k in keys}}
-            for p in log]
-
-
 def tell_ids(log: list, ids=None, archs=None) -> list[int]:
     """Proposal ids for a tell: ``ids`` as given (checked), or matched from ``archs`` (the
     oldest pending proposal of that arch) against the proposal ``log``."""

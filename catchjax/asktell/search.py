@@ -208,7 +208,7 @@ class AskTell:
         ``pandas.DataFrame(search.history())``, or ``csv.DictWriter``): id, arch, actions
         (as text), reward (None until told), asked_at, told_at (Unix seconds) and one
         ``extra_<key>`` column per key of the extras told."""
-        return checks.history_rows(self.log)
+        return _history_rows(self.log)
 
     def __repr__(self) -> str:  # short: the state's arrays are not what a reader wants
         told, best = sum(p["reward"] is not None for p in self.log), self.best()
@@ -312,6 +312,18 @@ class AskTell:
         with self._exclusive(refresh=False):
             self.store.check_unchanged()
             self.store.write(saved.manifest(self, self.log), self.state)
+
+
+def _history_rows(log: list) -> list[dict]:
+    """The proposal ``log`` as rows with the same keys each (see ``AskTell.history``)."""
+    keys = sorted({k for p in log for k in (p.get("extras") or {})})
+    return [{"id": p["id"], "arch": p["arch"],
+             "actions": " ".join(str(a) for a in p["actions"]),
+             "reward": p.get("reward"), "asked_at": p.get("asked_at"),
+             "told_at": p.get("told_at"),
+             **{f"extra_{k}": (p.get("extras") or {}).get(k) for k in keys}}
+            for p in log]
+
 
 
 # -- steps outside the lock ------------------------------------------------------------

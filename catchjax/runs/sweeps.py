@@ -11,6 +11,7 @@ The driver knows methods only through the protocol of :mod:`catchjax.core`.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import numbers
@@ -301,8 +302,6 @@ def warmup_note(name: str, config) -> str | None:
     """A note when every evaluation of a trial is one of the method's first proposals,
     which it makes before it uses any reward (REA's initial population, local search's
     and BANANAS' random starts, CATCH's seeds): its trials are then random draws."""
-    import dataclasses
-
     stepper = methods.get(name).stepper
     if stepper is None:
         return None
