@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 # The suite compiles far more than it computes: XLA's CPU backend without LLVM's
@@ -20,9 +23,16 @@ from catchjax.benchmarks import tables, tasks
 from catchjax.runs import agent as agents
 from catchjax.runs import sweeps
 
-# The CLI turns JAX's persistent compilation cache on; tests that call it in-process must
-# not write into the user's cache folder (test_cli checks the cache in a subprocess).
-os.environ.setdefault("CATCHJAX_COMPILE_CACHE", "off")
+# The CLI turns JAX's persistent compilation cache on; tests must not write into the
+# user's cache folder (test_cli checks that cache in a subprocess of its own). The whole
+# session -- both xdist workers and every CLI subprocess -- shares one fresh folder instead:
+# the suite compiles the same small programs in many processes (8 ask/tell workers, CLI
+# calls), and a program compiled once loads in the others. The controller makes it before
+# the workers start (they inherit the variable) and removes it at exit.
+if "PYTEST_XDIST_WORKER" not in os.environ and "CATCHJAX_COMPILE_CACHE" not in os.environ:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="catchjax-test-compile-cache-")
+    os.environ["CATCHJAX_COMPILE_CACHE"] = _SESSION_CACHE
+    atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
 HERE = Path(__file__).resolve().parent
 # CI sets CATCHJAX_DATA=../shared/data; a developer checkout has ../shared beside it too.

@@ -92,12 +92,12 @@ def test_failures_of_the_runtime_end_in_one_line_within_the_timeout(tmp_path):
     import threading
     import time
 
+    # The three scenarios run at once (each mostly waits on a timeout), each into its own
+    # output folder.
     out = ["--out", str(tmp_path / "o")]
-    alone = _cli(*SWEEP, *out, "--coordinator", f"127.0.0.1:{_free_port()}",
-                 "--num-processes", "2", "--process-id", "0", "--init-timeout", "2")
-    _, err = alone.communicate(timeout=120)
-    assert alone.returncode == 2 and "did not all join within --init-timeout 2 s" in err
-    assert err.count("\n") == 1
+    alone = _cli(*SWEEP, "--out", str(tmp_path / "alone"), "--coordinator",
+                 f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id", "0",
+                 "--init-timeout", "2")
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -110,18 +110,25 @@ def test_failures_of_the_runtime_end_in_one_line_within_the_timeout(tmp_path):
             conn.close()
 
     threading.Thread(target=answer_like_a_web_server, daemon=True).start()
-    other = _cli(*SWEEP, *out, "--coordinator", f"127.0.0.1:{server.getsockname()[1]}",
-                 "--num-processes", "2", "--process-id", "1", "--init-timeout", "5")
-    _, err = other.communicate(timeout=120)
-    assert other.returncode == 2 and "not as a JAX coordinator" in err
-    server.close()
-    assert cli.main([*SWEEP, *out, "--coordinator", "127.0.0.1:1234", "--num-processes",
-                     "2", "--process-id", "1", "--init-timeout", "nan"]) == 2
+    other = _cli(*SWEEP, "--out", str(tmp_path / "other"), "--coordinator",
+                 f"127.0.0.1:{server.getsockname()[1]}", "--num-processes", "2",
+                 "--process-id", "1", "--init-timeout", "5")
 
     long = [*SWEEP[:7], "--trials", "20000", "--budget", "300", "--no-progress"]
     hosts = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2",
              "--init-timeout", "10", *out]
     procs = [_cli(*long, *hosts, "--process-id", str(i)) for i in (0, 1)]
+
+    _, err = alone.communicate(timeout=120)
+    assert alone.returncode == 2 and "did not all join within --init-timeout 2 s" in err
+    assert err.count("\n") == 1
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 2 and "not as a JAX coordinator" in err
+    server.close()
+    assert cli.main([*SWEEP, "--out", str(tmp_path / "nan"), "--coordinator",
+                     "127.0.0.1:1234", "--num-processes", "2", "--process-id", "1",
+                     "--init-timeout", "nan"]) == 2
+
     partial = tmp_path / ".o.partial"
     deadline = time.monotonic() + 120
     while not partial.exists() and time.monotonic() < deadline:
