@@ -4,6 +4,7 @@ answered in a tenth of a second instead of after JAX's import (about 1.5 s)."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -31,6 +32,40 @@ def check_run(trials, budget, seed) -> None:
         if value > INT32_MAX:
             raise CatchjaxError(f"{name} must be at most {INT32_MAX:,}, got {value:,}")
     check_seed(seed)
+
+
+# Bytes a sweep holds per (trial, evaluation) at its end: each chunk's rows and rewards,
+# their concatenation, the summary's best-so-far index and reward, and 4 per report value.
+_BYTES_PER_STEP = 4 * 4 + 4 * 2
+
+
+def memory_estimate(trials: int, budget: int, n_report: int = 3) -> int:
+    """Bytes of result arrays a sweep of ``trials`` x ``budget`` holds at its end."""
+    return trials * budget * (_BYTES_PER_STEP + 4 * n_report)
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes, or None where the OS does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(trials: int, budget: int | None, n_report: int = 3,
+                 method: str | None = None) -> None:
+    """Refuse, before anything compiles, a sweep whose results cannot fit in this
+    machine's memory: it would compute for minutes and then die out of memory."""
+    have = physical_memory()
+    if budget is None or have is None:
+        return
+    need = memory_estimate(trials, budget, n_report)
+    if need > have:
+        raise CatchjaxError(
+            f"{trials:,} trials x budget {budget:,}{' of ' + method if method else ''} "
+            f"would hold about {need / 2**30:,.1f} GB of results in memory, more than this "
+            f"machine's {have / 2**30:,.1f} GB; lower --trials or --budget (or split the "
+            f"trials over several sweeps with different --seed)")
 
 
 def check_seed(seed) -> None:

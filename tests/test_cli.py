@@ -193,6 +193,8 @@ def test_cost_objective_errors_name_the_flag(tmp_path, capsys, flag, value, word
 @pytest.mark.parametrize("flag,value,words", [
     ("--seed", "-1", "seed must be in 0.."), ("--seed", str(2**31), "seed must be in 0.."),
     ("--trials", str(3 * 10**9), "at most"),
+    ("--trials", str(2**31 - 1), "GB of results in memory"),
+    ("--budget", str(10**9), "GB of results in memory"),
 ])
 def test_counts_and_seeds_are_checked_first(tmp_path, capsys, flag, value, words, no_compile):
     assert _run(*SWEEP, "--out", str(tmp_path / "x"), flag, value) == 2
@@ -249,6 +251,10 @@ def test_version_and_a_light_start(capsys):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"  # `catchjax --help` never waits for jax or scipy
+    for module in ("catchjax", "catchjax.cli"):  # `python -m` is the same command
+        run = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                             text=True)
+        assert run.returncode == 0 and run.stdout.startswith("catchjax "), run.stderr
 
 
 def test_argument_errors_come_before_jax_is_imported(tmp_path):

@@ -27,7 +27,7 @@ GROUPS = [
     ("runs", {"runs"}),
     ("asktell", {"asktell"}),
     ("studies", {"studies"}),
-    ("cli", {"cli"}),
+    ("cli", {"cli", "__main__"}),  # __main__: `python -m catchjax`
 ]
 # groups on one level: neither may import the other
 SIBLINGS = {frozenset({"asktell", "studies"})}

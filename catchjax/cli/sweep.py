@@ -107,6 +107,7 @@ def cmd_sweep(args) -> int:
     # counts and the output folder before JAX is even imported.
     options.no_budget_setting(args)
     arguments.check_run(args.trials, args.budget, args.seed)
+    arguments.check_memory(args.trials, args.budget)
     arguments.check_names(args.method, args.benchmark, args.task, args.protocol)
     worker = options.check_process_flags(args)  # process 0 alone writes files
     reporting.check_parquet(args.parquet)

@@ -86,6 +86,7 @@ class SweepResult:
             "mean": float(final.mean()),
             "std": float(final.std(ddof=1)) if len(final) > 1 else 0.0,
             "ci95": list(analysis.bootstrap_ci(final, seed=self.seed)),
+            "ci_method": analysis.ci_method(len(final)),
             "best_hits": int(np.sum(final >= table_best)),
             "table_best": table_best,
             "report_means": {

@@ -24,7 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from catchjax import methods
-from catchjax.arguments import INT32_MAX, check_run, check_seed  # noqa: F401  (JAX-free)
+from catchjax.arguments import (  # noqa: F401  (JAX-free)
+    INT32_MAX,
+    check_memory,
+    check_run,
+    check_seed,
+    memory_estimate,
+)
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
@@ -200,6 +206,7 @@ def sweep(method, task: Task, trials: int = 500, budget: int | None = None, seed
     config = methods.resolve(method, task, budget=budget, agent=_first(agent, n_agents),
                              **settings)
     name = methods.method_name(config)
+    check_memory(trials, config.budget, len(task.spec.report_metrics), name)
     if log is not None:
         for note in size_notes(name, config, task, trials):
             log(note)
@@ -286,14 +293,15 @@ def size_notes(name: str, config, task: Task, trials: int) -> list[str]:
         notes.append(f"note: budget {config.budget:,} is more than the {task.n_searchable:,} "
                      f"searchable networks of {task.name}: {name} will evaluate networks "
                      f"again")
-    rows = trials * config.budget
+    rows, n_report = trials * config.budget, len(task.spec.report_metrics)
     csv_bytes, parquet_bytes = reporting.output_estimate(task, rows)
     if csv_bytes > reporting.LARGE_OUTPUT_BYTES:
         also = (f" and results.parquet about {parquet_bytes / 2**30:.1f} GB"
                 if reporting.has_pyarrow() else "")
         notes.append(f"note: {rows:,} result rows: results.csv will be about "
                      f"{csv_bytes / 2**30:.1f} GB{also}, and the sweep holds about "
-                     f"{rows * 24 / 2**30:.1f} GB of result arrays in memory (they are "
+                     f"{memory_estimate(trials, config.budget, n_report) / 2**30:.1f} GB "
+                     f"of result arrays in memory (they are "
                      f"written in chunks); lower --trials or --budget for less")
     return notes
 
@@ -350,6 +358,7 @@ def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int | N
         stack_agents(agent)  # the same checks as a sweep's
         agent = agent[agent_of_trial(trial, len(agent))]
     config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
+    check_memory(1, config.budget, len(task.spec.report_metrics), methods.method_name(config))
     fn = _single_trial_fn(config)
     out = fn(jnp.asarray(seed, jnp.int32), jnp.asarray(trial, jnp.int32), task.arrays, agent)
     return jax.tree.map(np.asarray, out)
