@@ -37,7 +37,7 @@ from catchjax.asktell.search import AskTell
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
 from catchjax.methods import catch
-from catchjax.store import folder
+from catchjax.store import folder, provenance
 
 MANIFEST = "catchjax-meta.json"
 LOCK = "catchjax-meta.lock"
@@ -222,13 +222,12 @@ class MetaTraining:
         return meta
 
     def _write_manifest(self) -> None:
-        import catchjax
 
         meta = {"format": 1, "kind": "catchjax meta-training", "method": self.method,
                 "config": dataclasses.asdict(self.config), "domain": self.domain.name,
                 "domain_fingerprint": self.domain.fingerprint, "seed": self.seed,
                 "tasks": self.tasks_name, "epochs": self.epochs,
-                "versions": {"catchjax": catchjax.__version__, "jax": jax.__version__}}
+                **provenance.record()}
         folder.write_manifest(self.state_dir / MANIFEST, meta, indent=1)
 
     # -- where it stands -------------------------------------------------------------------

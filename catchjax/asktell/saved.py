@@ -30,7 +30,7 @@ from catchjax import methods, safe_io
 from catchjax.asktell.domains import Domain, categorical_domain, domain_by_name
 from catchjax.core import Method
 from catchjax.errors import CatchjaxError
-from catchjax.store import folder
+from catchjax.store import folder, provenance
 
 FORMAT = 2
 READABLE_FORMATS = (1, 2)  # 1: one state/ folder, replaced with the whole search folder
@@ -137,7 +137,6 @@ class SearchFolder:
 def manifest(search, log) -> dict:
     """The manifest of ``search`` (an :class:`~catchjax.asktell.search.AskTell`) with the
     proposal ``log``: what identifies the search, and every proposal with its reward."""
-    import catchjax
 
     return {
         "format": FORMAT, "kind": KIND, "method": search.method,
@@ -147,7 +146,7 @@ def manifest(search, log) -> dict:
         "budget": search.config.budget,
         "n_asked": len(log), "n_told": sum(p["reward"] is not None for p in log),
         "proposals": log,
-        "versions": {"catchjax": catchjax.__version__, "jax": jax.__version__},
+        **provenance.record(),  # of the process that wrote this generation
     }
 
 

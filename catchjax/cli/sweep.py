@@ -201,9 +201,11 @@ def _table_digest(args) -> str | None:
 def _same_run_done(args, out: Path) -> dict | None:
     """The summary of ``out`` when it already holds this very run: the same command on the
     same table files (SHA-256), by the same catchjax and libraries (versions, a clean
-    source revision), without ``--init`` (whose agent may have changed since). A sweep is
-    a pure function of those, so running it again would write the same results; a
-    quickstart can then be run twice."""
+    source revision) on the same platform, devices and XLA flags, without ``--init``
+    (whose agent may have changed since). A sweep is a pure function of those, so running
+    it again would write the same results; a quickstart can then be run twice. The same
+    command computed by another jax, catchjax or device count is refused, saying what
+    differs (it may have other bits)."""
     import json
 
     from catchjax import safe_io
@@ -213,21 +215,31 @@ def _same_run_done(args, out: Path) -> dict | None:
     if args.init is not None or getattr(args, "coordinator", None) or \
             getattr(args, "distributed", False) or not path.is_file():
         return None
-    from catchjax.runs.results import versions
-
     try:
         summary = json.loads(path.read_text())
         sealed = summary.get(reporting.DIGEST) == reporting.summary_digest(summary)
     except (OSError, ValueError, AttributeError):
         return None
-    revision = _revision()
-    same = (sealed and summary.get("command") == _command(args)
-            and summary.get("source_revision") == revision
-            and not (revision or "").endswith("-dirty")
-            and summary.get("versions") == versions()  # another jax may round differently
+    if not (sealed and summary.get("command") == _command(args)
             and summary.get("table_sha256", "absent") == _table_digest(args)
-            and not safe_io.not_written_by_catchjax(out, "results", reporting.RESULT_FILES))
-    return summary if same else None
+            and not safe_io.not_written_by_catchjax(out, "results", reporting.RESULT_FILES)):
+        return None
+    from catchjax.store import provenance
+
+    revision = _revision()
+    then = {"source_revision": summary.get("source_revision"),
+            "versions": summary.get("versions"), "computed_on": summary.get("computed_on")}
+    now = {"source_revision": revision, **provenance.record()}
+    differ = provenance.differences(then, now)
+    if (revision or "").endswith("-dirty"):
+        differ.insert(0, f"catchjax's source has uncommitted changes ({revision})")
+    if differ:
+        raise CatchjaxError(
+            f"{out} already holds results of this very command, but computed otherwise "
+            f"({'; '.join(differ[:4])}{'; ...' if len(differ) > 4 else ''}): they may differ "
+            f"in the last bits. Pass --overwrite to compute them again here, or choose "
+            f"another --out")
+    return summary
 
 
 def _task_from_args(args):

@@ -27,6 +27,8 @@ import warnings
 
 import jax
 
+from catchjax.store import provenance
+
 __all__ = ["compiler_options", "jit"]
 
 # an empty list of fusion types: no YNNPACK fusions (reductions, dots, elementwise)
@@ -53,6 +55,9 @@ def compiler_options(platform: str | None = None) -> dict | None:
     if platform == "cpu" and _cpu_options_supported():
         return dict(_CPU_OPTIONS)
     return None
+
+
+provenance.set_compiler_options(compiler_options)  # recorded in summaries and manifests
 
 
 def jit(fn, platform: str | None = None, **kwargs):

@@ -15,10 +15,13 @@ from catchjax import safe_io
 from catchjax.benchmarks.tasks import Task
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
+from catchjax.store import provenance
 
 
-def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent) -> dict:
-    """What must match for saved progress to belong to this sweep."""
+def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent,
+                devices=None) -> dict:
+    """What must match for saved progress to belong to this sweep, including what
+    computes it (another device count or XLA flag may give other bits)."""
     import hashlib
 
     digest = hashlib.sha256()
@@ -35,13 +38,24 @@ def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent) -> 
         "agent_sha256": digest.hexdigest() if agent is not None else None,
         # another catchjax or JAX may draw other random numbers: never mix their chunks
         "code": code_versions(),
+        # XLA flags, compiler options, platform: another value may give other bits. The
+        # device and process counts are not here: random search, REA and REINFORCE give
+        # the same bits on any number (a run may resume with more); see device_note.
+        "computed_on": {k: v for k, v in provenance.computed_on(devices).items()
+                        if k not in DEVICE_COUNTS},
     }
 
 
-def code_versions() -> dict:
-    from catchjax.runs.results import versions
+DEVICE_COUNTS = ("device_count", "process_count")
 
-    v = versions()
+
+def device_counts(devices=None) -> dict:
+    on = provenance.computed_on(devices)
+    return {k: on[k] for k in DEVICE_COUNTS}
+
+
+def code_versions() -> dict:
+    v = provenance.versions()
     return {k: v[k] for k in ("catchjax", "jax", "jaxlib")}
 
 
@@ -55,8 +69,11 @@ class SweepProgress:
     small chunks quadratic: ``benchmarks/safety_overhead.py``.)
     """
 
-    def __init__(self, directory, fingerprint: dict):
+    def __init__(self, directory, fingerprint: dict, counts: dict | None = None):
+        """``counts``: the device and process counts of this run, kept beside the
+        fingerprint (not matched): :meth:`device_note` compares them."""
         self.directory = Path(directory).absolute()
+        self.counts, self.counts_then = counts, counts
         self.chunks = self.directory / "chunks"
         self.chunks.mkdir(parents=True, exist_ok=True)
         meta = self.directory / "sweep.json"
@@ -65,15 +82,33 @@ class SweepProgress:
                 saved = json.loads(meta.read_text())
             except (ValueError, UnicodeDecodeError):
                 saved = None
+            if isinstance(saved, dict):
+                self.counts_then = saved.pop("device_counts", None)
             if saved != fingerprint:
-                diff = (sorted(k for k in fingerprint if saved.get(k) != fingerprint[k])
+                diff = (provenance.differences(saved, fingerprint)
                         if isinstance(saved, dict) else ["its sweep.json, which is damaged"])
                 raise CatchjaxError(
                     f"{self.directory} holds progress of a different sweep (differs in "
-                    f"{', '.join(diff)}); remove that folder or choose another output"
+                    f"{'; '.join(diff[:6])}{f'; and {len(diff) - 6} more' if len(diff) > 6 else ''}"
+                    f"); remove that folder or choose another output"
                 )
         else:
-            safe_io.atomic_write_bytes(meta, json.dumps(fingerprint, indent=2).encode())
+            record = {**fingerprint, **({"device_counts": counts} if counts else {})}
+            safe_io.atomic_write_bytes(meta, json.dumps(record, indent=2).encode())
+
+    def device_note(self, restored: int) -> str | None:
+        """A note when ``restored`` chunks were computed on other device or process counts
+        than this run's: bit-identical for random search, REA and REINFORCE, but CATCH and
+        the DQN compute in other bits there (docs/usage.md)."""
+        if not restored or not self.counts or not self.counts_then or \
+                self.counts_then == self.counts:
+            return None
+        then, now = self.counts_then, self.counts
+        return (f"note: resuming {restored} finished chunks computed on {then.get('device_count')}"
+                f" devices in {then.get('process_count')} processes; this run has "
+                f"{now['device_count']} in {now['process_count']}. Random search, REA and "
+                f"REINFORCE give the same bits on any count; CATCH's and the DQN's trials may "
+                f"differ in their last bits from an uninterrupted run")
 
     def _path(self, c: int) -> Path:
         return self.chunks / f"{c:06d}.npz"

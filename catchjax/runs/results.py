@@ -8,6 +8,7 @@ import numpy as np
 
 from catchjax.benchmarks.tasks import Task
 from catchjax.runs import analysis
+from catchjax.store.provenance import versions
 
 
 @dataclasses.dataclass
@@ -30,6 +31,8 @@ class SweepResult:
     trials_run: int | None = None
     # trained agents the trials were shared among (trial i adapted agent i % n_agents)
     n_agents: int = 1
+    # platform, devices, XLA flags and options it ran under (catchjax.store.provenance)
+    computed_on: dict = dataclasses.field(default_factory=dict)
 
     @property
     def trials(self) -> int:
@@ -102,6 +105,7 @@ class SweepResult:
             "config": {"method": self.method, **dataclasses.asdict(self.config)},
             "task_spec": dataclasses.asdict(spec),
             "versions": versions(),
+            "computed_on": self.computed_on,
             **({"search_metrics": self.metric_means()} if self.metrics else {}),
             **self.agent_summary(),
             **self.info,
@@ -124,17 +128,3 @@ class SweepResult:
         """Each per-epoch metric averaged over the trials: name -> [n_epochs] list."""
         return {k: np.asarray(v, np.float64).mean(axis=0).tolist()
                 for k, v in self.metrics.items()}
-
-
-
-def versions() -> dict:
-    import importlib.metadata as md
-    import platform
-
-    out = {"python": platform.python_version()}
-    for pkg in ("catchjax", "jax", "jaxlib", "flax", "optax", "numpy", "scipy"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out

@@ -35,9 +35,9 @@ from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
 from catchjax.runs import batched, compile_cache, numerics, status
-from catchjax.runs.progress import SweepProgress, fingerprint
+from catchjax.runs.progress import SweepProgress, device_counts, fingerprint
 from catchjax.runs.results import SweepResult, versions
-from catchjax.store import reporting
+from catchjax.store import provenance, reporting
 
 __all__ = ["SweepResult", "run_trial", "sweep", "trial_key", "versions"]
 
@@ -226,9 +226,12 @@ def sweep(method, task: Task, trials: int = 500, budget: int | None = None, seed
     chunks: list[SearchTrace] = []
     store = None
     if progress_dir is not None and me == 0:  # only process 0 keeps progress
-        store = SweepProgress(progress_dir,
-                              fingerprint(name, config, task, seed, trials, chunk, agent))
+        store = SweepProgress(progress_dir, fingerprint(name, config, task, seed, trials,
+                                                        chunk, agent, devices),
+                              device_counts(devices))
         chunks = store.restore()
+        if log is not None and (note := store.device_note(len(chunks))):
+            log(note)
     if multi:
         chunks = _share_restored(chunks, config, chunk, trials, arrays, agent, n_agents)
     done = len(chunks)
@@ -257,7 +260,8 @@ def sweep(method, task: Task, trials: int = 500, budget: int | None = None, seed
         method=name, config=config, task=task, seed=seed, rows=trace.rows,
         rewards=trace.rewards, compile_seconds=compile_seconds, wall_seconds=wall,
         device=_device_text(devices, multi), metrics=dict(trace.metrics),
-        trials_run=trials - min(done * chunk, trials), n_agents=max(n_agents, 1))
+        trials_run=trials - min(done * chunk, trials), n_agents=max(n_agents, 1),
+        computed_on=provenance.computed_on(devices))
 
 
 def _run_chunk(compiled, c: int, chunk: int, trials: int, seed: int, arrays, agent,

@@ -22,7 +22,7 @@ from catchjax.benchmarks import tables
 from catchjax.benchmarks.tasks import target_columns
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
-from catchjax.store import folder
+from catchjax.store import folder, provenance
 
 FORMAT = 2
 MANIFEST = "catchjax.json"
@@ -69,7 +69,7 @@ def save_agent(path, trained: TrainedAgent, overwrite: bool = False) -> Path:
             "meta_train_seconds": trained.seconds,
             "protocol": trained.protocol,
             "state_sha256": state_sha256,
-            "versions": {"jax": jax.__version__},
+            **provenance.record(),  # versions, platform, devices, flags of this process
         }
         folder.write_manifest(tmp / MANIFEST, meta, indent=2, atomic=False)
 

@@ -1,0 +1,79 @@
+"""catchjax.store.provenance: every summary and manifest says what computed it, and a
+result computed otherwise is never taken for this one (resume, the same command again)."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import pytest
+
+from catchjax import AskTell, cli
+from catchjax.cli import sweep as cli_sweep
+from catchjax.errors import CatchjaxError
+from catchjax.runs import progress, sweeps
+from catchjax.store import provenance
+from tests.helpers import SWEEP
+
+
+def test_a_record_names_versions_platform_devices_flags_and_options():
+    rec = provenance.record()
+    assert rec["versions"]["jax"] == jax.__version__ and rec["versions"]["catchjax"]
+    on = rec["computed_on"]
+    assert on["platform"] == "cpu" and on["device_count"] == len(jax.devices())
+    assert on["process_count"] == 1 and on["device_kind"] == jax.devices()[0].device_kind
+    # catchjax's CPU numerics option (runs.numerics) and the suite's own XLA flag
+    assert on["compiler_options"] == {"xla_cpu_experimental_ynn_fusion_type": ""}
+    assert "--xla_backend_optimization_level=0" in on["xla_flags"]
+    assert set(on["jax_settings"]) >= {"jax_enable_x64", "jax_default_matmul_precision"}
+    json.dumps(rec)  # goes into JSON files as it is
+
+
+def test_differences_name_each_changed_field():
+    then = {"versions": {"jax": "0.10.1", "numpy": "2.4"}, "computed_on": {"device_count": 1}}
+    now = {"versions": {"jax": "0.10.2", "numpy": "2.4"},
+           "computed_on": {"device_count": 2, "platform": "cpu"}}
+    assert provenance.differences(then, now) == [
+        "computed_on.device_count: 1 -> 2", "computed_on.platform: absent -> cpu",
+        "versions.jax: 0.10.1 -> 0.10.2"]
+    assert provenance.differences(now, now) == []
+
+
+def test_summary_and_search_manifest_carry_the_record(tmp_path, syn_nb201):
+    res = sweeps.sweep("random", syn_nb201, trials=2, budget=3)
+    s = res.summary()
+    assert s["computed_on"] == provenance.computed_on() and s["versions"]["jax"]
+    search = AskTell.start("random", "nb201", budget=3, state_dir=tmp_path / "s")
+    search.ask(1)
+    meta = json.loads((tmp_path / "s" / "catchjax-search.json").read_text())
+    assert meta["computed_on"]["platform"] == "cpu" and meta["versions"]["catchjax"]
+
+
+def test_the_same_command_computed_by_another_jax_is_noticed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli_sweep, "_revision", lambda: "abc1234")  # a clean checkout
+    out = tmp_path / "o"
+    args = [*SWEEP, "--out", str(out)]
+    assert cli.main(args) == 0
+    assert cli.main(args) == 0 and "already holds this run" in capsys.readouterr().out
+    real = provenance.versions
+    monkeypatch.setattr(provenance, "versions", lambda: {**real(), "jax": "99.0"})
+    before = (out / "summary.json").read_bytes()
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"versions.jax: {jax.__version__} -> 99.0" in err and "--overwrite" in err
+    assert (out / "summary.json").read_bytes() == before  # nothing was replaced
+
+
+def test_progress_under_other_xla_flags_is_refused_and_other_device_counts_noted(
+        tmp_path, syn_nb201):
+    cfg = sweeps.methods.resolve("random", syn_nb201, budget=3)
+    mine = progress.fingerprint("random", cfg, syn_nb201, 0, 4, 2, None)
+    one = {"device_count": 1, "process_count": 1}
+    progress.SweepProgress(tmp_path / "p", mine, one)
+    flags = {**mine, "computed_on": {**mine["computed_on"], "xla_flags": ["--xla_x=1"]}}
+    with pytest.raises(CatchjaxError, match=r"computed_on.xla_flags: .* -> --xla_x=1"):
+        progress.SweepProgress(tmp_path / "p", flags, one)
+    two = progress.SweepProgress(tmp_path / "p", mine, {"device_count": 2, "process_count": 2})
+    assert two.device_note(0) is None  # nothing restored, nothing to say
+    assert "computed on 1 devices in 1 processes; this run has 2 in 2" in two.device_note(3)
+    assert progress.SweepProgress(tmp_path / "p", mine, one).device_note(3) is None
