@@ -247,8 +247,8 @@ def test_report_compares_each_run_with_the_first(saved_runs, tmp_path):
     assert cli.main(["report", str(saved_runs["rea"]), str(saved_runs["rs"]),
                      "--out", str(out)]) == 0
     text = (out / "report.md").read_text()
-    assert "vs the first: difference [95% CI], p" in text and "(the first)" in text
-    assert ", p = " in text
+    assert "vs the best by mean: difference [95% CI], Mann-Whitney U p" in text
+    assert "(the first: the best by mean)" in text and ", p = " in text
 
 
 def test_without_pyarrow_results_are_csv_and_parquet_is_refused_first(saved_runs, tmp_path,
@@ -269,3 +269,47 @@ def test_without_pyarrow_results_are_csv_and_parquet_is_refused_first(saved_runs
     assert "needs pyarrow" in capsys.readouterr().err
     run = runs_report.load_run(saved_runs["rea"])  # has a results.parquet: its CSV is read
     assert run.curves.shape == (12, 10)
+
+
+def test_report_names_its_test_reward_seed_and_interval(saved_runs, tmp_path):
+    """Issue 33, item 5: a reader of report.md learns which test, against which row, on
+    which searched reward and seed, without opening the summaries."""
+    out = tmp_path / "words"
+    assert cli.main(["report", str(saved_runs["rea"]), str(saved_runs["rs"]),
+                     "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "two-sided Mann-Whitney U test" in text and "compares each later row" in text
+    assert "synthetic NAS-Bench-201 (made-up numbers), CIFAR-10: CIFAR-10 test" in text
+    rea = json.loads((saved_runs["rea"] / "summary.json").read_text())
+    row = next(line for line in text.splitlines() if line.startswith("| rea |"))
+    assert f"(`{rea['reward_metric']}`)" in row and f"| {rea['seed']} | 12 × 10 |" in row
+    assert "95% CI of each row: percentile bootstrap" in text
+    table = {r["method"]: r for r in _csv_rows(out / "comparison.csv")}
+    assert table["rea"]["reward_metric"] == rea["reward_metric"]
+
+
+def test_figures_embed_truetype_fonts_and_titles_in_words(saved_runs, tmp_path):
+    out = tmp_path / "fonts"
+    assert cli.main(["report", str(saved_runs["rea"]), str(saved_runs["rs"]),
+                     "--out", str(out)]) == 0
+    for name in runs_report.FIGURES:
+        pdf = (out / f"{name}.pdf").read_bytes()
+        assert b"/Type3" not in pdf and b"/FontFile2" in pdf  # Type 42: TrueType embedded
+        svg = (out / f"{name}.svg").read_text()
+        assert "synthetic NAS-Bench-201 (made-up numbers)," in svg  # wrapped to the panel
+        assert "synthetic-nb201 / cifar10" not in svg
+
+
+def test_quantile_band_covers_the_true_quantile_95_percent_of_the_time():
+    rng = np.random.default_rng(0)
+    n, reps = 50, 2000
+    q = np.arange(1, n + 1) / (n + 1)
+    truth = -np.log1p(-q)  # quantiles of Exp(1)
+    covered = np.zeros(n)
+    for _ in range(reps):
+        lo, hi = runs_report.quantile_band(rng.exponential(size=n))
+        covered += (lo <= truth) & (truth <= hi)
+    rate = covered / reps
+    assert rate[5:-5].min() > 0.92 and rate.mean() > 0.93  # >= 95% up to discreteness
+    lo, hi = runs_report.quantile_band(np.arange(10.0))
+    assert (lo <= np.arange(10.0)).all() and (np.arange(10.0) <= hi).all()

@@ -51,3 +51,23 @@ def display_name(column: str) -> str:
         task, split, metric = m.groups()
         return f"{task} {SPLITS[split]} {TRANSNAS_METRICS[metric]}"
     return column
+
+
+BENCHMARK_NAMES = {"nb201": "NAS-Bench-201", "transnas-micro": "TransNAS-Bench-101 micro",
+                   "transnas-macro": "TransNAS-Bench-101 macro"}
+TASK_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16-120": "ImageNet16-120",
+              "class_scene": "scene classification", "class_object": "object classification",
+              "jigsaw": "jigsaw puzzle", "room_layout": "room layout",
+              "segmentsemantic": "semantic segmentation", "normal": "surface normals",
+              "autoencoder": "autoencoding"}
+
+
+def task_title(benchmark: str, task: str) -> str:
+    """A figure title for a benchmark's task: ``NAS-Bench-201, CIFAR-100``; a synthetic
+    table says so (``synthetic NAS-Bench-201 (made-up numbers), CIFAR-100``)."""
+    synthetic = benchmark.startswith("synthetic-")
+    base = benchmark.removeprefix("synthetic-")
+    name = BENCHMARK_NAMES.get(base, base)
+    if synthetic:
+        name = f"synthetic {name} (made-up numbers)"
+    return f"{name}, {TASK_NAMES.get(task, task)}"

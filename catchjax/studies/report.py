@@ -33,7 +33,14 @@ REPORT_FILES = {"report.md", "comparison.csv", "transfer"} | {
     f"{name}.{fmt}" for name in FIGURES for fmt in FIGURE_FORMATS}
 COLUMNS = ["run", "method", "benchmark", "task", "report_metric", "trials", "budget", "seed",
            "mean", "std", "ci_low", "ci_high", "best_hits", "table_best", "compile_seconds",
-           "wall_seconds", "device"]
+           "wall_seconds", "device", "reward_metric", "agents", "ci_method"]
+# what the comparison column means, under each table
+COMPARISON_NOTE = (
+    "Rows are sorted by mean, best first. *vs the best by mean* compares each later row "
+    "with the first: the difference of the means with its 95% interval (Welch's normal "
+    "approximation) and p of the two-sided Mann-Whitney U test over the trials' final "
+    "values (independent searches, not paired). The searched reward and the seed are the "
+    "run's own; a meta-trained method's trials are shared among its agents.")
 
 
 @dataclass
@@ -240,7 +247,7 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
                             f"metrics ({listed}); one table would compare unlike numbers. "
                             f"Report them separately, or pass --mix for one table per task")
 
-    from catchjax.benchmarks.names import display_name
+    from catchjax.benchmarks.names import display_name, task_title
 
     def fill(tmp: Path):
         lines = ["# catchjax report", "", "Runs used:", ""]
@@ -252,23 +259,32 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
             labels = _labels(group)
             protocols = sorted({str((r.summary.get("task_spec") or {}).get("protocol"))
                                 for r in group} - {"None"})
-            lines += ["", f"## {bench} / {task} — {display_name(metric)} of the chosen "
-                      f"network (`{metric}`)"
+            lines += ["", f"## {bench} / {task} — {task_title(bench, task)}: "
+                      f"{display_name(metric)} of the chosen network (`{metric}`)"
                       + (f", protocol {', '.join(protocols)}" if protocols else ""), "",
-                      "| method | trials × budget | mean ± std [95% CI] | table's best found | "
-                      "vs the first: difference [95% CI], p | compile s | run s | device |",
-                      "|---|---|---|---|---|---|---|---|"]
+                      "| method | searched reward | seed | trials × budget | mean ± std [95% CI] "
+                      "| table's best found | vs the best by mean: difference [95% CI], "
+                      "Mann-Whitney U p | compile s | run s | device |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for r in group:
                 s, row = r.summary, r.row()
                 rows.append(row)
                 best = (f"{s['best_hits']}/{s['trials']}" if s.get("best_hits") is not None
                         else "")
+                agents = f" ({s['agents']} agents)" if s.get("agents") else ""
+                reward = s.get("reward_metric")
+                reward = f"{display_name(reward)} (`{reward}`)" if reward else ""
                 lines.append(
-                    f"| {labels[id(r)]} | {s['trials']} × {s['budget']} | {s['mean']:.4g} ± "
+                    f"| {labels[id(r)]} | {reward} | {s.get('seed', '')} | {s['trials']} × "
+                    f"{s['budget']}{agents} | {s['mean']:.4g} ± "
                     f"{s['std']:.3g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | {best} | "
                     f"{_versus(group[0], r)} | "
                     f"{_fmt(s.get('compile_seconds'))} | {_fmt(s.get('wall_seconds'))} | "
                     f"{s.get('device', '')} |")
+            methods_ci = sorted({str(r.summary.get("ci_method", "percentile bootstrap of the "
+                                                                "mean, 10,000 resamples"))
+                                 for r in group})
+            lines += ["", COMPARISON_NOTE + f" 95% CI of each row: {'; '.join(methods_ci)}."]
         if rows:
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
@@ -276,10 +292,11 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
             w.writerows(rows)
             (tmp / "comparison.csv").write_text(buf.getvalue())
             _plot_sweeps(groups, tmp)
-            lines += ["", "Plots (PNG, PDF and SVG): `fig3_sorted` (final value of every "
-                      "trial, sorted; CATCH Fig. 3), `best_so_far` (mean best-so-far, 95% "
-                      "band), `regret` (the table's best minus the mean best-so-far, log "
-                      "scale); dashed: the table's best."]
+            lines += ["", "Plots (PNG, PDF and SVG with TrueType fonts): `fig3_sorted` "
+                      "(final value of every trial, sorted; CATCH Fig. 3; band: 95% "
+                      "distribution-free interval of each quantile), `best_so_far` (mean "
+                      "best-so-far, 95% band), `regret` (the table's best minus the mean "
+                      "best-so-far, log scale, 95% band); dashed: the table's best."]
         for st in studies:
             lines += _study_section(st, tmp)
         (tmp / "report.md").write_text("\n".join(lines) + "\n")
@@ -305,7 +322,7 @@ def compare(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, float]:
 
 def _versus(first: SweepRun, r: SweepRun) -> str:
     if r is first:
-        return "(the first)"
+        return "(the first: the best by mean)"
     diff, lo, hi, p = compare(first.finals, r.finals)
     return f"{diff:+.3g} [{lo:+.3g}, {hi:+.3g}], p = {p:.2g}"
 
@@ -314,71 +331,108 @@ def _fmt(x) -> str:
     return "" if x is None else f"{float(x):.3g}"
 
 
+def quantile_band(finals: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """For the sorted final values x_(1) <= ... <= x_(n), a distribution-free interval of
+    each plotted quantile q_i = i / (n + 1): the order statistics x_(l), x_(u) with l, u
+    the binomial(n, q_i) quantiles (the number of trials below the true quantile is
+    binomial). Closed form, O(n): no resampling at any trial count."""
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(finals, np.float64))
+    n = len(x)
+    q = np.arange(1, n + 1) / (n + 1)
+    lo = np.clip(binom.ppf((1 - level) / 2, n, q).astype(int) - 1, 0, n - 1)
+    hi = np.clip(binom.ppf((1 + level) / 2, n, q).astype(int), 0, n - 1)
+    return x[lo], x[hi]
+
+
 def _plot_sweeps(groups: dict, out: Path) -> None:
     """Three figures, one panel per (benchmark, task, metric), sized for one column of a
-    two-column paper per panel; axes named by the metric's display name."""
-    import textwrap
-
+    two-column paper per panel; titles and axes in words; every curve with its 95% band;
+    PDFs with TrueType (Type 42) fonts, which venues that refuse Type 3 accept."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
+        for name in FIGURES:
+            fig, axes = plt.subplots(1, len(groups), figsize=(3.4 * len(groups), 2.7),
+                                     squeeze=False)
+            for ax, (key, group) in zip(axes[0], groups.items()):
+                _panel(ax, name, key, group)
+            fig.tight_layout()
+            for fmt in FIGURE_FORMATS:
+                fig.savefig(out / f"{name}.{fmt}", dpi=200)
+            plt.close(fig)
+
+
+def _panel(ax, name: str, key: tuple, group: list) -> None:
+    import textwrap
+
     import matplotlib.ticker
 
-    from catchjax.benchmarks.names import display_name
+    from catchjax.benchmarks.names import display_name, task_title
 
-    n = len(groups)
-    for name in FIGURES:
-        fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 2.7), squeeze=False)
-        for ax, ((bench, task, metric), group) in zip(axes[0], groups.items()):
-            labels = _labels(group)
-            best = group[0].summary.get("table_best")
-            label = "\n".join(textwrap.wrap(display_name(metric), 36))  # fits the panel
-            low = []
-            for r in group:
-                c = r.curves
-                if name == "fig3_sorted":
-                    ax.plot(np.arange(1, len(c) + 1), np.sort(r.finals), label=labels[id(r)],
-                            lw=1.2)
-                    continue
-                steps = np.arange(1, c.shape[1] + 1)
-                mean = c.mean(axis=0)
-                half = (1.96 * c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1
-                        else np.zeros_like(mean))
-                if name == "regret":
-                    if best is None:
-                        continue
-                    gap = best - mean
-                    shown = gap > 0  # a zero regret (every trial found the best) has no log
-                    ax.plot(steps[shown], gap[shown], label=labels[id(r)], lw=1.2)
-                    continue
-                line, = ax.plot(steps, mean, label=labels[id(r)], lw=1.2)
-                ax.fill_between(steps, mean - half, mean + half, alpha=0.2,
-                                color=line.get_color())
-                low.append(mean[min(len(mean) - 1, max(1, len(mean) // 10))])
-            if best is not None and name != "regret":
-                ax.axhline(best, ls="--", lw=0.8, color="0.4", label="table's best")
-            if name == "best_so_far" and low and best is not None:
-                # start the axis where the methods are apart, not at the first random draws
-                bottom = min(low)
-                ax.set_ylim(bottom - 0.05 * (best - bottom), best + 0.05 * (best - bottom))
-            if name == "regret":
-                ax.set_yscale("log")
-                plain = matplotlib.ticker.FormatStrFormatter("%g")  # 0.6, not 6 x 10^-1
-                ax.yaxis.set_major_formatter(plain)
-                ax.yaxis.set_minor_formatter(plain)
-            ax.set_title(f"{bench} / {task}", fontsize=8)
-            ax.set_xlabel("trials, sorted by result" if name == "fig3_sorted"
-                          else "networks evaluated", fontsize=8)
-            ax.set_ylabel({"fig3_sorted": label, "best_so_far": f"best so far:\n{label}",
-                           "regret": "regret:\ntable's best − best so far"}[name], fontsize=7)
-            ax.tick_params(which="both", labelsize=6)
-            ax.grid(alpha=0.3, which="both", lw=0.5)
-            ax.legend(fontsize=6)
-        fig.tight_layout()
-        for fmt in FIGURE_FORMATS:
-            fig.savefig(out / f"{name}.{fmt}", dpi=200)
-        plt.close(fig)
+    bench, task, metric = key
+    labels = _labels(group)
+    best = group[0].summary.get("table_best")
+    label = "\n".join(textwrap.wrap(display_name(metric), 36))  # fits the panel
+    low, starts = [], []
+    for r in group:
+        c = r.curves
+        if name == "fig3_sorted":
+            ranks = np.arange(1, len(c) + 1)
+            line, = ax.plot(ranks, np.sort(r.finals), label=labels[id(r)], lw=1.2)
+            if len(c) > 1:
+                lo, hi = quantile_band(r.finals)
+                ax.fill_between(ranks, lo, hi, alpha=0.2, color=line.get_color(), lw=0)
+            continue
+        steps = np.arange(1, c.shape[1] + 1)
+        mean = c.mean(axis=0)
+        half = (1.96 * c.std(axis=0, ddof=1) / np.sqrt(len(c)) if len(c) > 1
+                else np.zeros_like(mean))
+        if name == "regret":
+            if best is None:
+                continue
+            gap = best - mean
+            shown = gap > 0  # a zero regret (every trial found the best) has no log
+            line, = ax.plot(steps[shown], gap[shown], label=labels[id(r)], lw=1.2)
+            # the band of the mean's interval, floored where it reaches zero regret
+            floor = 0.5 * gap[shown].min() if shown.any() else 1.0
+            ax.fill_between(steps[shown], np.maximum(gap - half, floor)[shown],
+                            (gap + half)[shown], alpha=0.2, color=line.get_color(), lw=0)
+            continue
+        line, = ax.plot(steps, mean, label=labels[id(r)], lw=1.2)
+        ax.fill_between(steps, mean - half, mean + half, alpha=0.2, color=line.get_color(),
+                        lw=0)
+        low.append(mean[min(len(mean) - 1, max(1, len(mean) // 10))])
+        starts.append(float((mean - half).min()))
+    if best is not None and name != "regret":
+        ax.axhline(best, ls="--", lw=0.8, color="0.4", label="table's best")
+    if name == "best_so_far" and low and best is not None:
+        # start the axis where the methods are apart, not at the first random draws, and
+        # say so where a curve starts below the frame
+        bottom = min(low)
+        ax.set_ylim(bottom - 0.05 * (best - bottom), best + 0.05 * (best - bottom))
+        if min(starts) < ax.get_ylim()[0]:
+            ax.annotate(f"curves start below the frame (lowest {min(starts):.4g})",
+                        xy=(0.02, 0.02), xycoords="axes fraction", fontsize=5.5,
+                        color="0.3", ha="left", va="bottom",
+                        bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})
+    if name == "regret":
+        ax.set_yscale("log")
+        plain = matplotlib.ticker.FormatStrFormatter("%g")  # 0.6, not 6 x 10^-1
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
+    ax.set_title("\n".join(textwrap.wrap(task_title(bench, task), 48)), fontsize=8)
+    ax.set_xlabel("trials, sorted by result" if name == "fig3_sorted"
+                  else "networks evaluated", fontsize=8)
+    ax.set_ylabel({"fig3_sorted": label, "best_so_far": f"best so far:\n{label}",
+                   "regret": "regret:\ntable's best − best so far"}[name], fontsize=7)
+    ax.tick_params(which="both", labelsize=6)
+    ax.grid(alpha=0.3, which="both", lw=0.5)
+    ax.legend(fontsize=6)
 
 
 def _study_section(st: StudyRun, out: Path) -> list[str]:
