@@ -35,6 +35,17 @@ def test_a_catch_trial_does_not_depend_on_how_many_trials_share_its_call(syn_nb2
     np.testing.assert_array_equal(whole.rows, one_by_one.rows)
     np.testing.assert_array_equal(whole.rewards, one_by_one.rewards)
 
+def test_a_catch_trial_run_alone_equals_the_sweeps_at_default_sizes(syn_nb201):
+    """run_trial runs the sweep's own program (the trial and a copy of it), so at CATCH's
+    default sizes it equals the sweep's trial; computed without a batch axis, as it was
+    before, 1 of 6 trials at budget 40 chose other networks."""
+    whole = sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0)
+    for i in (0, 7, 23):
+        alone = sweeps.run_trial("catch-sfs", syn_nb201, seed=0, trial=i, budget=40)
+        np.testing.assert_array_equal(alone.rows, whole.rows[i])
+        np.testing.assert_array_equal(alone.rewards, whole.rewards[i])
+
+
 def test_catch_seeds_and_trials_differ(catch_sweep, syn_nb201):
     other = sweeps.sweep("catch-sfs", syn_nb201, trials=8, budget=BUDGET, seed=2, **SMALL)
     assert not np.array_equal(other.rows, catch_sweep.rows[:8])

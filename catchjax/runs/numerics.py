@@ -11,9 +11,10 @@ default settings on synthetic NB201). With YNNPACK's fusions turned off for the 
 catchjax compiles, a trial computes the same bits whatever the chunk size; the other half
 is :mod:`catchjax.runs.batched`'s rule of at least two trials per device in a sweep (XLA
 compiles a batch of one without its batch axis, and then arranges Adam's arithmetic
-differently). Not covered: a different device count (XLA's partitioned program computes
-CATCH differently) and a trial computed alone without a batch axis (``run_trial``,
-ask/tell). Cost and effect: ``benchmarks/numerics.py``.
+differently). Not covered: a different device count (XLA's multi-device program computes
+CATCH differently from the one-device one, with shard_map as with its partitioner) and a
+search stepped without a batch axis (ask/tell; ``run_trial`` runs the sweep's program).
+Cost and effect: ``benchmarks/numerics.py``.
 
 Only CPU compiles get the option (it is a CPU flag; GPU and TPU compilers are left as
 they are). If the installed jaxlib no longer knows the flag, compiles go on without it

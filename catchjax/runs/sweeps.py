@@ -12,7 +12,6 @@ The driver knows methods only through the protocol of :mod:`catchjax.core`.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 import numbers
 import os
@@ -34,7 +33,7 @@ from catchjax.arguments import (  # noqa: F401  (JAX-free)
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
-from catchjax.runs import batched, compile_cache, numerics, status
+from catchjax.runs import batched, status
 from catchjax.runs.progress import SweepProgress, device_counts, fingerprint
 from catchjax.runs.results import SweepResult, versions
 from catchjax.store import provenance, reporting
@@ -344,17 +343,10 @@ def _share_restored(chunks, config, chunk, trials, arrays, agent, n_agents):
     return shared
 
 
-@functools.lru_cache(maxsize=64)
-def _single_trial_fn(config):
-    """One jitted single-trial function per config, so repeated calls do not recompile."""
-    search = methods.search_function(config)
-    compile_cache.use_default()
-    return numerics.jit(lambda s, i, t, a: search(config, trial_key(s, i), t, a))
-
-
 def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int | None = None,
               agent=None, **settings) -> SearchTrace:
-    """One trial alone, without vmap: the reference a sweep's trial ``trial`` must equal.
+    """One trial alone: the reference a sweep's trial ``trial`` equals bit for bit (it runs
+    the sweep's compiled program on one device, with no other trial in the call).
     ``budget``, ``agent`` (one, or a list: the trial adapts :func:`agent_of_trial`'s) and
     ``settings`` as in :func:`sweep`."""
     check_run(trial + 1, budget, seed)
@@ -363,6 +355,10 @@ def run_trial(method, task: Task, seed: int = 0, trial: int = 0, budget: int | N
         agent = agent[agent_of_trial(trial, len(agent))]
     config = methods.resolve(method, task, budget=budget, agent=agent, **settings)
     check_memory(1, config.budget, len(task.spec.report_metrics), methods.method_name(config))
-    fn = _single_trial_fn(config)
-    out = fn(jnp.asarray(seed, jnp.int32), jnp.asarray(trial, jnp.int32), task.arrays, agent)
-    return jax.tree.map(np.asarray, out)
+    # the sweep's own program on one device: the trial and a copy of it (a batch of one
+    # compiles without its batch axis, to other arithmetic), so it equals the sweep's
+    # trial bit for bit at any size (runs.numerics)
+    batch, _ = _compiled(config, 2, task.arrays, agent, jax.devices()[:1])
+    out = batch(jnp.full((2,), trial, jnp.int32),
+                (jnp.asarray(seed, jnp.int32), task.arrays, agent))
+    return jax.tree.map(lambda x: np.asarray(x)[0], out)
