@@ -442,3 +442,20 @@ def test_a_folder_holding_another_run_says_what_it_holds(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "already holds results (a random run on synthetic-nb201/cifar10, 2 trials, " \
            "written 20" in err and "--overwrite" in err
+
+
+def test_the_only_pre_release_is_pinned_to_one_dated_build():
+    """Issue 33, item 7: no stable TensorFlow Probability imports on jax 0.10, so distrax's
+    nightly is pinned exactly (never 'whatever nightly is newest'), and it is what runs."""
+    import importlib.metadata
+    import re
+    from pathlib import Path
+
+    import catchjax
+
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(catchjax.__file__).resolve().parent.parent
+    deps = tomllib.loads((root / "pyproject.toml").read_text())["project"]["dependencies"]
+    pre = [d for d in deps if re.search(r"(dev|a|b|rc)\d", d) or "nightly" in d]
+    assert len(pre) == 1 and re.fullmatch(r"tfp-nightly==0\.\d+\.0\.dev(\d{8})", pre[0]), pre
+    assert importlib.metadata.version("tfp-nightly") == pre[0].split("==")[1]

@@ -31,6 +31,8 @@ def test_notebook_executes_with_small_sizes(tmp_path, monkeypatch):
                      for o in c.get("outputs", []))
     assert "synthetic NAS-Bench-201-shaped table" in text
     assert "trials/s) on cpu" in text and "catch-meta:" in text
+    assert "running on CPU: 1 x cpu (one device" in text and "| jaxlib " in text
+    assert "REA on 4 simulated CPU devices (cpu x4): 6 of 6 trials equal" in text
     report = (tmp_path / "o" / "report" / "comparison.csv").read_text()
     for method in ("random", "rea", "catch-meta"):
         assert f"\n{tmp_path / 'o' / method}," in report
