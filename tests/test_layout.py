@@ -27,6 +27,7 @@ GROUPS = [
     ("runs", {"runs"}),
     ("asktell", {"asktell"}),
     ("studies", {"studies"}),
+    ("integrations", {"integrations"}),  # other tools' interfaces (optuna) over asktell
     ("cli", {"cli", "__main__"}),  # __main__: `python -m catchjax`
 ]
 # groups on one level: neither may import the other
