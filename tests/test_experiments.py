@@ -210,3 +210,23 @@ def test_sklearn_space_example_tunes_a_model_in_a_declared_space(tmp_path):
     text = (out / "summary.md").read_text()
     assert "| random |" in text and "| rea |" in text
     assert (out / "best_so_far.png").stat().st_size > 0
+
+
+def test_optuna_head_to_head_script_writes_its_table(tmp_path):
+    """experiments/optuna_samplers.py on a tiny synthetic setting: one row per search, the
+    same best-by-reward rule on both sides, the summary and the figure."""
+    pytest.importorskip("optuna", reason="pip install -e '.[optuna]'")
+    from experiments import optuna_samplers
+
+    out = tmp_path / "h2h"
+    assert optuna_samplers.main(["--benchmark", "synthetic-nb201", "--tasks", "cifar10",
+                                 "--budgets", "12", "--trials", "6", "--seeds", "3",
+                                 "--methods", "random", "--samplers", "tpe", "random",
+                                 "--out", str(out)]) == 0
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["method"] for r in rows] == ["random"] * 6 + ["tpe"] * 3 + ["random"] * 3
+    assert all(float(r["final"]) <= float(r["table_best"]) for r in rows)
+    text = (out / "summary.md").read_text()
+    assert "| optuna | tpe | 3 |" in text and "| catchjax | random | 6 |" in text
+    assert (out / "head_to_head.png").stat().st_size > 0
