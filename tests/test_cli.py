@@ -432,6 +432,20 @@ def test_a_budget_spent_on_warm_up_draws_alone_is_said_before_compiling(tmp_path
     assert "first 10" in sweeps.warmup_note("ls", methods.build("ls", 10))
 
 
+def test_a_new_ask_tell_search_spent_on_warm_up_says_so_once(tmp_path, capsys):
+    """`catchjax ask` too: the first ask of a search whose budget is all warm-up says so,
+    once; later asks of the same search do not repeat it."""
+    state = str(tmp_path / "s")
+    assert _run("ask", "--state", state, "--method", "rea", "--space", "nb201",
+                "--budget", "2", "-k", "1", "--out", str(tmp_path / "p.json")) == 0
+    assert "rea makes its first 10 proposals at random" in capsys.readouterr().err
+    assert _run("ask", "--state", state, "-k", "1", "--out", str(tmp_path / "p.json")) == 0
+    assert "at random" not in capsys.readouterr().err
+    assert _run("ask", "--state", str(tmp_path / "t"), "--method", "rea", "--space", "nb201",
+                "--budget", "12", "-k", "1", "--out", str(tmp_path / "q.json")) == 0
+    assert "at random" not in capsys.readouterr().err
+
+
 def test_a_folder_holding_another_run_says_what_it_holds(tmp_path, capsys):
     out = str(tmp_path / "o")
     assert _run("sweep", "--method", "random", "--benchmark", "synthetic-nb201", "--task",

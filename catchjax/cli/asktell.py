@@ -113,6 +113,11 @@ def cmd_ask(args) -> int:
     if args.pending:
         proposals = search.pending_proposals()
     else:
+        if search.n_asked == 0:  # a new search: say once when its budget is all warm-up
+            from catchjax.runs.sweeps import warmup_note
+
+            if (note := warmup_note(search.method, search.config)) is not None:
+                print(f"catchjax: {note}", file=sys.stderr)
         proposals = search.ask(args.k)
     doc = {"kind": "catchjax proposals", "state": str(search.state_dir),
            "method": search.method, "space": search.domain.name, "proposals": proposals,
