@@ -104,22 +104,36 @@ def _look(state: LocalSearchState, task: TaskArrays):
     return rows, real & ~state.asked[safe], rows[j], rewards[j]
 
 
+def _light(state: LocalSearchState) -> LocalSearchState:
+    """The state without its ``[n_archs]`` arrays. A loop or branch that changes only the
+    centre carries this: vmapped, a ``while_loop`` or ``cond`` selects every carried
+    array per trial at every iteration, and the two ``[n_archs]`` arrays made that most of
+    a sweep's time (``benchmarks/baselines_throughput.py``)."""
+    return state.replace(asked=None, known=None)
+
+
+def _heavy(light: LocalSearchState, state: LocalSearchState) -> LocalSearchState:
+    return light.replace(asked=state.asked, known=state.known)
+
+
 def _climb(config: LocalSearchConfig, state: LocalSearchState, task: TaskArrays):
     """Move while the rule says a known neighbour should become the centre; returns the
     state and its final look (:func:`_look`)."""
 
     def should_move(carry):
-        state, (_, free, _, reward) = carry
-        better = reward > state.center_reward
+        light, (_, free, _, reward) = carry
+        better = reward > light.center_reward
         return better if config.improvement == "first" else better & ~free.any()
 
     def move(carry):
-        state, (_, _, row, reward) = carry
-        state = _move(state, row, reward)
-        return state, _look(state, task)
+        light, (_, _, row, reward) = carry
+        light = _move(light, row, reward)
+        return light, _look(_heavy(light, state), task)
 
     # each move raises the centre's reward, so the loop ends
-    return jax.lax.while_loop(should_move, move, (state, _look(state, task)))
+    light, seen = jax.lax.while_loop(should_move, move,
+                                     (_light(state), _look(state, task)))
+    return _heavy(light, state), seen
 
 
 def _propose(config, state: LocalSearchState, task: TaskArrays):
@@ -160,8 +174,9 @@ def tell(config, state: LocalSearchState, task, ids, rewards, seeding: bool):
         row, reward = item
         moves = state.restarting | ((config.improvement == "first")
                                     & (reward > state.center_reward))
-        state = jax.lax.cond(moves, lambda s: _move(s, row, reward), lambda s: s, state)
-        return state.replace(restarting=jnp.asarray(False)), None
+        light = jax.lax.cond(moves, lambda s: _move(s, row, reward), lambda s: s,
+                             _light(state))
+        return _heavy(light, state).replace(restarting=jnp.asarray(False)), None
 
     state, _ = jax.lax.scan(one, state, (rows, rewards))
     return state, {}
