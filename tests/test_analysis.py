@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from catchjax.arguments import check_memory
-from catchjax.errors import CatchjaxError
 from catchjax.runs import analysis
 
 
@@ -42,15 +40,6 @@ def test_a_million_trials_need_no_resampling():
 def test_degenerate_values_give_a_point_interval():
     assert analysis.bootstrap_ci(np.array([2.5])) == (2.5, 2.5)
     assert analysis.bootstrap_ci(np.full(10, 7.0)) == (7.0, 7.0)
-
-
-def test_results_that_cannot_fit_in_memory_are_refused_first():
-    check_memory(500, 50)  # the defaults fit anywhere
-    check_memory(10, None)  # the method's own budget: checked once resolved
-    with pytest.raises(CatchjaxError, match=r"lower --trials or --budget"):
-        check_memory(2**31 - 1, 50)
-    with pytest.raises(CatchjaxError, match=r"budget 1,000,000,000 of rea"):
-        check_memory(1, 10**9, method="rea")
 
 
 def test_best_so_far_keeps_the_earliest_of_equal_rewards():
