@@ -4,7 +4,8 @@ Every search gets the same rule: it queries ``budget`` networks by the task's re
 12-epoch validation accuracy on NB201's NATS protocol), and its result is the reported
 value (200-epoch test accuracy) of the network with the best reward it saw (the earliest
 of ties). catchjax's methods run ``--trials`` seeded trials each as one compiled call;
-optuna's samplers (TPE, TPE multivariate, NSGA-II, random) run ``--seeds`` studies each,
+optuna's samplers (TPE as optuna 5 makes it by default, i.e. multivariate; the univariate
+TPE of earlier optuna; NSGA-II; random) run ``--seeds`` studies each,
 one after another in this process, over the same categorical decisions. Writes
 ``results.csv`` (one row per search), ``summary.csv`` / ``summary.md`` (mean, std,
 bootstrap 95% CI, table's-best hits, seconds per search) and ``head_to_head.png``.
@@ -12,7 +13,7 @@ bootstrap 95% CI, table's-best hits, seconds per search) and ``head_to_head.png`
     python experiments/optuna_samplers.py --out experiments/results/optuna_samplers
         [--benchmark nb201] [--tasks cifar10 cifar100 imagenet16-120] [--budgets 50 100]
         [--trials 500] [--seeds 200] [--methods random rea ls bananas catch-sfs]
-        [--samplers tpe tpe-multivariate nsga2 random]
+        [--samplers tpe tpe-univariate nsga2 random]
 
 optuna's GP sampler needs PyTorch, which catchjax does not install; ``--samplers gp`` runs
 it where torch is there.
@@ -23,12 +24,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-SAMPLERS = ("tpe", "tpe-multivariate", "nsga2", "random", "gp")
+SAMPLERS = ("tpe", "tpe-univariate", "tpe-multivariate", "nsga2", "random", "gp")
 METHODS = ("random", "rea", "ls", "bananas", "catch-sfs")
 
 
@@ -37,6 +39,8 @@ def make_sampler(name: str, seed: int):
 
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed)
+    if name == "tpe-univariate":  # optuna < 5's default: one density per parameter
+        return optuna.samplers.TPESampler(seed=seed, multivariate=False)
     if name == "tpe-multivariate":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True)
     if name == "nsga2":
@@ -86,10 +90,13 @@ def main(argv=None) -> int:
     p.add_argument("--trials", type=int, default=500, help="catchjax trials per method")
     p.add_argument("--seeds", type=int, default=200, help="optuna studies per sampler")
     p.add_argument("--methods", nargs="+", default=list(METHODS))
-    p.add_argument("--samplers", nargs="+", default=["tpe", "tpe-multivariate", "nsga2",
+    # optuna 5's default TPESampler is multivariate (multivariate=None means True), so
+    # "tpe" and "tpe-multivariate" are one sampler there; "tpe-univariate" is the old one
+    p.add_argument("--samplers", nargs="+", default=["tpe", "tpe-univariate", "nsga2",
                                                       "random"], choices=SAMPLERS)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
 
     import jax
     import optuna
@@ -176,7 +183,7 @@ def markdown(summary: list[dict], args, device: str) -> str:
              f"run time / trials); optuna: {args.seeds} studies per sampler, one after "
              f"another in one process. Mean ± std [bootstrap 95% CI]; hits: searches that "
              f"found the table's best. Device: {device}. Command: `python "
-             f"experiments/optuna_samplers.py --out {args.out}`.", ""]
+             f"experiments/optuna_samplers.py {' '.join(args.argv)}`.", ""]
     for task in dict.fromkeys(s["task"] for s in summary):
         for budget in dict.fromkeys(s["budget"] for s in summary):
             rows = sorted((s for s in summary if s["task"] == task and s["budget"] == budget),
@@ -205,7 +212,7 @@ def plot(summary: list[dict], path: Path, args) -> None:
     budgets = list(dict.fromkeys(s["budget"] for s in summary))
     with plt.rc_context({"pdf.fonttype": 42}):
         fig, axes = plt.subplots(len(budgets), len(tasks), squeeze=False,
-                                 figsize=(3.6 * len(tasks), 2.9 * len(budgets)))
+                                 figsize=(4.3 * len(tasks), 2.9 * len(budgets)))
         for i, budget in enumerate(budgets):
             for j, task in enumerate(tasks):
                 ax = axes[i][j]
@@ -219,8 +226,8 @@ def plot(summary: list[dict], path: Path, args) -> None:
                 ax.set_yticks(y, [f"{s['method']} ({s['side']})" for s in rows], fontsize=7)
                 ax.set_title(f"{task_title(args.benchmark, task)}, {budget} queries",
                              fontsize=8)
-                ax.set_xlabel("test accuracy of the best-by-reward network (%), 95% CI",
-                              fontsize=7)
+                ax.set_xlabel("test accuracy (%) of the best-by-reward network;\n"
+                              "mean and 95% CI over searches", fontsize=7)
                 ax.tick_params(axis="x", labelsize=7)
                 ax.grid(alpha=0.3, lw=0.5)
         fig.tight_layout()
