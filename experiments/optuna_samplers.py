@@ -89,10 +89,10 @@ def main(argv=None) -> int:
     p.add_argument("--budgets", nargs="+", type=int, default=[50, 100])
     p.add_argument("--trials", type=int, default=500, help="catchjax trials per method")
     p.add_argument("--seeds", type=int, default=200, help="optuna studies per sampler")
-    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--methods", nargs="*", default=list(METHODS))
     # optuna 5's default TPESampler is multivariate (multivariate=None means True), so
     # "tpe" and "tpe-multivariate" are one sampler there; "tpe-univariate" is the old one
-    p.add_argument("--samplers", nargs="+", default=["tpe", "tpe-univariate", "nsga2",
+    p.add_argument("--samplers", nargs="*", default=["tpe", "tpe-univariate", "nsga2",
                                                       "random"], choices=SAMPLERS)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
