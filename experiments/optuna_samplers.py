@@ -110,10 +110,11 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tasks = args.tasks or list(catalog.benchmark_info(args.benchmark).tasks)
     device = f"{jax.devices()[0].device_kind} x{jax.device_count()}"
-    rows = []
+    rows, labels = [], {}
     for name in tasks:
         task = make_task(args.benchmark, name, protocol=args.protocol) if args.protocol \
             else make_task(args.benchmark, name)
+        labels[name] = report_label(task)
         table_best = float(np.nanmax(np.asarray(task.arrays.report)[task.searchable, 0]))
         for budget in args.budgets:
             for method in args.methods:
@@ -151,7 +152,7 @@ def main(argv=None) -> int:
         {"benchmark": args.benchmark, "protocol": args.protocol or "default",
          "trials": args.trials, "seeds": args.seeds, "device": device,
          "optuna": optuna.__version__, "rows": summary}, indent=1))
-    plot(summary, out / "head_to_head.png", args)
+    plot(summary, out / "head_to_head.png", args, labels)
     print(f"wrote {out}")
     return 0
 
@@ -200,22 +201,35 @@ def markdown(summary: list[dict], args, device: str) -> str:
     return "\n".join(lines)
 
 
-def plot(summary: list[dict], path: Path, args) -> None:
+def report_label(task) -> str:
+    """The x axis of a task's panel: its reported metric in words."""
+    from catchjax.benchmarks.names import display_name
+
+    return display_name(task.spec.report_metrics[0])
+
+
+def plot(summary: list[dict], path: Path, args, labels: dict) -> None:
+    """One panel per task and budget (tasks as columns up to 3, else as rows)."""
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     from catchjax.benchmarks.names import task_title
 
     tasks = list(dict.fromkeys(s["task"] for s in summary))
     budgets = list(dict.fromkeys(s["budget"] for s in summary))
+    wide = len(tasks) <= 3
+    shape = (len(budgets), len(tasks)) if wide else (len(tasks), len(budgets))
     with plt.rc_context({"pdf.fonttype": 42}):
-        fig, axes = plt.subplots(len(budgets), len(tasks), squeeze=False,
-                                 figsize=(4.3 * len(tasks), 2.9 * len(budgets)))
+        fig, axes = plt.subplots(*shape, squeeze=False,
+                                 figsize=(4.3 * shape[1], 2.9 * shape[0]))
         for i, budget in enumerate(budgets):
             for j, task in enumerate(tasks):
-                ax = axes[i][j]
+                ax = axes[i][j] if wide else axes[j][i]
                 rows = sorted((s for s in summary if s["task"] == task
                                and s["budget"] == budget), key=lambda s: s["mean"])
                 y = np.arange(len(rows))
@@ -224,10 +238,11 @@ def plot(summary: list[dict], path: Path, args) -> None:
                     ax.errorbar([s["mean"]], [k], fmt="o", ms=3.5, color=c, capsize=2,
                                 xerr=[[s["mean"] - s["ci_low"]], [s["ci_high"] - s["mean"]]])
                 ax.set_yticks(y, [f"{s['method']} ({s['side']})" for s in rows], fontsize=7)
-                ax.set_title(f"{task_title(args.benchmark, task)}, {budget} queries",
-                             fontsize=8)
-                ax.set_xlabel("test accuracy (%) of the best-by-reward network;\n"
-                              "mean and 95% CI over searches", fontsize=7)
+                ax.set_title("\n".join(textwrap.wrap(
+                    f"{task_title(args.benchmark, task)}, {budget} queries", 44)), fontsize=8)
+                ax.set_xlabel(f"{labels.get(task, 'reported value')}\nof the best-by-reward "
+                              f"network (mean, 95% CI over searches)", fontsize=7)
+                ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(5))
                 ax.tick_params(axis="x", labelsize=7)
                 ax.grid(alpha=0.3, lw=0.5)
         fig.tight_layout()
