@@ -272,3 +272,37 @@ def test_without_optuna_the_import_says_how_to_get_it(monkeypatch):
     monkeypatch.delitem(sys.modules, "catchjax.integrations.optuna")
     with pytest.raises(CatchjaxError, match=r"pip install 'catchjax\[optuna\]'"):
         importlib.import_module("catchjax.integrations.optuna")
+
+
+def test_a_pickled_sampler_continues_the_same_search(table):
+    """Ray Tune checkpoints its searcher by pickling it: the sampler keeps its arguments
+    and replays the study, so a restored one proposes what the original would have."""
+    import pickle
+
+    def run(restore_at):
+        sampler = CatchjaxSampler("rea", "nb201", budget=20, population=5)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        study.optimize(_objective(sampler, table), n_trials=restore_at)
+        if restore_at < 20:
+            sampler = pickle.loads(pickle.dumps(sampler))
+            study.sampler = sampler
+            study.optimize(_objective(sampler, table), n_trials=20 - restore_at)
+        return [t.system_attrs["catchjax"]["arch"] for t in study.trials]
+
+    assert run(8) == run(20)
+
+
+@pytest.mark.slow  # starts a local Ray cluster; `pytest -m slow` runs it
+def test_the_ray_tune_example_runs(tmp_path):
+    pytest.importorskip("ray", reason="pip install -e '.[ray]'")
+    pytest.importorskip("sklearn", reason="pip install -e '.[ray]'")
+    from experiments import ray_tune_optuna
+
+    assert ray_tune_optuna.main(["--samples", "8", "--set", "population=3", "--out",
+                                 str(tmp_path)]) == 0
+    import csv
+
+    with open(tmp_path / "trials.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and all(0.5 < float(r["accuracy"]) <= 1 for r in rows)
+    assert all(int(r["width"]) in ray_tune_optuna.SPACE["width"] for r in rows)

@@ -94,6 +94,11 @@ class CatchjaxSampler(BaseSampler):
                  **settings):
         from catchjax.asktell.search import AskTell
 
+        # what a pickled sampler keeps (Ray Tune checkpoints its searcher by pickling it):
+        # the arguments; the search is rebuilt from them and replayed from the study
+        self._arguments = {"method": method, "space": space, "budget": budget, "seed": seed,
+                           "agent": agent, "failed_reward": failed_reward,
+                           "wait_timeout": wait_timeout, **settings}
         self.domain, self.names, self.choices = _space(space)
         self.distributions = {n: CategoricalDistribution(c)
                               for n, c in zip(self.names, self.choices)}
@@ -111,6 +116,12 @@ class CatchjaxSampler(BaseSampler):
         self._lowest: float | None = None
         self._random = RandomSampler(seed=seed)
         self._warned: set[str] = set()
+
+    def __getstate__(self) -> dict:
+        return dict(self._arguments)
+
+    def __setstate__(self, arguments: dict) -> None:
+        self.__init__(**arguments)
 
     # -- optuna's sampler interface -------------------------------------------------------
     def infer_relative_search_space(self, study, trial) -> dict:
