@@ -52,12 +52,17 @@ def make_sampler(name: str, seed: int):
     raise ValueError(name)
 
 
-def optuna_search(task, sampler_name: str, seed: int, budget: int) -> tuple[float, float]:
+def rows_by_decisions(task) -> dict:
+    """The table row of each decision tuple (built once per task, not per study)."""
+    return {tuple(a): r for r, a in enumerate(np.asarray(task.table.actions).tolist())}
+
+
+def optuna_search(task, sampler_name: str, seed: int, budget: int,
+                  row_of: dict | None = None) -> tuple[float, float]:
     """(reported value of the best-by-reward network, seconds)."""
     import optuna
 
-    actions = np.asarray(task.table.actions)
-    row_of = {tuple(a): r for r, a in enumerate(actions.tolist())}
+    row_of = rows_by_decisions(task) if row_of is None else row_of
     reward = np.asarray(task.arrays.reward)
     report = np.asarray(task.arrays.report)[:, 0]
     choices = list(range(task.space.n_choices))
@@ -115,6 +120,7 @@ def main(argv=None) -> int:
         task = make_task(args.benchmark, name, protocol=args.protocol) if args.protocol \
             else make_task(args.benchmark, name)
         labels[name] = report_label(task)
+        row_of = rows_by_decisions(task)
         table_best = float(np.nanmax(np.asarray(task.arrays.report)[task.searchable, 0]))
         for budget in args.budgets:
             for method in args.methods:
@@ -130,7 +136,7 @@ def main(argv=None) -> int:
             for sampler in args.samplers:
                 t0 = time.perf_counter()
                 for seed in range(args.seeds):
-                    v, seconds = optuna_search(task, sampler, seed, budget)
+                    v, seconds = optuna_search(task, sampler, seed, budget, row_of)
                     rows.append({"task": name, "budget": budget, "side": "optuna",
                                  "method": sampler, "seed": seed, "final": v,
                                  "seconds": seconds, "table_best": table_best})
@@ -201,6 +207,18 @@ def markdown(summary: list[dict], args, device: str) -> str:
     return "\n".join(lines)
 
 
+def save_png(fig, path: Path, dpi: int) -> None:
+    """A PNG of 256 colours (points, bars and text need no more): a tall grid of panels
+    stays a small file in the repository."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    Image.open(buf).convert("RGB").quantize(256).save(path, optimize=True)
+
+
 def report_label(task) -> str:
     """The x axis of a task's panel: its reported metric in words."""
     from catchjax.benchmarks.names import display_name
@@ -246,7 +264,7 @@ def plot(summary: list[dict], path: Path, args, labels: dict) -> None:
                 ax.tick_params(axis="x", labelsize=7)
                 ax.grid(alpha=0.3, lw=0.5)
         fig.tight_layout()
-        fig.savefig(path, dpi=160)
+        save_png(fig, path, dpi=160 if wide else 110)
         fig.savefig(path.with_suffix(".pdf"))
         plt.close(fig)
 
