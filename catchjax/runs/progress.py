@@ -19,7 +19,7 @@ from catchjax.store import provenance
 
 
 def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent,
-                devices=None) -> dict:
+                computed_on: dict | None = None) -> dict:
     """What must match for saved progress to belong to this sweep, including what
     computes it (another device count or XLA flag may give other bits)."""
     import hashlib
@@ -41,7 +41,7 @@ def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent,
         # XLA flags, compiler options, platform: another value may give other bits. The
         # device and process counts are not here: random search, REA and REINFORCE give
         # the same bits on any number (a run may resume with more); see device_note.
-        "computed_on": {k: v for k, v in provenance.computed_on(devices).items()
+        "computed_on": {k: v for k, v in (computed_on or provenance.computed_on()).items()
                         if k not in DEVICE_COUNTS},
     }
 
@@ -49,9 +49,8 @@ def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent,
 DEVICE_COUNTS = ("device_count", "process_count")
 
 
-def device_counts(devices=None) -> dict:
-    on = provenance.computed_on(devices)
-    return {k: on[k] for k in DEVICE_COUNTS}
+def device_counts(computed_on: dict) -> dict:
+    return {k: computed_on[k] for k in DEVICE_COUNTS}
 
 
 def code_versions() -> dict:

@@ -221,13 +221,14 @@ def sweep(method, task: Task, trials: int = 500, budget: int | None = None, seed
         if compile_seconds == 0:
             shown["done"] = "already compiled in this process"
 
+    computed_on = provenance.computed_on(devices)  # summary and resume record
     n_chunks = math.ceil(trials / chunk)
     chunks: list[SearchTrace] = []
     store = None
     if progress_dir is not None and me == 0:  # only process 0 keeps progress
         store = SweepProgress(progress_dir, fingerprint(name, config, task, seed, trials,
-                                                        chunk, agent, devices),
-                              device_counts(devices))
+                                                        chunk, agent, computed_on),
+                              device_counts(computed_on))
         chunks = store.restore()
         if log is not None and (note := store.device_note(len(chunks))):
             log(note)
@@ -260,7 +261,7 @@ def sweep(method, task: Task, trials: int = 500, budget: int | None = None, seed
         rewards=trace.rewards, compile_seconds=compile_seconds, wall_seconds=wall,
         device=_device_text(devices, multi), metrics=dict(trace.metrics),
         trials_run=trials - min(done * chunk, trials), n_agents=max(n_agents, 1),
-        computed_on=provenance.computed_on(devices))
+        computed_on=computed_on)
 
 
 def _run_chunk(compiled, c: int, chunk: int, trials: int, seed: int, arrays, agent,

@@ -24,6 +24,7 @@ import numpy as np
 
 from catchjax import safe_io
 from catchjax.errors import CatchjaxError
+from catchjax.runs import analysis
 from catchjax.store import reporting
 
 # figures, each as PNG (to look at), PDF and SVG (for a paper)
@@ -281,8 +282,10 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
                     f"{_versus(group[0], r)} | "
                     f"{_fmt(s.get('compile_seconds'))} | {_fmt(s.get('wall_seconds'))} | "
                     f"{s.get('device', '')} |")
-            methods_ci = sorted({str(r.summary.get("ci_method", "percentile bootstrap of the "
-                                                                "mean, 10,000 resamples"))
+            # a summary written before ci_method existed: the rule analysis has always used
+            # up to 100,000 trials (beyond that, older catchjax ran out of memory)
+            methods_ci = sorted({str(r.summary.get("ci_method")
+                                     or analysis.ci_method(int(r.summary["trials"])))
                                  for r in group})
             lines += ["", COMPARISON_NOTE + f" 95% CI of each row: {'; '.join(methods_ci)}."]
         if rows:
