@@ -115,6 +115,20 @@ def test_tasks_are_the_generators_and_a_different_generator_is_refused(syn_nb201
         MetaTraining.start(task_domain(syn_nb201), subsets, meta_batch=2)
 
 
+def _first_meta_ask(tmp_path, tasks: str, k: int):
+    """A tiny meta-training started from the command line with its first ``k``
+    proposals in ``p.json``: ``(state folder, proposals file)``."""
+    from catchjax import cli
+
+    state, props = tmp_path / "meta", tmp_path / "p.json"
+    sets = [x for name, v in dict(TINY, meta_epochs=2, meta_budget=4).items()
+            for x in ("--set", f"{name}={v}")]
+    assert cli.main(["meta-ask", "--state", str(state), "--space",
+                     "table:synthetic-nb201/cifar10", "--tasks", tasks, "-k", str(k),
+                     "--out", str(props), *sets]) == 0
+    return state, props
+
+
 def test_meta_training_from_the_command_line_with_a_named_generator(syn_nb201, tmp_path,
                                                                      capsys):
     import json
@@ -122,12 +136,7 @@ def test_meta_training_from_the_command_line_with_a_named_generator(syn_nb201, t
     from catchjax import cli
     from catchjax.asktell.meta import named_tasks
 
-    state, props = tmp_path / "meta", tmp_path / "p.json"
-    sets = [x for k, v in dict(TINY, meta_epochs=2, meta_budget=4).items()
-            for x in ("--set", f"{k}={v}")]
-    assert cli.main(["meta-ask", "--state", str(state), "--space",
-                     "table:synthetic-nb201/cifar10", "--tasks", "classes:10:3-6", "-k", "3",
-                     "--out", str(props), *sets]) == 0
+    state, props = _first_meta_ask(tmp_path, "classes:10:3-6", 3)
     told = 0
     while True:
         proposals = json.loads(props.read_text())["proposals"]
@@ -169,12 +178,7 @@ def test_lost_proposals_come_back_and_bad_tells_are_refused(syn_nb201, tmp_path,
 
     from catchjax import cli
 
-    state, props = tmp_path / "meta", tmp_path / "p.json"
-    sets = [x for k, v in dict(TINY, meta_epochs=2, meta_budget=4).items()
-            for x in ("--set", f"{k}={v}")]
-    assert cli.main(["meta-ask", "--state", str(state), "--space",
-                     "table:synthetic-nb201/cifar10", "--tasks", "pool:3", "-k", "4",
-                     "--out", str(props), *sets]) == 0
+    state, props = _first_meta_ask(tmp_path, "pool:3", 4)
     asked = json.loads(props.read_text())["proposals"]
     props.unlink()  # the jobs and their file are lost
     capsys.readouterr()
