@@ -217,15 +217,16 @@ class CatchjaxSampler(BaseSampler):
     def _tell_finished(self, study, below: int) -> list[int]:
         """Tell the method's finished, untold trials below ``below`` (in number order)."""
         told = []
+        trials = study.get_trials(deepcopy=False)  # one read of the storage
         for number in sorted(self._proposal):
             if number < below and number not in self._told and \
-                    self._trial(study, number).state.is_finished():
-                self._tell(study, number)
+                    trials[number].state.is_finished():
+                self._tell(study, number, trials[number])
                 told.append(number)
         return told
 
-    def _tell(self, study, number: int) -> None:
-        trial = self._trial(study, number)
+    def _tell(self, study, number: int, trial=None) -> None:
+        trial = self._trial(study, number) if trial is None else trial
         if trial.state == TrialState.COMPLETE and np.isfinite(trial.value):
             reward = float(trial.value)
             if study.direction == StudyDirection.MINIMIZE:
