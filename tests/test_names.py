@@ -15,3 +15,9 @@ def test_task_titles_are_words_and_synthetic_tables_say_so():
 def test_hardware_columns_name_device_unit_and_dataset():
     assert display_name("cifar10_edgegpu_energy") == "Edge GPU energy (mJ), CIFAR-10"
     assert display_name("params_cifar10_M") == "parameters on CIFAR-10 (M)"
+
+
+def test_the_context_familys_columns_and_tasks_read_as_words():
+    assert display_name("type3_b__test_score") == "task type3_b test score (standard units)"
+    assert task_title("synthetic-context", "type0_a") == (
+        "synthetic context family (made-up numbers), type0_a")

@@ -130,6 +130,13 @@ TRANSNAS_METRIC = {
     "normal": "ssim",
     "autoencoder": "ssim",
 }
+# The designed family of issue 32 (catchjax.benchmarks.context_family): 6 task types in
+# opposite pairs, 3 tasks each; a task lends its validation score to the others' pools.
+CONTEXT_TASKS = {
+    f"type{t}_{i}": TaskDefaults(f"type{t}_{i}__valid_score",
+                                 (f"type{t}_{i}__test_score", f"type{t}_{i}__valid_score"))
+    for t in range(6) for i in ("a", "b", "c")
+}
 TRANSNAS_TASKS = {
     task: TaskDefaults(f"{task}__valid_{m}", (f"{task}__test_{m}", f"{task}__valid_{m}"))
     for task, m in TRANSNAS_METRIC.items()
@@ -154,6 +161,8 @@ BENCHMARKS: dict[str, BenchmarkInfo] = {
         BenchmarkInfo(
             "synthetic-transnas-macro", spaces.TRANSNAS_MACRO, (), TRANSNAS_TASKS, "transnas-macro"
         ),
+        # not a copy of a real table: a family designed so that the task context matters
+        BenchmarkInfo("synthetic-context", spaces.NB201, (), CONTEXT_TASKS, "nb201"),
     )
 }
 

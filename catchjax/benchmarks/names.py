@@ -26,6 +26,7 @@ _TRANSNAS = re.compile(r"^([a-z_]+?)__(train|valid|test)_([A-Za-z0-9_]+)$")
 TRANSNAS_METRICS = {"top1": "top-1 accuracy (%)", "top5": "top-5 accuracy (%)",
                     "ssim": "SSIM", "neg_loss": "negative L2 loss", "acc": "pixel accuracy (%)",
                     "mIoU": "mIoU (%)"}
+_FAMILY = re.compile(r"^(type\d+_[a-z])__(valid|test)_score$")  # synthetic-context
 FIXED = {"flops_cifar10_M_naslib": "FLOPs on CIFAR-10 (M)",
          "flops_imagenet16_M_naslib": "FLOPs on ImageNet16-120 (M)",
          "params_cifar10_M": "parameters on CIFAR-10 (M)"}
@@ -46,6 +47,9 @@ def display_name(column: str) -> str:
         return f"{HARDWARE[device]} {HW_UNITS[what]}, {DATASETS[data]}"
     if column.endswith("__time_elapsed"):
         return f"{column[:-len('__time_elapsed')]} training time (as stored)"
+    m = _FAMILY.match(column)
+    if m:
+        return f"task {m.group(1)} {SPLITS[m.group(2)]} score (standard units)"
     m = _TRANSNAS.match(column)
     if m and m.group(3) in TRANSNAS_METRICS:
         task, split, metric = m.groups()
@@ -54,7 +58,7 @@ def display_name(column: str) -> str:
 
 
 BENCHMARK_NAMES = {"nb201": "NAS-Bench-201", "transnas-micro": "TransNAS-Bench-101 micro",
-                   "transnas-macro": "TransNAS-Bench-101 macro"}
+                   "transnas-macro": "TransNAS-Bench-101 macro", "context": "context family"}
 TASK_NAMES = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet16-120": "ImageNet16-120",
               "class_scene": "scene classification", "class_object": "object classification",
               "jigsaw": "jigsaw puzzle", "room_layout": "room layout",

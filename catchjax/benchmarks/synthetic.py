@@ -20,7 +20,7 @@ import functools
 
 import numpy as np
 
-from catchjax.benchmarks import catalog, spaces
+from catchjax.benchmarks import catalog, context_family, spaces
 from catchjax.benchmarks.table import Table, make_table
 
 SEED = 20260101
@@ -132,6 +132,11 @@ def generate(space: spaces.SearchSpace, stream: int, task_metrics) -> tuple:
 def synthetic_table(benchmark: str) -> Table:
     """The synthetic table of ``benchmark`` (e.g. ``synthetic-nb201``); same every call."""
     info = catalog.benchmark_info(benchmark)
+    if benchmark == "synthetic-context":  # the designed family of issue 32
+        actions = info.space.enumerate()
+        return make_table(benchmark, info.space, actions,
+                          context_family.columns(actions, info.space.n_choices),
+                          source=f"synthetic context family (seed {context_family.SEED})")
     stream = list(catalog.BENCHMARKS).index(benchmark)
     actions, cols = generate(info.space, stream, catalog.TRANSNAS_METRIC)
     return make_table(benchmark, info.space, actions, cols, source=f"synthetic (seed {SEED})")

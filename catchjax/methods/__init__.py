@@ -94,6 +94,8 @@ for _name, _context, _help in (
     ("catch-meta", "learned", "CATCH adapting a meta-trained agent (--init, or meta-trains first)"),
     ("catch-zero", "zero", "CATCH-meta's ablation: meta-trained and adapted with z = 0"),
     ("catch-random", "random", "CATCH-meta's ablation: meta-trained and adapted with z ~ N(0, I)"),
+    ("catch-oracle", "oracle", "CATCH-meta's upper bound: z is the task itself (a fixed "
+     "projection of its whole reward table), which no real search knows"),
 ):
     register(Method(_name, catch.CatchConfig, catch.catch_search,
                     preset={"context": _context, "meta_trained": True}, learner=CATCH_LEARNER,

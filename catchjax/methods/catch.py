@@ -11,11 +11,12 @@ evaluator's Huber loss on a PER batch of 80% of the memory. One Adam optimizer u
 three networks; the encoder gets the gradient of the whole sum through z.
 
 Variants (paper §4.2, §5): ``context`` = ``learned`` (the encoder's z), ``zero`` (z = 0,
-the encoder never runs and gets no gradient) or ``random`` (z ~ N(0, I), ignoring the
-history); ``meta_trained`` = the search adapts an agent meta-trained by
-:func:`catchjax.methods.catch_meta.train` on
-a pool of other tasks with the same context (SPEC §2: leave the target out; methods
-catch-meta, catch-zero, catch-random), or starts from random parameters (catch-sfs,
+the encoder never runs and gets no gradient), ``random`` (z ~ N(0, I), ignoring the
+history) or ``oracle`` (z = the task itself, :func:`oracle_context`: an upper bound for
+the learned context that no real search has, issue 32); ``meta_trained`` = the search
+adapts an agent meta-trained by :func:`catchjax.methods.catch_meta.train` on a pool of
+other tasks with the same context (SPEC §2: leave the target out; methods catch-meta,
+catch-zero, catch-random, catch-oracle), or starts from random parameters (catch-sfs,
 catch-sfs-zero, catch-sfs-random); see :mod:`catchjax.methods` and :mod:`catchjax.runs.agent`.
 """
 
@@ -36,7 +37,8 @@ from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
 from catchjax.stepping import run_on_table, take_planned
 
-CONTEXTS = ("learned", "zero", "random")
+CONTEXTS = ("learned", "zero", "random", "oracle")
+ORACLE_SEED = 32  # the fixed projection of the oracle context (oracle_context)
 
 
 # read only by meta-training and adaptation (catch-meta and its ablations), not by a
@@ -63,7 +65,7 @@ class CatchConfig:
     per_fraction: float = 0.8  # PER batch = 80% of the memory
     epsilon_start: float = 0.5  # epsilon-greedy over the candidates, reset per task
     epsilon_end: float = 0.05  # epsilon at the last search epoch
-    context: str = "learned"  # "learned" | "zero" | "random"
+    context: str = "learned"  # "learned" | "zero" | "random" | "oracle"
     meta_trained: bool = False  # True for catch-meta: the search starts from a meta-trained agent
     meta_epochs: int = 25  # N_meta: meta-training searches, one pool task each
     meta_budget: int = 20  # N_search: networks per meta-training search
@@ -71,6 +73,10 @@ class CatchConfig:
     # paper's Eq. 2, and catch-sfs), 0.5 for the meta-trained methods (methods.py,
     # META_DEFAULTS); and (issue 8) a fresh Adam state when a search starts from an agent.
     entropy_coef: float = 0.0  # PPO entropy bonus c: L_c - c * H(pi) (catch-meta: 0.5)
+    # Issue 32: an entropy schedule over each search: c goes linearly from entropy_coef at
+    # the first search epoch to entropy_coef_end at the last (as epsilon does), so the
+    # controller explores first and concentrates later. None: c stays entropy_coef.
+    entropy_coef_end: float | None = None
     reset_optimizer: bool = False  # a fresh Adam state when adapting a trained agent
     # Meta-training tasks per gradient step (issue 8): 1 = the paper's Algorithm 1, one
     # pool task per meta-epoch; B > 1 = PEARL's meta-batch, B searches on B pool tasks in
@@ -97,6 +103,11 @@ class CatchConfig:
             )
         if self.context not in CONTEXTS:
             raise CatchjaxError(f"context must be one of {sorted(CONTEXTS)}, got {self.context!r}")
+        if self.context == "oracle" and getattr(task, "table", None) is None:
+            raise CatchjaxError(
+                "the oracle context is computed from the task's whole reward table: it runs "
+                "on a benchmark table (catchjax sweep), not on rewards told from outside "
+                "(ask/tell, optuna); use catch-meta there")
         limit = min(self.budget, self.meta_budget) if self.meta_trained else self.budget
         if not 1 <= self.n_initial <= limit:
             raise CatchjaxError(
@@ -128,6 +139,9 @@ class CatchConfig:
             "entropy_coef": (self.entropy_coef, 0.0, math.inf, "finite and >= 0", True),
             "task_noise": (self.task_noise, 0.0, math.inf, "finite and >= 0", True),
         }
+        if self.entropy_coef_end is not None:
+            checks["entropy_coef_end"] = (self.entropy_coef_end, 0.0, math.inf,
+                                          "finite and >= 0 (or None: no schedule)", True)
         for name, (value, lo, hi, words, closed_low) in checks.items():
             low_ok = value >= lo if closed_low else value > lo
             if not (low_ok and value <= hi and math.isfinite(value)):
@@ -193,16 +207,32 @@ def init_agent(config: CatchConfig, key, L: int, K: int) -> AgentState:
 # -- the parts of one search epoch ---------------------------------------------------------
 
 
-def encode_context(config: CatchConfig, nets: CatchNetworks, params, history: History, key):
+def oracle_context(reward, z_dim: int):
+    """The oracle's z [z_dim]: a fixed random projection (N(0, 1) entries, ORACLE_SEED) of
+    the task's whole reward vector, standardized over its reachable (finite) rows. Tasks
+    with the same rewards get the same z, unrelated tasks nearly orthogonal ones (each
+    entry ~ N(0, 1)): the task's identity, which a search only learns from its history."""
+    finite = jnp.isfinite(reward)
+    mean, std = ppo.masked_mean_std(jnp.where(finite, reward, 0.0), finite)
+    r = jnp.where(finite, (reward - mean) / std, 0.0)
+    proj = jax.random.normal(jax.random.key(ORACLE_SEED), (reward.shape[0], z_dim))
+    return r @ proj / jnp.sqrt(jnp.maximum(jnp.sum(finite), 1).astype(r.dtype))
+
+
+def encode_context(config: CatchConfig, nets: CatchNetworks, params, history: History, key,
+                   reward=None):
     """z and KL(q(z|c) || N(0, I)) from the history (Eq. 1); the ablations skip the encoder.
 
     Each context is (one-hot architecture, reward normalized over the history); the
-    encoder's Gaussians are multiplied over the filled slots.
+    encoder's Gaussians are multiplied over the filled slots. ``reward`` [n_archs]: the
+    task's rewards, read by the oracle context only.
     """
     if config.context == "zero":
         return jnp.zeros(config.z_dim), jnp.zeros(())
     if config.context == "random":
         return jax.random.normal(key, (config.z_dim,)), jnp.zeros(())
+    if config.context == "oracle":
+        return oracle_context(reward, config.z_dim), jnp.zeros(())
     H, L = history.actions.shape
     K = nets.controller.n_choices
     mask = jnp.arange(H) < history.count
@@ -225,18 +255,21 @@ def select_candidate(k_explore, k_pick, scores, epsilon, allowed=None):
 
 
 def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: History,
-               memory: replay.ReplayBuffer, key, beta, n_init: int, prefix_mask):
+               memory: replay.ReplayBuffer, key, beta, n_init: int, prefix_mask, reward=None,
+               entropy_coef=None):
     """Eq. (2): L_c + L_e + beta_kl * KL. Returns (loss, (PER indices, TD errors, parts)).
 
     L_c is PPO's clipped surrogate on the networks the controller sampled (the ``n_init``
     random seeds have no policy log-prob), advantage = reward normalized over the history.
     L_e is the evaluator's Huber loss on a PER batch, weighted by the IS weights, with
-    targets normalized like the advantages.
+    targets normalized like the advantages. ``reward``: the task's rewards (oracle
+    context only); ``entropy_coef``: this epoch's bonus weight under a schedule
+    (:func:`entropy_coef_at`; None: ``config.entropy_coef``).
     """
     H = history.rewards.shape[0]
     K = nets.controller.n_choices
     k_z, k_per = jax.random.split(key)
-    z, kl = encode_context(config, nets, params, history, k_z)
+    z, kl = encode_context(config, nets, params, history, k_z, reward)
     filled = jnp.arange(H) < history.count
     from_policy = filled & (jnp.arange(H) >= n_init)
     adv = ppo.normalize(history.rewards, filled)
@@ -247,10 +280,11 @@ def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: Histor
     )(history.actions)
     logp = jax.vmap(networks.sequence_log_prob)(step_lp, history.actions)
     l_c = ppo.clipped_surrogate_loss(logp, history.log_probs, adv, from_policy, config.ppo_clip)
-    if config.entropy_coef > 0:  # static: the default graph has no entropy term
+    if has_entropy_bonus(config):  # static: the default graph has no entropy term
         ent = jax.vmap(networks.sequence_entropy)(step_lp, masks)
         w = from_policy.astype(ent.dtype)
-        l_c = l_c - config.entropy_coef * jnp.sum(ent * w) / jnp.maximum(jnp.sum(w), 1.0)
+        c = config.entropy_coef if entropy_coef is None else entropy_coef
+        l_c = l_c - c * jnp.sum(ent * w) / jnp.maximum(jnp.sum(w), 1.0)
     mean, std = ppo.masked_mean_std(history.rewards, filled)
     batch = max(1, int(config.per_fraction * H))
     idx, _, weights = replay.sample(memory, k_per, batch, config.per_alpha, beta)
@@ -264,6 +298,20 @@ def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: Histor
     return l_c + l_e + config.beta_kl * kl, (idx, delta, parts)
 
 
+def has_entropy_bonus(config: CatchConfig) -> bool:
+    return config.entropy_coef > 0 or bool(config.entropy_coef_end)
+
+
+def entropy_coef_at(config: CatchConfig, epoch, n_epochs: int):
+    """The entropy bonus's weight at search epoch ``epoch`` (0-based): None without a
+    schedule (the loss uses ``entropy_coef``), else linear from ``entropy_coef`` at the
+    first epoch to ``entropy_coef_end`` at the last."""
+    if config.entropy_coef_end is None:
+        return None
+    return optax.linear_schedule(config.entropy_coef, config.entropy_coef_end,
+                                 max(n_epochs - 1, 1))(epoch)
+
+
 def adam_step(config: CatchConfig, params, opt_state, grads):
     """One Adam step of the three networks (one optimizer for all, CATCH §3)."""
     updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state)
@@ -271,11 +319,12 @@ def adam_step(config: CatchConfig, params, opt_state, grads):
 
 
 def update_step(config: CatchConfig, nets: CatchNetworks, carry, key, history, beta,
-                n_init: int, prefix_mask):
+                n_init: int, prefix_mask, reward=None, entropy_coef=None):
     """One Adam step on :func:`catch_loss`; the sampled items get |TD error| priorities."""
     params, opt_state, memory = carry
     grads, (idx, delta, parts) = jax.grad(catch_loss, argnums=2, has_aux=True)(
-        config, nets, params, history, memory, key, beta, n_init, prefix_mask
+        config, nets, params, history, memory, key, beta, n_init, prefix_mask, reward,
+        entropy_coef
     )
     params, opt_state = adam_step(config, params, opt_state, grads)
     return (params, opt_state, replay.update_priorities(memory, idx, delta)), parts
@@ -357,7 +406,7 @@ def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n, taken=
     K = nets.controller.n_choices
     n_epochs = config.budget - n_seeds(config)
     k_z, k_cand, k_eps, k_pick, _ = jax.random.split(jax.random.fold_in(state.loop_key, n), 5)
-    z, _ = encode_context(config, nets, state.params, state.history, k_z)
+    z, _ = encode_context(config, nets, state.params, state.history, k_z, task.reward)
     cands, logps = jax.vmap(
         lambda k: networks.controller_sample(nets.controller, state.params["controller"], k, z,
                                              task.prefix_mask)
@@ -436,6 +485,13 @@ def update_inputs(config: CatchConfig, state: SearchState):
     return k_upd, per_beta_at(config, n, config.budget - n_init)
 
 
+def entropy_input(config: CatchConfig, state: SearchState):
+    """The entropy bonus's weight of the search epoch the last told result completes
+    (None without a schedule)."""
+    n_init = n_seeds(config)
+    return entropy_coef_at(config, state.ledger.n_told - 1 - n_init, config.budget - n_init)
+
+
 def learn(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward, seeding: bool):
     """Add proposal ``i`` and its reward to the history (Algorithm 1 line 8); after the
     seeds, ``updates_per_epoch`` gradient steps on Eq. 2 (lines 9-11)."""
@@ -444,16 +500,19 @@ def learn(config: CatchConfig, state: SearchState, task: TaskArrays, i, reward, 
     if seeding:
         return state, {}
     k_upd, beta = update_inputs(config, state)
+    coef = entropy_input(config, state)
 
     def update(c, u):
         return update_step(config, nets, c, jax.random.fold_in(k_upd, u), state.history, beta,
-                           n_seeds(config), task.prefix_mask)
+                           n_seeds(config), task.prefix_mask, task.reward, coef)
 
     (params, opt_state, memory), parts = jax.lax.scan(
         update, (state.params, state.opt_state, state.memory),
         jnp.arange(config.updates_per_epoch))
     info = {k: jnp.mean(v) for k, v in parts.items()}
     info["per_beta"] = jnp.asarray(beta, jnp.float32)
+    if coef is not None:
+        info["entropy_coef"] = jnp.asarray(coef, jnp.float32)
     return state.replace(params=params, opt_state=opt_state, memory=memory), info
 
 

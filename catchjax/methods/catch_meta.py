@@ -22,6 +22,7 @@ from catchjax.methods.catch import (
     ask,
     catch_loss,
     catch_search,
+    entropy_coef_at,
     init_agent,
     make_networks,
     n_seeds,
@@ -69,16 +70,18 @@ def lockstep_search_and_learn(config: CatchConfig, keys, task: TaskArrays, rewar
             return state, update_inputs(config, state)
 
         states, (k_upd, beta) = jax.vmap(propose_and_record)(states, rewards)
+        coef = entropy_coef_at(config, i - n0, config.budget - n0)  # same epoch in every search
 
         def update(c, u):
             params, opt_state, memories = c
 
-            def grad_one(history, memory, k, b):
+            def grad_one(history, memory, k, b, r):
                 return jax.grad(catch_loss, argnums=2, has_aux=True)(
                     config, nets, params, history, memory, jax.random.fold_in(k, u), b, n0,
-                    task.prefix_mask)
+                    task.prefix_mask, r, coef)
 
-            grads, (idx, delta, _) = jax.vmap(grad_one)(states.history, memories, k_upd, beta)
+            grads, (idx, delta, _) = jax.vmap(grad_one)(states.history, memories, k_upd, beta,
+                                                        rewards)
             grads = jax.tree.map(lambda g: jnp.mean(g, axis=0), grads)
             params, opt_state = adam_step(config, params, opt_state, grads)
             return (params, opt_state,
