@@ -36,6 +36,7 @@ import numpy as np
 
 from catchjax import make_task, methods, ppo, sweep
 from catchjax.benchmarks import context_family
+from catchjax.cli import parse_setting
 from catchjax.methods import catch
 from catchjax.runs import agent as agents
 from catchjax.runs.analysis import bootstrap_ci
@@ -109,6 +110,9 @@ def run(args) -> dict:
         best = float(np.max(task.arrays.reward))
         for label in args.variants:
             method, settings = VARIANTS[label]
+            # --set applies to the methods whose config has the setting (the CATCH family)
+            accepted = set(methods.setting_names(method))
+            settings = {**{k: v for k, v in args.set if k in accepted}, **settings}
             t0 = time.perf_counter()
             trained = None
             meta = methods.get(method).learner is not None
@@ -173,7 +177,8 @@ def run(args) -> dict:
     _write_csv(out / "agents.csv", agent_rows)
     record = {"benchmark": BENCHMARK, "targets": list(args.targets), "trials": args.trials,
               "budget": args.budget, "agents": args.agents, "meta_epochs": args.meta_epochs,
-              "meta_batch": args.meta_batch, "variants": {k: VARIANTS[k] for k in args.variants},
+              "meta_batch": args.meta_batch, "settings": dict(args.set),
+              "variants": {k: VARIANTS[k] for k in args.variants},
               "results": summary, "versions": versions(),
               "device": f"{jax.default_backend()} x{jax.device_count()}"}
     (out / "summary.json").write_text(json.dumps(record, indent=1) + "\n")
@@ -281,6 +286,8 @@ def main(argv=None) -> dict:
     p.add_argument("--agents", type=int, default=10)
     p.add_argument("--meta-epochs", type=int, default=300)
     p.add_argument("--meta-batch", type=int, default=4)
+    p.add_argument("--set", type=parse_setting, action="append", default=[],
+                   help="KEY=VALUE for the CATCH variants (e.g. candidates=20)")
     args = p.parse_args(argv)
     unknown = set(args.variants) - set(VARIANTS)
     if unknown:

@@ -230,3 +230,22 @@ def test_optuna_head_to_head_script_writes_its_table(tmp_path):
     text = (out / "summary.md").read_text()
     assert "| optuna | tpe | 3 |" in text and "| catchjax | random | 6 |" in text
     assert (out / "head_to_head.png").stat().st_size > 0
+
+
+def test_context_family_script_compares_contexts_and_maps_z(tmp_path):
+    from experiments import context_family
+
+    out = tmp_path / "family"
+    record = context_family.main([
+        "--targets", "type0_a", "--variants", "random,catch-meta (beta 0.01)", "--trials", "4",
+        "--budget", "8", "--agents", "2", "--meta-epochs", "2", "--meta-batch", "2",
+        "--set", "candidates=8", "--set", "hidden=16", "--set", "meta_budget=8",
+        "--out", str(out)])
+    entry = record["results"]["type0_a"]["catch-meta (beta 0.01)"]
+    assert len(entry["agent_means"]) == 2 and set(entry["z_ratio"]) == {5, 10, 20}
+    assert record["results"]["type0_a"]["random"]["agent_ci"] is None
+    with open(out / "results.csv") as f:
+        assert len(list(csv.DictReader(f))) == 2 * 4
+    for name in ("curves.csv", "agents.csv", "summary.md", "curves.png", "z_map.png"):
+        assert (out / name).stat().st_size > 0
+    assert "| catch-meta (beta 0.01) |" in (out / "summary.md").read_text()
