@@ -68,6 +68,7 @@ def diagnose(res, trained, method: str, target: str) -> list[dict]:
     n = len(trained)
     which = np.arange(res.trials) % n
     ranks = target_ranks(task)
+    reported = np.sort(np.asarray(task.arrays.report)[:, 0][task.searchable])
     first = catch.n_seeds(config)
     pool = agents.pool_rewards(task, trained[0].pool)
     out = []
@@ -75,6 +76,10 @@ def diagnose(res, trained, method: str, target: str) -> list[dict]:
         mine = which == a
         rec = {"method": method, "target": target, "agent_seed": t.seed,
                "trials": int(mine.sum())}
+        if mine.any():  # how often this agent's searches end on the table's best / a top-3
+            # network by the reported column (as the study's hit counts)
+            rec["best_found"] = float(np.mean(res.final_report[mine] >= reported[-1]))
+            rec["top3"] = float(np.mean(res.final_report[mine] >= reported[-3]))
         for k, name in (("controller_entropy", "entropy"),
                         ("distinct_candidates", "candidates")):
             if k in res.metrics:
@@ -98,9 +103,9 @@ def diagnose(res, trained, method: str, target: str) -> list[dict]:
     return out
 
 
-FIELDS = ("method", "target", "agent_seed", "trials", "entropy_first", "entropy_last",
-          "candidates_first", "candidates_last", "first_rank_median", "first_distinct",
-          "z_separation")
+FIELDS = ("method", "target", "agent_seed", "trials", "best_found", "top3", "entropy_first",
+          "entropy_last", "candidates_first", "candidates_last", "first_rank_median",
+          "first_distinct", "z_separation")
 
 
 def write(records: list[dict], out: Path, title: str) -> None:
@@ -127,8 +132,10 @@ def write(records: list[dict], out: Path, title: str) -> None:
                "hollow: first epoch, filled: last", False),
               ("first_rank_median", None, "median rank of the first proposal\n"
                "(target's reward, 1 = best)", True),
-              ("z_separation", None, "z: target vs pool tasks\n(distance / within-std)", False)]
-    fig, axes = plt.subplots(1, 4, figsize=(max(13.0, 2.4 * len(targets)), 3.8))
+              ("z_separation", None, "z: target vs pool tasks\n(distance / within-std)", False),
+              ("best_found", "top3", "fraction of the agent's trials\nhollow: found the best, "
+               "filled: a top-3", False)]
+    fig, axes = plt.subplots(1, 5, figsize=(max(16.0, 3.0 * len(targets)), 3.8))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     width = 0.8 / max(len(methods), 1)
     for ax, (key, last, label, log) in zip(axes, panels):

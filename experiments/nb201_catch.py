@@ -34,6 +34,7 @@ import numpy as np
 from catchjax import make_task, methods, sweep
 from catchjax.cli import parse_setting
 from catchjax.runs import agent as agents
+from catchjax.runs.analysis import bootstrap_ci
 from catchjax.runs.results import versions
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
@@ -99,6 +100,8 @@ def describe(res) -> dict:
     third = np.sort(report)[-3]
     final = res.final_report
     s["top3"] = float(np.mean(final >= third))
+    s["rates"] = {"best": rates(final >= report.max(), res.n_agents),
+                  "top3": rates(final >= third, res.n_agents)}
     s["distinct"] = int(len(np.unique(res.best_row[:, -1])))
     s.setdefault("agent_spread", None)  # SweepResult.agent_summary, with several agents
     for k in ("controller_entropy", "distinct_candidates"):
@@ -108,14 +111,40 @@ def describe(res) -> dict:
     return s
 
 
+def rates(hit: np.ndarray, n_agents: int) -> dict:
+    """The fraction of trials that hit (found the best, chose a top-3 network) with two
+    95% intervals: a bootstrap over trials, and -- with several agents, trial i adapting
+    agent i mod N -- a bootstrap over the agents' own rates (issue 32: the hits of a few
+    agents are not the hits of the method)."""
+    hit = np.asarray(hit, np.float64)
+    out = {"rate": float(hit.mean()), "ci_trials": list(bootstrap_ci(hit)), "ci_agents": None}
+    if n_agents > 1:
+        which = np.arange(len(hit)) % n_agents
+        per_agent = np.array([hit[which == a].mean() for a in range(n_agents)])
+        out["agent_rates"] = per_agent.tolist()
+        out["ci_agents"] = list(bootstrap_ci(per_agent))
+    return out
+
+
+def rate_text(r: dict) -> str:
+    text = f"{r['rate']:.0%} [{r['ci_trials'][0]:.0%}–{r['ci_trials'][1]:.0%}]"
+    if r["ci_agents"] is not None:
+        text += f" (agents {r['ci_agents'][0]:.0%}–{r['ci_agents'][1]:.0%})"
+    return text
+
+
 def cell(s: dict) -> str:
     """One table cell; metrics below 10 in size (SSIM, losses) get more decimals."""
     f = ".2f" if abs(s["mean"]) >= 10 else ".4f"
     lo, hi = s["ci95"]
     spread = (f", agents ± {s['agent_spread']:{f}}" if s.get("agent_spread") is not None
               else "")
-    return (f"{s['mean']:{f}} ± {s['std']:{f}} ({lo:{f}}–{hi:{f}}), {s['best_hits']} hits, "
-            f"top-3 {s['top3']:.0%}, {s['distinct']} distinct{spread}")
+    if "rates" not in s:  # a summary written before the rates were recorded
+        return (f"{s['mean']:{f}} ± {s['std']:{f}} ({lo:{f}}–{hi:{f}}), {s['best_hits']} "
+                f"hits, top-3 {s['top3']:.0%}, {s['distinct']} distinct{spread}")
+    return (f"{s['mean']:{f}} ± {s['std']:{f}} ({lo:{f}}–{hi:{f}}), {s['best_hits']} hits = "
+            f"{rate_text(s['rates']['best'])}, top-3 {rate_text(s['rates']['top3'])}, "
+            f"{s['distinct']} distinct{spread}")
 
 
 def _columns(results) -> str:
@@ -183,8 +212,10 @@ def write_tables(results, out: Path, args):
             f"{args.seed}..{args.seed + args.agents - 1}, trial i adapts agent i mod N). Cell: "
             f"mean ± std of the reported column (named above) of the chosen network "
             f"(bootstrap 95% CI), trials that found the table's best, trials whose choice is "
-            f"among the table's top 3, distinct chosen networks, and the std of the "
-            f"per-agent means.\n\n" + "\n".join(lines) + "\n" + "\n".join(diag) + "\n")
+            f"among the table's top 3 (each as a rate with its bootstrap 95% CI over trials "
+            f"and, for meta-trained methods, over the agents' own rates), distinct chosen "
+            f"networks, and the std of the per-agent means.\n\n" + "\n".join(lines) + "\n"
+            + "\n".join(diag) + "\n")
     records = [r for res in results.values() for r in res.info.get("agent_diagnostics", [])]
     if records:
         agent_diagnostics.write(records, out, f"{args.benchmark}, protocol "

@@ -36,6 +36,12 @@ def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
     assert (out / "agents.png").stat().st_size > 0
     run = json.loads((out / "summary.json").read_text())["runs"]["catch-meta/cifar100"]
     assert run["agents"] == 2 and len(run["agent_means"]) == 2
+    # hit and top-3 rates with intervals over trials and over agents (issue 32)
+    for kind in ("best", "top3"):
+        r = run["rates"][kind]
+        assert len(r["agent_rates"]) == 2 and r["ci_agents"][0] <= r["ci_agents"][1]
+        assert r["ci_trials"][0] <= r["rate"] <= r["ci_trials"][1]
+    assert all(0 <= float(a["top3"]) <= 1 for a in agents if int(a["trials"]))
 
 
 def test_agent_diagnostics_rank_under_the_targets_reward(syn_nb201):
