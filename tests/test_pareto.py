@@ -77,3 +77,21 @@ def test_bad_points_and_directions_are_named():
         pareto.hypervolume(np.zeros((2, 4)), np.ones(4))
     with pytest.raises(CatchjaxError, match="reference point"):
         pareto.hypervolume(np.zeros((2, 2)), [1.0, np.inf])
+
+
+def test_search_measures_follow_the_evaluations_and_pool_the_trials():
+    rng = np.random.default_rng(3)
+    points = np.stack([rng.random(300), rng.random(300)], 1)
+    front = np.flatnonzero(pareto.nondominated(points))
+    ref = pareto.reference_point(points)
+    assert np.all(ref > points.max(axis=0))
+    others = np.setdiff1d(np.arange(300), front)
+    rows = np.stack([np.concatenate([others[:5], front]),  # finds the whole front, late
+                     others[5:5 + len(front) + 5]])  # never touches it
+    m = pareto.search_measures(rows, points, front, ref)
+    assert m["hv_ratio"].shape == rows.shape
+    assert np.all(np.diff(m["hv_ratio"], axis=1) >= 0)  # never falls as a search goes on
+    assert m["hv_ratio"][0, -1] == pytest.approx(1.0) and m["hv_ratio"][1, -1] < 1.0
+    np.testing.assert_allclose(m["fraction_found"], [1.0, 0.0])
+    assert m["epsilon"][0] == 0.0 and m["epsilon"][1] > 0
+    assert m["union_fraction_found"] == 1.0 and m["union_hv_ratio"] == pytest.approx(1.0)

@@ -139,3 +139,45 @@ def fraction_found(found_rows, front) -> float:
     if len(front) == 0:
         raise CatchjaxError("the true front is empty")
     return float(np.isin(front, np.asarray(found_rows)).mean())
+
+
+def reference_point(points, margin: float = 0.01) -> np.ndarray:
+    """A reference point for hypervolume on a table: the worst value of each (minimized)
+    objective over ``points`` (all the table's searchable networks), pushed out by
+    ``margin`` of its range, so that every network of the true front adds volume."""
+    p = _check(points)
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    return hi + margin * np.where(hi > lo, hi - lo, 1.0)
+
+
+def search_measures(rows, points, front, ref) -> dict:
+    """How much of the true front each search found, after every evaluation.
+
+    ``rows`` [T, B]: the rows each of T searches evaluated, in order; ``points`` [n, d]:
+    every row's objective values (minimized); ``front``: the true front's rows; ``ref``:
+    the reference point. Returns ``hv_ratio`` [T, B] (hypervolume of the first b
+    evaluations over the true front's), ``fraction_found`` [T] and ``epsilon`` [T]
+    (additive epsilon of each search's found points to the true front, after all B), and
+    the same three for the union of all T searches (``union_*``, pooled as a sweep's
+    trials are)."""
+    rows = np.asarray(rows)
+    p = _check(points)
+    front = np.asarray(front)
+    true_hv = hypervolume(p[front], ref)
+    if true_hv <= 0:
+        raise CatchjaxError("the true front has no volume under the reference point")
+    T, B = rows.shape
+    hv = np.zeros((T, B))
+    eps, frac = np.zeros(T), np.zeros(T)
+    for t in range(T):
+        found = p[rows[t]]
+        for b in range(B):
+            hv[t, b] = hypervolume(found[:b + 1], ref) / true_hv
+        eps[t] = additive_epsilon(found, p[front])
+        frac[t] = fraction_found(rows[t], front)
+    pooled = np.unique(rows)
+    union = p[pooled][nondominated(p[pooled])]
+    return {"hv_ratio": hv, "fraction_found": frac, "epsilon": eps,
+            "union_hv_ratio": hypervolume(union, ref) / true_hv,
+            "union_fraction_found": fraction_found(pooled, front),
+            "union_epsilon": additive_epsilon(union, p[front])}
