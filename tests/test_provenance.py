@@ -77,3 +77,20 @@ def test_progress_under_other_xla_flags_is_refused_and_other_device_counts_noted
     assert two.device_note(0) is None  # nothing restored, nothing to say
     assert "computed on 1 devices in 1 processes; this run has 2 in 2" in two.device_note(3)
     assert progress.SweepProgress(tmp_path / "p", mine, one).device_note(3) is None
+
+
+def test_a_fresh_process_records_the_compiler_options_it_compiles_with():
+    """The same command run again in a new process compared its results' record with one
+    that lacked the compiler options (catchjax.runs.numerics was not imported yet), so a
+    quickstart run twice said "computed otherwise"."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import json; from catchjax.cli.sweep import _record_now; "
+            "print(json.dumps(_record_now()['computed_on']['compiler_options']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "JAX_PLATFORMS": "cpu"}).stdout
+    from catchjax.runs import numerics
+
+    assert json.loads(out.strip().splitlines()[-1]) == numerics.compiler_options("cpu")

@@ -177,6 +177,17 @@ def _revision() -> str | None:
     return revision or None
 
 
+def _record_now() -> dict:
+    """What this process would compute with (provenance.record), compiler options
+    included: they are registered by catchjax.runs.numerics, which a command that has not
+    compiled anything yet has not imported (without it, every second run of a command
+    read as "computed otherwise")."""
+    from catchjax.runs import numerics  # noqa: F401  (registers the compiler options)
+    from catchjax.store import provenance
+
+    return provenance.record()
+
+
 def _command(args) -> str:
     import shlex
 
@@ -224,12 +235,12 @@ def _same_run_done(args, out: Path) -> dict | None:
             and summary.get("table_sha256", "absent") == _table_digest(args)
             and not safe_io.not_written_by_catchjax(out, "results", reporting.RESULT_FILES)):
         return None
-    from catchjax.store import provenance
-
     revision = _revision()
     then = {"source_revision": summary.get("source_revision"),
             "versions": summary.get("versions"), "computed_on": summary.get("computed_on")}
-    now = {"source_revision": revision, **provenance.record()}
+    now = {"source_revision": revision, **_record_now()}
+    from catchjax.store import provenance
+
     differ = provenance.differences(then, now)
     if (revision or "").endswith("-dirty"):
         differ.insert(0, f"catchjax's source has uncommitted changes ({revision})")
