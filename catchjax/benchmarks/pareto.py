@@ -141,25 +141,28 @@ def fraction_found(found_rows, front) -> float:
     return float(np.isin(front, np.asarray(found_rows)).mean())
 
 
-def reference_point(points, margin: float = 0.01) -> np.ndarray:
-    """A reference point for hypervolume on a table: the worst value of each (minimized)
-    objective over ``points`` (all the table's searchable networks), pushed out by
-    ``margin`` of its range, so that every network of the true front adds volume."""
-    p = _check(points)
-    lo, hi = p.min(axis=0), p.max(axis=0)
-    return hi + margin * np.where(hi > lo, hi - lo, 1.0)
+def normalize_to_front(points, front_points) -> np.ndarray:
+    """``points`` (minimized) scaled so that the true front spans [0, 1] in every
+    objective: 0 = the front's best value (ideal point), 1 = its worst (nadir point).
+    Measures on these units weigh accuracy and latency alike, whatever their units."""
+    p, f = _check(points), _check(front_points)
+    ideal, nadir = f.min(axis=0), f.max(axis=0)
+    return (p - ideal) / np.where(nadir > ideal, nadir - ideal, 1.0)
+
+
+REFERENCE = 1.1  # the reference point in front-normalized units: the nadir plus 10%
 
 
 def search_measures(rows, points, front, ref) -> dict:
     """How much of the true front each search found, after every evaluation.
 
     ``rows`` [T, B]: the rows each of T searches evaluated, in order; ``points`` [n, d]:
-    every row's objective values (minimized); ``front``: the true front's rows; ``ref``:
-    the reference point. Returns ``hv_ratio`` [T, B] (hypervolume of the first b
-    evaluations over the true front's), ``fraction_found`` [T] and ``epsilon`` [T]
-    (additive epsilon of each search's found points to the true front, after all B), and
-    the same three for the union of all T searches (``union_*``, pooled as a sweep's
-    trials are)."""
+    every row's objective values (minimized, e.g. :func:`normalize_to_front`'s units);
+    ``front``: the true front's rows; ``ref``: the reference point. Returns ``hv_ratio``
+    [T, B] (hypervolume of the first b evaluations over the true front's),
+    ``fraction_found`` [T] and ``epsilon`` [T] (additive epsilon of each search's found
+    points to the true front, after all B), and the same three for the union of all T
+    searches (``union_*``, pooled as a sweep's trials are)."""
     rows = np.asarray(rows)
     p = _check(points)
     front = np.asarray(front)

@@ -5,6 +5,12 @@ transform: the gamma transform R' = R^gamma of a normalized metric (second paper
 and/or a latency-aware objective R = P(m) * (LAT(m) / T)^w (MnasNet-style, w = -0.05).
 When both are set, the gamma transform is applied to P first.
 
+A task with several **objectives** (issue 35: accuracy against latency or energy) keeps
+each objective's searched column, minimized and scaled to [0, 1] over the searchable rows
+(``TaskArrays.objectives``), and reports each objective's reported column; a sweep gives
+each trial its own weights (:func:`scalarize`), and the table's true Pareto front of the
+reported columns is :attr:`Task.front`.
+
 On device a task is a :class:`TaskArrays` pytree; a query is one gather:
 ``reward[code_to_row[code]]``.
 """
@@ -12,6 +18,7 @@ On device a task is a :class:`TaskArrays` pytree; a query is one gather:
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax.numpy as jnp
 import numpy as np
@@ -32,6 +39,31 @@ class CostObjective:
 
 
 @dataclasses.dataclass(frozen=True)
+class Objective:
+    """One objective of a multi-objective task: searched on ``column``, reported on
+    ``report`` (None: the same column), to be maximized (``"max"``) or minimized."""
+
+    column: str
+    direction: str
+    report: str | None = None
+
+    @property
+    def reported(self) -> str:
+        return self.report or self.column
+
+
+def parse_objective(text: str) -> Objective:
+    """``COLUMN:max`` or ``COLUMN:min`` (the command line's ``--objective``), optionally
+    ``COLUMN:max:REPORTED_COLUMN``."""
+    parts = str(text).split(":")
+    if len(parts) not in (2, 3) or not parts[0] or parts[1] not in ("max", "min") \
+            or (len(parts) == 3 and not parts[2]):
+        raise CatchjaxError(f"an objective is COLUMN:max or COLUMN:min (optionally "
+                            f"COLUMN:max:REPORTED_COLUMN), got {text!r}")
+    return Objective(parts[0], parts[1], parts[2] if len(parts) == 3 else None)
+
+
+@dataclasses.dataclass(frozen=True)
 class TaskSpec:
     benchmark: str
     task: str
@@ -47,6 +79,8 @@ class TaskSpec:
     # the named protocol whose reward and report columns the task took (None: the
     # benchmark's default columns, or columns given by hand)
     protocol: str | None = None
+    # several objectives (issue 35); empty: one objective, the reward
+    objectives: tuple[Objective, ...] = ()
 
 
 @struct.dataclass
@@ -60,6 +94,9 @@ class TaskArrays:
     prefix_mask: jnp.ndarray  # bool [L, K**(L-1), K], see spaces.prefix_masks
     neighbors: jnp.ndarray  # i32 [n_archs, L*(K-1)], -1 = none
     valid_rows: jnp.ndarray  # i32 [n_valid], the searchable rows
+    # f32 [n_archs, d]: a multi-objective task's searched columns, minimized and scaled to
+    # [0, 1] over the searchable rows (None: one objective)
+    objectives: jnp.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -79,6 +116,18 @@ class Task:
     def n_searchable(self) -> int:
         return int(self.searchable.sum())
 
+    @functools.cached_property
+    def front(self) -> np.ndarray:
+        """A multi-objective task's true Pareto front: the searchable rows no other
+        searchable row dominates in the reported columns (computed once)."""
+        from catchjax.benchmarks import pareto
+
+        if not self.spec.objectives:
+            raise CatchjaxError("a front belongs to a task with several objectives")
+        rows = np.flatnonzero(self.searchable)
+        values = np.asarray(self.arrays.report, np.float64)[rows]
+        return pareto.front_rows(values, [o.direction for o in self.spec.objectives], rows)
+
     @property
     def name(self) -> str:
         return f"{self.spec.benchmark}/{self.spec.task}"
@@ -96,10 +145,14 @@ def make_task(
     mask_nan: bool = False,
     table: tables.Table | None = None,
     protocol: str | None = None,
+    objectives=None,
 ) -> Task:
     """Build a task. ``task`` picks the defaults, ``protocol`` the benchmark's named set of
     them (NB201: "nats", the default, or "catch-fig3"); ``reward``/``report`` override
-    columns."""
+    columns. ``objectives``: two or more :class:`Objective` (or ``"COLUMN:max"`` texts)
+    for a multi-objective task; an objective on the task's reward column is reported on
+    its first report column (accuracy searched on the 12-epoch validation, reported on
+    the 200-epoch test), any other on its own column."""
     _check_task_arguments(reward, report, gamma, gamma_normalize, cost, mask_nan)
     info = tables.benchmark_info(benchmark)
     if protocol is not None and not isinstance(protocol, str):
@@ -114,11 +167,75 @@ def make_task(
     if isinstance(report, str):
         report = tuple(r for r in report.split(",") if r)
     report = tuple(report) if report else defaults.report
+    objectives = _objectives(objectives, reward, report, gamma, cost)
+    if objectives:
+        reward, report = objectives[0].column, tuple(o.reported for o in objectives)
     spec = TaskSpec(
         benchmark, task or "custom", reward, report, gamma, gamma_normalize, cost, mask_nan,
-        protocol,
+        protocol, objectives,
     )
     return build_task(spec, table if table is not None else tables.load_table(benchmark))
+
+
+def _objectives(objectives, reward, report, gamma, cost) -> tuple[Objective, ...]:
+    """The objectives of a task as :class:`Objective` s, each with its reported column."""
+    if objectives is None:
+        return ()
+    if isinstance(objectives, (str, bytes)) or not hasattr(objectives, "__iter__"):
+        raise CatchjaxError(f"objectives must be a list (e.g. ['cifar100_valid_acc_12:max', "
+                            f"'cifar100_edgegpu_latency:min']), got {objectives!r}")
+    out = [o if isinstance(o, Objective) else parse_objective(o) for o in objectives]
+    if len(out) < 2:
+        raise CatchjaxError(f"a multi-objective task needs at least two objectives, got "
+                            f"{len(out)}; for one, use the reward (--reward)")
+    if len(out) > 3:
+        raise CatchjaxError(f"at most three objectives (hypervolume is exact in 2-D and "
+                            f"3-D), got {len(out)}")
+    if len({o.column for o in out}) < len(out):
+        raise CatchjaxError("an objective is given twice: "
+                            + ", ".join(o.column for o in out))
+    for o in out:
+        if o.direction not in ("max", "min"):
+            raise CatchjaxError(f"objective {o.column}: direction must be 'max' or 'min', "
+                                f"got {o.direction!r}")
+    if gamma is not None or cost is not None:
+        raise CatchjaxError("objectives replace the reward: the gamma transform and the "
+                            "latency-aware reward (cost) go with one objective")
+    return tuple(o if o.report or o.column != reward else
+                 dataclasses.replace(o, report=report[0]) for o in out)
+
+
+HARDWARE_DEVICES = ("edgegpu", "edgetpu", "raspi4", "pixel3", "eyeriss", "fpga")
+_HW_DATASET = {"cifar10": "cifar10", "cifar100": "cifar100", "imagenet16-120": "imagenet16"}
+
+
+def hardware_objectives(benchmark: str, task: str | None, preset: str,
+                        protocol: str | None = None) -> list[Objective]:
+    """A named pair of objectives on NB201 (HW-NAS-Bench's columns): ``DEVICE-latency`` or
+    ``DEVICE-energy`` = the task's reward (max) against that device's latency or energy
+    on the task's dataset (min)."""
+    device, _, metric = str(preset).partition("-")
+    if device not in HARDWARE_DEVICES or metric not in ("latency", "energy"):
+        raise CatchjaxError(f"--objectives is DEVICE-latency or DEVICE-energy, DEVICE one of "
+                            f"{', '.join(HARDWARE_DEVICES)}; got {preset!r}")
+    info = tables.benchmark_info(benchmark)
+    if info.space is not spaces.NB201 or task not in _HW_DATASET:
+        raise CatchjaxError(f"hardware presets are for NB201's tasks ({', '.join(_HW_DATASET)}"
+                            f"), not {benchmark}/{task}; give --objective COLUMN:min instead")
+    defaults = info.named_task(task, protocol)
+    return [Objective(defaults.reward, "max"),
+            Objective(f"{_HW_DATASET[task]}_{device}_{metric}", "min")]
+
+
+def scalarize(arrays: TaskArrays, weights, rho: float = 0.05) -> TaskArrays:
+    """The task with the reward of one weight vector [d] (ParEGO's augmented Chebyshev
+    scalarization, Knowles 2006): R = -(max_j w_j o_j + rho * sum_j w_j o_j) over the
+    minimized, [0, 1]-scaled objectives o, so each weight vector aims at another part of
+    the front; unreachable rows stay -inf."""
+    o = arrays.objectives
+    weighted = weights[None, :] * o
+    reward = -(jnp.max(weighted, axis=1) + rho * jnp.sum(weighted, axis=1))
+    return arrays.replace(reward=jnp.where(jnp.isfinite(arrays.reward), reward, -jnp.inf))
 
 
 def _check_task_arguments(reward, report, gamma, gamma_normalize, cost, mask_nan) -> None:
@@ -222,6 +339,18 @@ def build_task(spec: TaskSpec, table: tables.Table) -> Task:
             f"to searching only the {int((~nan).sum())} that have it (mask_nan=True, "
             f"--mask-nan on the command line)"
         )
+    objectives = None
+    if spec.objectives:  # minimized, scaled to [0, 1] over the searchable rows
+        cols = np.stack([table.column(o.column).astype(np.float64) for o in spec.objectives], 1)
+        nan |= np.isnan(cols).any(axis=1)
+        if nan.any() and not spec.mask_nan:
+            raise CatchjaxError(
+                f"the objectives of {spec.benchmark!r} are NaN for {int(nan.sum())} of "
+                f"{len(nan)} architectures; search only the others with mask_nan=True "
+                f"(--mask-nan)")
+        cols = np.where(np.array([o.direction == "max" for o in spec.objectives]), -cols, cols)
+        lo, hi = cols[~nan].min(axis=0), cols[~nan].max(axis=0)
+        objectives = np.where(nan[:, None], 1.0, (cols - lo) / np.where(hi > lo, hi - lo, 1.0))
     searchable = ~nan
     space = table.space
     code_to_row = table.code_to_row.copy()
@@ -235,6 +364,7 @@ def build_task(spec: TaskSpec, table: tables.Table) -> Task:
         prefix_mask=jnp.asarray(spaces.prefix_masks(space, table.actions[searchable])),
         neighbors=jnp.asarray(spaces.neighbour_table(space, table.actions, code_to_row)),
         valid_rows=jnp.asarray(np.flatnonzero(searchable).astype(np.int32)),
+        objectives=None if objectives is None else jnp.asarray(objectives, jnp.float32),
     )
     return Task(spec, table, arrays, searchable)
 

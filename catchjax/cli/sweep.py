@@ -46,6 +46,15 @@ def add_sweep(sub) -> None:
     sw.add_argument("--cost-target", type=float, help="the target T of the cost objective")
     sw.add_argument("--cost-weight", type=float, default=None,
                     help="the exponent w (default -0.05)")
+    sw.add_argument("--objective", action="append", default=None, metavar="COLUMN:max|min",
+                    help="several objectives (give two or three): each trial searches its own "
+                         "weighting of them, the summary measures the found fronts against "
+                         "the table's true front, e.g. --objective cifar100_valid_acc_12:max "
+                         "--objective cifar100_edgegpu_latency:min")
+    sw.add_argument("--objectives", metavar="DEVICE-latency|DEVICE-energy",
+                    help="NB201 hardware preset: the task's reward (max) against a device's "
+                         "latency or energy (min); devices: edgegpu, edgetpu, raspi4, pixel3, "
+                         "eyeriss, fpga (HW-NAS-Bench, nb201_hw.npz)")
     sw.add_argument("--mask-nan", action="store_true",
                     help="search only architectures whose reward is not NaN")
     sw.add_argument("--chunk-size", type=options.positive_int,
@@ -160,7 +169,8 @@ def cmd_sweep(args) -> int:
               f" saved in {where} (reuse {'them' if many else 'it'} with --init)")
     shutil.rmtree(partial, ignore_errors=True)
     print(reporting.format_summary(result.summary()))
-    print(f"  wrote {out}/results.csv and {out}/summary.json")
+    print(f"  wrote {out}/results.csv{', fronts.csv' if task.spec.objectives else ''} and "
+          f"{out}/summary.json")
     return 0
 
 
@@ -268,10 +278,17 @@ def _task_from_args(args):
                             "would do nothing")
     if args.gamma_normalize is not None and args.gamma is None:
         raise CatchjaxError("--gamma-normalize goes with --gamma; alone it would do nothing")
+    objectives = args.objective
+    if getattr(args, "objectives", None):
+        if objectives:
+            raise CatchjaxError("--objectives (a preset) and --objective (columns) go apart; "
+                                "give one of them")
+        objectives = tasks.hardware_objectives(args.benchmark, args.task, args.objectives,
+                                               args.protocol)
     return tasks.make_task(
         args.benchmark, args.task, reward=args.reward, report=args.report, gamma=args.gamma,
         gamma_normalize=args.gamma_normalize or "minmax", cost=cost, mask_nan=args.mask_nan,
-        protocol=args.protocol,
+        protocol=args.protocol, objectives=objectives,
     )
 
 

@@ -30,7 +30,7 @@ def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent,
     return {
         "method": method,
         "config": json.loads(json.dumps(dataclasses.asdict(config), default=str)),
-        "task": json.loads(json.dumps(dataclasses.asdict(task.spec), default=str)),
+        "task": _spec_record(task),
         "table": task.table.source,
         "seed": int(seed),
         "trials": int(trials),
@@ -44,6 +44,15 @@ def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent,
         "computed_on": {k: v for k, v in (computed_on or provenance.computed_on()).items()
                         if k not in DEVICE_COUNTS},
     }
+
+
+def _spec_record(task: Task) -> dict:
+    """The task's spec as JSON; a task with one objective records it as before
+    objectives existed, so that progress saved then still resumes."""
+    spec = json.loads(json.dumps(dataclasses.asdict(task.spec), default=str))
+    if not spec.get("objectives"):
+        spec.pop("objectives", None)
+    return spec
 
 
 DEVICE_COUNTS = ("device_count", "process_count")

@@ -108,6 +108,7 @@ class SweepResult:
             "computed_on": self.computed_on,
             **({"search_metrics": self.metric_means()} if self.metrics else {}),
             **self.agent_summary(),
+            **self.pareto_summary(),
             **self.info,
         }
 
@@ -123,6 +124,49 @@ class SweepResult:
         return {"agents": self.n_agents, "agent_means": means,
                 "agent_trials": [int(np.sum(which == a)) for a in range(self.n_agents)],
                 "agent_spread": float(np.std(means, ddof=1)) if len(means) > 1 else 0.0}
+
+    def pareto_measures(self) -> dict:
+        """A multi-objective sweep's measures on the reported columns against the table's
+        true front (:func:`catchjax.benchmarks.pareto.search_measures`), computed once."""
+        if not hasattr(self, "_pareto"):
+            from catchjax.benchmarks import pareto
+
+            spec, task = self.task.spec, self.task
+            directions = [o.direction for o in spec.objectives]
+            points = pareto.as_minimization(np.asarray(task.arrays.report, np.float64),
+                                            directions)
+            points = np.where(task.searchable[:, None], points, np.nan)  # never evaluated
+            points = pareto.normalize_to_front(np.nan_to_num(points), points[task.front])
+            ref = np.full(points.shape[1], pareto.REFERENCE)
+            self._pareto = {"reference_point": ref,
+                            **pareto.search_measures(self.rows, points, task.front, ref)}
+        return self._pareto
+
+    def pareto_summary(self) -> dict:
+        """For a multi-objective task: the true front's size, and per trial (mean, CI) and
+        pooled over the trials the hypervolume ratio to the true front, the fraction of the
+        front found and the additive epsilon to it, in units where the true front spans
+        [0, 1] per objective (reference point 1.1 each: the front's nadir plus 10%)."""
+        if not self.task.spec.objectives:
+            return {}
+        m = self.pareto_measures()
+
+        def stat(values):
+            values = np.asarray(values, np.float64)
+            return {"mean": float(values.mean()),
+                    "ci95": list(analysis.bootstrap_ci(values, seed=self.seed))}
+
+        return {"pareto": {
+            "objectives": [dataclasses.asdict(o) for o in self.task.spec.objectives],
+            "front_size": int(len(self.task.front)),
+            "reference_point": [float(x) for x in m["reference_point"]],
+            "hv_ratio": stat(m["hv_ratio"][:, -1]),
+            "hv_ratio_by_evaluation": m["hv_ratio"].mean(axis=0).tolist(),
+            "fraction_found": stat(m["fraction_found"]),
+            "epsilon": stat(m["epsilon"]),
+            "union": {"hv_ratio": float(m["union_hv_ratio"]),
+                      "fraction_found": float(m["union_fraction_found"]),
+                      "epsilon": float(m["union_epsilon"])}}}
 
     def metric_means(self) -> dict:
         """Each per-epoch metric averaged over the trials: name -> [n_epochs] list."""

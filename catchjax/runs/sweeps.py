@@ -30,6 +30,7 @@ from catchjax.arguments import (  # noqa: F401  (JAX-free)
     check_seed,
     memory_estimate,
 )
+from catchjax.benchmarks import tasks
 from catchjax.benchmarks.tasks import Task, TaskArrays
 from catchjax.core import SearchTrace
 from catchjax.errors import CatchjaxError
@@ -46,6 +47,26 @@ DEFAULT_MAX_CHUNK = 2048
 def trial_key(seed, trial):
     """The PRNG key of one trial; a pure function of (seed, trial index)."""
     return jax.random.fold_in(jax.random.key(seed), trial)
+
+
+WEIGHT_STREAM = 0x3E16  # folded into a trial's key for its objective weights
+
+
+def trial_weights(seed, trial, n_objectives: int):
+    """A multi-objective trial's weight vector [d] ~ Dirichlet(1, ..., 1) (uniform on the
+    simplex, as ParEGO draws them): from the trial's own key, in a stream of its own, so the
+    search's random numbers are those of the same trial without objectives."""
+    return jax.random.dirichlet(jax.random.fold_in(trial_key(seed, trial), WEIGHT_STREAM),
+                                jnp.ones(n_objectives))
+
+
+def trial_task(seed, trial, task: TaskArrays) -> TaskArrays:
+    """The task trial ``trial`` searches: ``task`` itself, or for a multi-objective task
+    its reward under the trial's own weights (:func:`catchjax.benchmarks.tasks.scalarize`),
+    so one sweep of many trials maps the whole front."""
+    if task.objectives is None:
+        return task
+    return tasks.scalarize(task, trial_weights(seed, trial, task.objectives.shape[1]))
 
 
 def agent_of_trial(trial, n_agents: int):
@@ -81,9 +102,10 @@ def _trials_fn(config, n_agents: int = 0):
         seed, task, agent = shared
         if n_agents:
             return jax.vmap(lambda i: search(
-                config, trial_key(seed, i), task,
+                config, trial_key(seed, i), trial_task(seed, i, task),
                 jax.tree.map(lambda x: x[agent_of_trial(i, n_agents)], agent)))(trial_ids)
-        return jax.vmap(lambda i: search(config, trial_key(seed, i), task, agent))(trial_ids)
+        return jax.vmap(lambda i: search(config, trial_key(seed, i),
+                                         trial_task(seed, i, task), agent))(trial_ids)
 
     return run
 

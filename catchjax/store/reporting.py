@@ -12,7 +12,8 @@ from catchjax import safe_io
 from catchjax.errors import CatchjaxError
 from catchjax.store import folder
 
-RESULT_FILES = {"results.csv", "results.parquet", "summary.json", "metrics.csv", "meta-agent"}
+RESULT_FILES = {"results.csv", "results.parquet", "summary.json", "metrics.csv", "meta-agent",
+                "fronts.csv"}
 # From this many (trial, step) rows on, results.csv is also written as results.parquet:
 # 500 trials x 50 steps x 7 methods is ~175k CSV rows, slow to parse and ~10x larger.
 PARQUET_MIN_ROWS = 100_000
@@ -133,6 +134,30 @@ def write_metrics(result, path: Path) -> None:
                 writer.writerow([result.method, i, e + 1, *(float(v[i, e]) for v in values)])
 
 
+def write_fronts(result, path: Path) -> None:
+    """A multi-objective sweep's found fronts: per trial, the evaluated networks no other
+    network of that trial dominates in the reported columns (the first step each was
+    found at), and whether each is on the table's true front."""
+    from catchjax.benchmarks import pareto
+
+    spec, task = result.task.spec, result.task
+    directions = [o.direction for o in spec.objectives]
+    report = np.asarray(task.arrays.report)  # float32: written as their shortest text
+    on_front = np.zeros(len(report), bool)
+    on_front[task.front] = True
+    arch = task.table.arch_str
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["trial", "step", "row", "arch", *spec.report_metrics, "on_true_front"])
+        for t in range(result.trials):
+            rows, first = np.unique(result.rows[t], return_index=True)
+            keep = pareto.nondominated(pareto.as_minimization(report[rows].astype(np.float64),
+                                                              directions))
+            for r, step in sorted(zip(rows[keep], first[keep]), key=lambda x: x[1]):
+                w.writerow([t, int(step) + 1, int(r), arch[r],
+                            *(str(v) for v in report[r]), bool(on_front[r])])
+
+
 def has_pyarrow() -> bool:
     import importlib.util
 
@@ -168,6 +193,8 @@ def write_results(result, out, overwrite: bool = False, parquet: bool | None = N
             write_parquet(result, tmp / "results.parquet")
         if result.metrics:
             write_metrics(result, tmp / "metrics.csv")
+        if result.task.spec.objectives:
+            write_fronts(result, tmp / "fronts.csv")
         with open(tmp / "summary.json", "w") as f:
             f.write(strict_json(sealed(json.loads(strict_json(result.summary())))))
 
@@ -234,6 +261,20 @@ def format_summary(s: dict) -> str:
     for m, v in s["report_means"].items():
         if m != s["report_metric"]:
             lines.append(f"  mean {m}: {v:.3f}")
+    if "pareto" in s:  # several objectives: how much of the true front the trials found
+        p = s["pareto"]
+        names = " vs ".join(f"{o['report'] or o['column']} ({o['direction']})"
+                            for o in p["objectives"])
+        lo, hi = p["hv_ratio"]["ci95"]
+        lines.append(f"  Pareto front of {names}: {p['front_size']} networks")
+        lines.append(f"  per trial: hypervolume {p['hv_ratio']['mean']:.3f} of the true "
+                     f"front's (95% CI {lo:.3f} .. {hi:.3f}), "
+                     f"{p['fraction_found']['mean']:.1%} of its networks found, "
+                     f"additive epsilon {p['epsilon']['mean']:.3f}")
+        u = p["union"]
+        lines.append(f"  all trials together: hypervolume {u['hv_ratio']:.3f}, "
+                     f"{u['fraction_found']:.0%} of the front, epsilon {u['epsilon']:.3f} "
+                     f"(units: the true front spans 0..1 in each objective)")
     tps = s["trials_per_second"]
     lines.append(
         f"  compile {s['compile_seconds']:.2f} s, run {s['wall_seconds']:.3f} s"
