@@ -144,3 +144,22 @@ def test_progress_of_a_single_objective_sweep_records_its_task_as_before(mo_task
     assert "objectives" not in one
     many = progress.fingerprint("rea", config, mo_task, 0, 4, 4, None)["task"]
     assert [o["direction"] for o in many["objectives"]] == ["max", "min"]
+
+
+def test_the_report_of_multi_objective_runs_tables_and_draws_the_fronts(tmp_path, capsys):
+    runs = []
+    for method in ("rea", "random"):
+        out = tmp_path / method
+        assert cli.main(["sweep", "--method", method, "--benchmark", "synthetic-nb201",
+                         "--task", "cifar100", "--objectives", "edgegpu-latency", "--trials",
+                         "8", "--budget", "20", "--out", str(out)]) == 0
+        runs.append(str(out))
+    report = tmp_path / "report"
+    assert cli.main(["report", *runs, "--out", str(report)]) == 0
+    text = (report / "report.md").read_text()
+    assert "Pareto front of CIFAR-100 test accuracy" in text and "| rea | 8 × 20 |" in text
+    for name in ("pareto_hypervolume", "pareto_fronts"):
+        for fmt in ("png", "pdf", "svg"):
+            assert (report / f"{name}.{fmt}").stat().st_size > 0
+    pdf = (report / "pareto_fronts.pdf").read_bytes()
+    assert b"/Type3" not in pdf and b"/FontFile2" in pdf  # TrueType fonts embedded

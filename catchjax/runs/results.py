@@ -162,6 +162,13 @@ class SweepResult:
             "reference_point": [float(x) for x in m["reference_point"]],
             "hv_ratio": stat(m["hv_ratio"][:, -1]),
             "hv_ratio_by_evaluation": m["hv_ratio"].mean(axis=0).tolist(),
+            "hv_ratio_by_evaluation_se": (m["hv_ratio"].std(axis=0, ddof=1)
+                                          / np.sqrt(len(m["hv_ratio"]))).tolist()
+            if len(m["hv_ratio"]) > 1 else [0.0] * self.budget,
+            # the true front in reported units (its rows and their values), for figures
+            "front_rows": [int(r) for r in self.task.front],
+            "true_front": np.asarray(self.task.arrays.report, np.float64)[
+                self.task.front].tolist(),
             "fraction_found": stat(m["fraction_found"]),
             "epsilon": stat(m["epsilon"]),
             "union": {"hv_ratio": float(m["union_hv_ratio"]),

@@ -26,12 +26,13 @@ from catchjax import safe_io
 from catchjax.errors import CatchjaxError
 from catchjax.runs import analysis
 from catchjax.store import reporting
+from catchjax.studies import pareto_report
 
 # figures, each as PNG (to look at), PDF and SVG (for a paper)
 FIGURES = ("fig3_sorted", "best_so_far", "regret")
 FIGURE_FORMATS = ("png", "pdf", "svg")
 REPORT_FILES = {"report.md", "comparison.csv", "transfer"} | {
-    f"{name}.{fmt}" for name in FIGURES for fmt in FIGURE_FORMATS}
+    f"{name}.{fmt}" for name in FIGURES + pareto_report.FIGURES for fmt in FIGURE_FORMATS}
 COLUMNS = ["run", "method", "benchmark", "task", "report_metric", "trials", "budget", "seed",
            "mean", "std", "ci_low", "ci_high", "best_hits", "table_best", "compile_seconds",
            "wall_seconds", "device", "reward_metric", "agents", "ci_method"]
@@ -300,6 +301,7 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
                       "distribution-free interval of each quantile), `best_so_far` (mean "
                       "best-so-far, 95% band), `regret` (the table's best minus the mean "
                       "best-so-far, log scale, 95% band); dashed: the table's best."]
+        lines += pareto_report.section(sweeps, tmp, FIGURE_FORMATS)  # several objectives
         for st in studies:
             lines += _study_section(st, tmp)
         (tmp / "report.md").write_text("\n".join(lines) + "\n")
