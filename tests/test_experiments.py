@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import nb201_catch
+from tests.conftest import requires_real_data
 
 
 def test_nb201_catch_script_writes_tables_and_plots(tmp_path):
@@ -255,3 +256,19 @@ def test_context_family_script_compares_contexts_and_maps_z(tmp_path):
     for name in ("curves.csv", "agents.csv", "summary.md", "curves.png", "z_map.png"):
         assert (out / name).stat().st_size > 0
     assert "| catch-meta (beta 0.01) |" in (out / "summary.md").read_text()
+
+
+@requires_real_data
+def test_pareto_hw_study_measures_every_method_against_the_true_front(tmp_path):
+    from experiments import pareto_hw
+
+    records = pareto_hw.main([
+        "--datasets", "cifar10", "--costs", "edgegpu-latency", "--methods", "random", "rea",
+        "--budgets", "20", "--trials", "8", "--samplers", "nsga2", "--seeds", "2",
+        "--out", str(tmp_path / "hw")])
+    assert [r["method"] for r in records] == ["random", "rea", "optuna-nsga2"]
+    for r in records:
+        assert 0 <= r["hv_low"] <= r["hv"] <= r["hv_high"] <= 1 and r["front_size"] > 5
+        assert r["union_hv"] >= r["hv"]
+    for name in ("results.csv", "summary.md", "hypervolume.png", "report/pareto_fronts.png"):
+        assert (tmp_path / "hw" / name).stat().st_size > 0

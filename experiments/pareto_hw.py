@@ -1,0 +1,250 @@
+"""Hardware-aware search as a Pareto front (issue 35): accuracy against each HW-NAS-Bench
+device's latency (and energy) on NB201's three datasets.
+
+Every cell is a task with two objectives (the dataset's 12-epoch validation accuracy, max,
+reported as its 200-epoch test accuracy; the device's cost, min), and every search is
+measured against the table's exact front of the reported columns: the hypervolume of its
+found networks as a fraction of the true front's, the share of the front's networks found
+and the additive epsilon (units where the true front spans 0..1 per objective). catchjax's
+methods run ``--trials`` trials as one compiled call (trial i searches its own weighting
+of the objectives); optuna's multi-objective samplers (NSGA-II; TPE with two objectives,
+i.e. MOTPE) run ``--seeds`` studies each where optuna is installed.
+
+Writes ``results.csv`` (one row per cell x method x budget), ``summary.md`` and
+``hypervolume.png`` (final hypervolume fraction per cell, 95% CI), plus a ``catchjax
+report`` (fronts and hypervolume curves) of the first cell under ``report/``.
+
+    CATCHJAX_DATA=../shared/data python experiments/pareto_hw.py --out experiments/results/pareto_hw
+        [--datasets cifar10 cifar100 imagenet16-120] [--costs edgegpu-latency ...]
+        [--methods random rea ls] [--budgets 50 100] [--trials 500]
+        [--samplers nsga2 motpe] [--seeds 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from catchjax import make_task, sweep
+from catchjax.benchmarks import pareto, tasks
+from catchjax.runs.analysis import bootstrap_ci
+from catchjax.runs.results import versions
+
+DATASETS = ("cifar10", "cifar100", "imagenet16-120")
+COSTS = tuple(f"{d}-latency" for d in tasks.HARDWARE_DEVICES) + (
+    "edgegpu-energy", "eyeriss-energy", "fpga-energy")
+METHODS = ("random", "rea", "ls")
+SAMPLERS = ("nsga2", "motpe")
+
+
+def front_points(task) -> tuple[np.ndarray, np.ndarray]:
+    """Every row's reported objectives, minimized and scaled so that the true front spans
+    [0, 1] (non-searchable rows: the reference point), and the reference point."""
+    directions = [o.direction for o in task.spec.objectives]
+    points = pareto.as_minimization(np.asarray(task.arrays.report, np.float64), directions)
+    points = pareto.normalize_to_front(points, points[task.front])
+    ref = np.full(points.shape[1], pareto.REFERENCE)
+    return np.where(task.searchable[:, None], points, ref), ref
+
+
+def optuna_searches(task, sampler: str, seeds: int, budget: int) -> tuple[np.ndarray, float]:
+    """The rows ``seeds`` optuna studies evaluated ([seeds, budget]; -1 = a pruned draw
+    that is not a network of the table) and the seconds per study."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    row_of = {tuple(a): r for r, a in enumerate(np.asarray(task.table.actions).tolist())}
+    cols = [np.asarray(task.table.columns[o.column], np.float64) for o in task.spec.objectives]
+    choices = list(range(task.space.n_choices))
+    rows = np.full((seeds, budget), -1)
+    t0 = time.perf_counter()
+    for seed in range(seeds):
+        seen: list[int] = []
+
+        def objective(trial, seen=seen):
+            a = tuple(trial.suggest_categorical(f"d{i}", choices)
+                      for i in range(task.space.n_decisions))
+            row = row_of.get(a)
+            if row is None or not task.searchable[row]:
+                raise optuna.TrialPruned()
+            seen.append(row)
+            return tuple(float(c[row]) for c in cols)
+
+        make = (optuna.samplers.NSGAIISampler if sampler == "nsga2"
+                else optuna.samplers.TPESampler)
+        study = optuna.create_study(
+            directions=["maximize" if o.direction == "max" else "minimize"
+                        for o in task.spec.objectives], sampler=make(seed=seed))
+        study.optimize(objective, n_trials=budget)
+        rows[seed, :len(seen)] = seen
+    return rows, (time.perf_counter() - t0) / seeds
+
+
+def measure(rows: np.ndarray, points, front, ref) -> dict:
+    """The issue's measures of searches ``rows`` [T, B] (-1 entries: no network, padded
+    with the trial's first evaluated row, which adds nothing new)."""
+    rows = np.where(rows < 0, rows[:, :1], rows)
+    m = pareto.search_measures(rows, points, front, ref)
+    out = {"union_hv": m["union_hv_ratio"], "union_found": m["union_fraction_found"]}
+    for k in ("fraction_found", "epsilon"):
+        out[k] = float(np.mean(m[k]))
+    hv = m["hv_ratio"][:, -1]
+    out["hv"], (out["hv_low"], out["hv_high"]) = float(hv.mean()), bootstrap_ci(hv)
+    return out
+
+
+def run(args) -> list[dict]:
+    from catchjax.store import reporting
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    records = []
+    first_cell = []
+    for dataset in args.datasets:
+        for cost in args.costs:
+            objectives = tasks.hardware_objectives("nb201", dataset, cost)
+            task = make_task("nb201", dataset, objectives=objectives)
+            points, ref = front_points(task)
+            for budget in args.budgets:
+                for method in args.methods:
+                    t0 = time.perf_counter()
+                    res = sweep(method, task, trials=args.trials, budget=budget, seed=0)
+                    seconds = time.perf_counter() - t0
+                    rec = {"dataset": dataset, "cost": cost, "budget": budget,
+                           "method": method, "searches": args.trials,
+                           "front_size": len(task.front),
+                           "seconds_per_search": seconds / args.trials,
+                           **measure(res.rows, points, task.front, ref)}
+                    records.append(rec)
+                    if budget == args.budgets[0] and (
+                            not first_cell or first_cell[0][:2] == (dataset, cost)):
+                        folder = out / "runs" / f"{method}-{budget}"
+                        reporting.write_results(res, folder, overwrite=True)
+                        first_cell.append((dataset, cost, folder))
+                    print(_line(rec), flush=True)
+                for sampler in args.samplers:
+                    rows, seconds = optuna_searches(task, sampler, args.seeds, budget)
+                    rec = {"dataset": dataset, "cost": cost, "budget": budget,
+                           "method": f"optuna-{sampler}", "searches": args.seeds,
+                           "front_size": len(task.front), "seconds_per_search": seconds,
+                           **measure(rows, points, task.front, ref)}
+                    records.append(rec)
+                    print(_line(rec), flush=True)
+    _write(records, out, args)
+    if first_cell:
+        from catchjax.studies import report
+
+        report.build([str(f) for _, _, f in first_cell], out / "report", overwrite=True)
+    return records
+
+
+def _line(r: dict) -> str:
+    return (f"{r['dataset']:15s} {r['cost']:16s} {r['budget']:4d} {r['method']:14s} "
+            f"hv {r['hv']:.3f} [{r['hv_low']:.3f}, {r['hv_high']:.3f}] found "
+            f"{r['fraction_found']:.1%} eps {r['epsilon']:.3f}  all: hv {r['union_hv']:.3f} "
+            f"found {r['union_found']:.0%}  ({r['seconds_per_search'] * 1e3:.2f} ms/search)")
+
+
+def _write(records: list[dict], out: Path, args) -> None:
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(records[0]))
+        w.writeheader()
+        w.writerows(records)
+    methods = list(dict.fromkeys(r["method"] for r in records))
+    lines = ["# Pareto fronts of accuracy against hardware cost (NB201, HW-NAS-Bench)", "",
+             f"catchjax methods: {args.trials} trials each (one compiled call); optuna "
+             f"samplers: {args.seeds} studies each. Cell: mean hypervolume of a search's "
+             f"found networks as a fraction of the true front's [95% bootstrap CI], mean "
+             f"share of the front's networks found; last column per budget: all searches "
+             f"together. Objectives: the dataset's 12-epoch validation accuracy (max, "
+             f"reported: 200-epoch test accuracy) and the device's cost (min).", ""]
+    for budget in args.budgets:
+        lines += [f"## {budget} evaluations", "",
+                  "| dataset | cost | front | " + " | ".join(methods) + " |",
+                  "|---|---|---|" + "---|" * len(methods)]
+        for dataset in args.datasets:
+            for cost in args.costs:
+                cells = []
+                for m in methods:
+                    r = next((x for x in records if (x["dataset"], x["cost"], x["budget"],
+                                                     x["method"]) == (dataset, cost, budget, m)),
+                             None)
+                    cells.append("" if r is None else
+                                 f"{r['hv']:.3f} [{r['hv_low']:.3f}, {r['hv_high']:.3f}], "
+                                 f"{r['fraction_found']:.0%}")
+                size = next(x["front_size"] for x in records
+                            if (x["dataset"], x["cost"]) == (dataset, cost))
+                lines.append(f"| {dataset} | {cost} | {size} | " + " | ".join(cells) + " |")
+        lines.append("")
+    speed = {m: np.mean([r["seconds_per_search"] for r in records if r["method"] == m])
+             for m in methods}
+    lines += ["Seconds per search (mean over cells): " + ", ".join(
+        f"{m} {s * 1e3:.2f} ms" for m, s in speed.items()), "",
+        f"versions: {json.dumps(versions())}"]
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    _plot(records, out, args, methods)
+
+
+def _plot(records, out: Path, args, methods) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from catchjax.benchmarks.names import TASK_NAMES
+
+    cells = [(d, c) for d in args.datasets for c in args.costs]
+    with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
+        fig, axes = plt.subplots(len(args.budgets), 1, squeeze=False,
+                                 figsize=(max(6.0, 0.55 * len(cells) * len(methods) / 2), 3.0
+                                          * len(args.budgets)))
+        width = 0.8 / len(methods)
+        for ax, budget in zip(axes[:, 0], args.budgets):
+            for j, m in enumerate(methods):
+                xs, ys, lo, hi = [], [], [], []
+                for i, (d, c) in enumerate(cells):
+                    r = next((x for x in records if (x["dataset"], x["cost"], x["budget"],
+                                                     x["method"]) == (d, c, budget, m)), None)
+                    if r is None:
+                        continue
+                    xs.append(i - 0.4 + width * (j + 0.5))
+                    ys.append(r["hv"])
+                    lo.append(r["hv"] - r["hv_low"])
+                    hi.append(r["hv_high"] - r["hv"])
+                ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", ms=3, capsize=2, label=m)
+            ax.set_xticks(range(len(cells)))
+            ax.set_xticklabels([f"{TASK_NAMES.get(d, d)}\n{c}" for d, c in cells],
+                               fontsize=6, rotation=45, ha="right")
+            ax.set_ylabel(f"hypervolume / true front's\n({budget} evaluations)", fontsize=8)
+            ax.set_ylim(0, 1)
+            ax.grid(alpha=0.3)
+        axes[0, 0].legend(fontsize=7, ncol=len(methods))
+        fig.tight_layout()
+        fig.savefig(out / "hypervolume.png", dpi=130)
+        fig.savefig(out / "hypervolume.pdf")
+        plt.close(fig)
+
+
+def main(argv=None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/pareto_hw")
+    p.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
+    p.add_argument("--costs", nargs="+", default=list(COSTS))
+    p.add_argument("--methods", nargs="*", default=list(METHODS))
+    p.add_argument("--budgets", nargs="+", type=int, default=[50, 100])
+    p.add_argument("--trials", type=int, default=500)
+    p.add_argument("--samplers", nargs="*", default=[], choices=SAMPLERS)
+    p.add_argument("--seeds", type=int, default=100)
+    args = p.parse_args(argv)
+    for cost in args.costs:  # every preset checked before anything runs
+        tasks.hardware_objectives("nb201", args.datasets[0], cost)
+    return run(args)
+
+
+if __name__ == "__main__":
+    main()
