@@ -15,7 +15,7 @@ every task of the family: between-type distance / within-task spread.
 
 Writes into --out: results.csv (one row per trial), curves.csv (mean best-so-far reward per
 evaluation), agents.csv (per agent: mean final reward, entropy first/last, z separation),
-summary.md, summary.json, curves.png, z_map.png.
+summary.md, summary.json, curves.png (95% bands), z_map.png (z_means.npz: its points).
 
     python experiments/context_family.py --out experiments/results/context_family
 Use --targets type0_a --agents 2 --meta-epochs 20 --trials 20 for a quick check.
@@ -138,9 +138,11 @@ def run(args) -> dict:
                              "agent": int(which[i]), "final_reward": float(final[i]),
                              "final_test": float(test[i]),
                              "found_best": bool(final[i] >= best)})
+            se = reached.std(axis=0, ddof=1) / np.sqrt(res.trials)
             for step in range(res.budget):
                 curves.append({"target": target, "variant": label, "evaluations": step + 1,
-                               "mean_best_reward": float(reached[:, step].mean())})
+                               "mean_best_reward": float(reached[:, step].mean()),
+                               "se": float(se[step])})
             per_agent = [float(final[which == a].mean()) for a in range(n_agents)]
             entry = {"mean": float(final.mean()), "ci": bootstrap_ci(final),
                      "test_mean": float(test.mean()), "found_best": int((final >= best).sum()),
@@ -239,14 +241,16 @@ def _plot(out: Path, curves: list[dict], z_maps: dict, args) -> None:
     fig, axes = plt.subplots(1, len(targets), figsize=(4.2 * len(targets), 3.4), squeeze=False)
     for ax, target in zip(axes[0], targets):
         for label in args.variants:
-            pts = [(c["evaluations"], c["mean_best_reward"]) for c in curves
+            pts = [(c["evaluations"], c["mean_best_reward"], c["se"]) for c in curves
                    if c["target"] == target and c["variant"] == label]
             if pts:
-                x, y = zip(*pts)
-                ax.plot(x, y, label=label, lw=2 if label == "catch-oracle" else 1.2)
+                x, y, se = map(np.asarray, zip(*pts))
+                (line,) = ax.plot(x, y, label=label, lw=2 if label == "catch-oracle" else 1.2)
+                ax.fill_between(x, y - 1.96 * se, y + 1.96 * se, color=line.get_color(),
+                                alpha=0.15, lw=0)
         ax.set_title(f"context family, task {target}")
         ax.set_xlabel("networks evaluated")
-        ax.set_ylabel("best validation score so far (std. units)")
+        ax.set_ylabel("best validation score so far (std. units)\nmean, 95% band")
     axes[0][-1].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(out / "curves.png", dpi=110)
@@ -254,8 +258,15 @@ def _plot(out: Path, curves: list[dict], z_maps: dict, args) -> None:
     plt.close(fig)
     if not z_maps:
         return
-    fig, axes = plt.subplots(1, len(z_maps), figsize=(4 * len(z_maps), 3.6), squeeze=False)
-    for ax, ((target, label), sep) in zip(axes[0], z_maps.items()):
+    np.savez_compressed(out / "z_means.npz", **{  # the points of z_map, to redraw it
+        f"{target}|{label}": sep["means"] for (target, label), sep in z_maps.items()},
+        types=next(iter(z_maps.values()))["types"])
+    targets = list(dict.fromkeys(t for t, _ in z_maps))
+    labels = list(dict.fromkeys(lab for _, lab in z_maps))
+    fig, axes = plt.subplots(len(targets), len(labels), squeeze=False,
+                             figsize=(3.4 * len(labels), 3.1 * len(targets)))
+    for (target, label), sep in z_maps.items():
+        ax = axes[targets.index(target)][labels.index(label)]
         mus, types = sep["means"], sep["types"]
         flat = mus.reshape(-1, mus.shape[-1])
         centred = flat - flat.mean(axis=0)
@@ -263,13 +274,14 @@ def _plot(out: Path, curves: list[dict], z_maps: dict, args) -> None:
         xy = (centred @ vt[:2].T).reshape(mus.shape[0], mus.shape[1], 2)
         for t in np.unique(types):
             pts = xy[types == t].reshape(-1, 2)
-            ax.scatter(pts[:, 0], pts[:, 1], s=4, label=f"type {t}")
+            ax.scatter(pts[:, 0], pts[:, 1], s=3, label=f"type {t}")
         h = max(HISTORIES)
-        ax.set_title(f"{label}, task {target}\nz ratio {sep['ratio'][h]:.2f} (histories of "
-                     f"{h})", fontsize=9)
-        ax.set_xlabel("z, first principal component")
-        ax.set_ylabel("z, second principal component")
-    axes[0][-1].legend(fontsize=7, markerscale=3)
+        ax.set_title(f"{label}, task {target}\nbetween / within = {sep['ratio'][h]:.2f} "
+                     f"(histories of {h})", fontsize=8)
+        ax.set_xlabel("z, first principal component", fontsize=7)
+        ax.set_ylabel("z, second principal component", fontsize=7)
+        ax.tick_params(labelsize=6)
+    axes[0][-1].legend(fontsize=6, markerscale=3)
     fig.tight_layout()
     fig.savefig(out / "z_map.png", dpi=110)
     fig.savefig(out / "z_map.pdf")
