@@ -163,3 +163,23 @@ def test_the_report_of_multi_objective_runs_tables_and_draws_the_fronts(tmp_path
             assert (report / f"{name}.{fmt}").stat().st_size > 0
     pdf = (report / "pareto_fronts.pdf").read_bytes()
     assert b"/Type3" not in pdf and b"/FontFile2" in pdf  # TrueType fonts embedded
+
+
+def test_unmeasured_hardware_costs_are_named_and_masked_only_when_asked():
+    """HW-NAS-Bench marks networks a device could not run with latency -1 (Edge TPU:
+    4,699 of NB201's 15,625); read as a latency, -1 would be the fastest network and the
+    whole front."""
+    import dataclasses
+
+    from catchjax.benchmarks import tables
+
+    table = tables.load_table("synthetic-nb201")
+    lat = table.columns["cifar100_edgegpu_latency"].copy()
+    lat[:100] = -1.0
+    table = dataclasses.replace(table, columns={**table.columns,
+                                                "cifar100_edgegpu_latency": lat})
+    with pytest.raises(CatchjaxError, match="missing for 100 of 15625.*-1.*--mask-nan"):
+        tasks.make_task("synthetic-nb201", "cifar100", objectives=OBJECTIVES, table=table)
+    task = tasks.make_task("synthetic-nb201", "cifar100", objectives=OBJECTIVES, table=table,
+                           mask_nan=True)
+    assert task.n_searchable == 15625 - 100 and not np.isin(np.arange(100), task.front).any()

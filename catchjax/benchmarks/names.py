@@ -32,6 +32,13 @@ FIXED = {"flops_cifar10_M_naslib": "FLOPs on CIFAR-10 (M)",
          "params_cifar10_M": "parameters on CIFAR-10 (M)"}
 
 
+def is_hardware_cost(column: str) -> bool:
+    """A HW-NAS-Bench latency or energy column: positive where measured (its -1 marks a
+    network the device's toolchain could not run)."""
+    m = _HW.match(column)
+    return bool(m) and m.group(3) in ("latency", "energy")
+
+
 def display_name(column: str) -> str:
     """A reader's name for a table column (the column itself when no pattern knows it)."""
     if column in FIXED:

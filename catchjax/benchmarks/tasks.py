@@ -341,13 +341,20 @@ def build_task(spec: TaskSpec, table: tables.Table) -> Task:
         )
     objectives = None
     if spec.objectives:  # minimized, scaled to [0, 1] over the searchable rows
+        from catchjax.benchmarks.names import is_hardware_cost
+
         cols = np.stack([table.column(o.column).astype(np.float64) for o in spec.objectives], 1)
-        nan |= np.isnan(cols).any(axis=1)
-        if nan.any() and not spec.mask_nan:
+        for j, o in enumerate(spec.objectives):  # HW-NAS-Bench's -1: not measured
+            if is_hardware_cost(o.column):
+                cols[:, j] = np.where(cols[:, j] > 0, cols[:, j], np.nan)
+        missing = np.isnan(cols).any(axis=1) & ~nan
+        nan |= missing
+        if missing.any() and not spec.mask_nan:
             raise CatchjaxError(
-                f"the objectives of {spec.benchmark!r} are NaN for {int(nan.sum())} of "
-                f"{len(nan)} architectures; search only the others with mask_nan=True "
-                f"(--mask-nan)")
+                f"the objectives of {spec.benchmark!r} are missing for {int(missing.sum())} "
+                f"of {len(nan)} architectures (NaN, or a latency/energy <= 0: HW-NAS-Bench "
+                f"marks networks a device could not run with -1); search only the others "
+                f"with mask_nan=True (--mask-nan)")
         cols = np.where(np.array([o.direction == "max" for o in spec.objectives]), -cols, cols)
         lo, hi = cols[~nan].min(axis=0), cols[~nan].max(axis=0)
         objectives = np.where(nan[:, None], 1.0, (cols - lo) / np.where(hi > lo, hi - lo, 1.0))
