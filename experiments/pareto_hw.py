@@ -194,6 +194,8 @@ def _write(records: list[dict], out: Path, args) -> None:
 
 
 def _plot(records, out: Path, args, methods) -> None:
+    """Final hypervolume fraction with its 95% CI: one panel per dataset (columns) and
+    budget (rows), the costs along x, a dot per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -201,33 +203,37 @@ def _plot(records, out: Path, args, methods) -> None:
 
     from catchjax.benchmarks.names import TASK_NAMES
 
-    cells = [(d, c) for d in args.datasets for c in args.costs]
     with plt.rc_context({"pdf.fonttype": 42, "ps.fonttype": 42}):
-        fig, axes = plt.subplots(len(args.budgets), 1, squeeze=False,
-                                 figsize=(max(6.0, 0.55 * len(cells) * len(methods) / 2), 3.0
-                                          * len(args.budgets)))
+        fig, axes = plt.subplots(len(args.budgets), len(args.datasets), squeeze=False,
+                                 sharey=True, figsize=(4.6 * len(args.datasets),
+                                                       2.9 * len(args.budgets)))
         width = 0.8 / len(methods)
-        for ax, budget in zip(axes[:, 0], args.budgets):
-            for j, m in enumerate(methods):
-                xs, ys, lo, hi = [], [], [], []
-                for i, (d, c) in enumerate(cells):
-                    r = next((x for x in records if (x["dataset"], x["cost"], x["budget"],
-                                                     x["method"]) == (d, c, budget, m)), None)
-                    if r is None:
-                        continue
-                    xs.append(i - 0.4 + width * (j + 0.5))
-                    ys.append(r["hv"])
-                    lo.append(r["hv"] - r["hv_low"])
-                    hi.append(r["hv_high"] - r["hv"])
-                ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", ms=3, capsize=2, label=m)
-            ax.set_xticks(range(len(cells)))
-            ax.set_xticklabels([f"{TASK_NAMES.get(d, d)}\n{c}" for d, c in cells],
-                               fontsize=6, rotation=45, ha="right")
-            ax.set_ylabel(f"hypervolume / true front's\n({budget} evaluations)", fontsize=8)
-            ax.set_ylim(0, 1)
-            ax.grid(alpha=0.3)
-        axes[0, 0].legend(fontsize=7, ncol=len(methods))
-        fig.tight_layout()
+        for row, budget in enumerate(args.budgets):
+            for col, dataset in enumerate(args.datasets):
+                ax = axes[row, col]
+                for j, m in enumerate(methods):
+                    xs, ys, lo, hi = [], [], [], []
+                    for i, cost in enumerate(args.costs):
+                        r = next((x for x in records if (x["dataset"], x["cost"], x["budget"],
+                                                         x["method"]) == (dataset, cost, budget,
+                                                                          m)), None)
+                        if r is not None:
+                            xs.append(i - 0.4 + width * (j + 0.5))
+                            ys.append(r["hv"])
+                            lo.append(r["hv"] - r["hv_low"])
+                            hi.append(r["hv_high"] - r["hv"])
+                    ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", ms=2.5, capsize=1.5, lw=0.8,
+                                label=m)
+                ax.set_xticks(range(len(args.costs)))
+                ax.set_xticklabels(args.costs, fontsize=6, rotation=40, ha="right")
+                ax.set_title(f"{TASK_NAMES.get(dataset, dataset)}, {budget} evaluations",
+                             fontsize=8)
+                ax.grid(alpha=0.3)
+            axes[row, 0].set_ylabel("hypervolume / true front's", fontsize=8)
+        handles, labels = axes[0, 0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="upper center", ncol=len(methods), fontsize=7,
+                   frameon=False)
+        fig.tight_layout(rect=(0, 0, 1, 0.95))
         fig.savefig(out / "hypervolume.png", dpi=130)
         fig.savefig(out / "hypervolume.pdf")
         plt.close(fig)

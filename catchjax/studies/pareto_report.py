@@ -122,6 +122,9 @@ def _plot(groups: dict, out: Path, formats) -> None:
             cost = true[:, 1]
             if cost.min() > 0 and cost.max() / cost.min() >= 10:
                 a2.set_yscale("log")
+                plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+                a2.yaxis.set_major_formatter(plain)  # 0.5, 1, 2, not 5x10^-1
+                a2.yaxis.set_minor_formatter(plain)
             a2.set_title(title, fontsize=8)
             a2.legend(fontsize=7)
         for fig, name in ((fig_hv, FIGURES[0]), (fig_fr, FIGURES[1])):
