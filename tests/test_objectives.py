@@ -4,6 +4,7 @@ scaled, its true front, each trial its own weights; sweeps measure the found fro
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import jax.numpy as jnp
@@ -169,8 +170,6 @@ def test_unmeasured_hardware_costs_are_named_and_masked_only_when_asked():
     """HW-NAS-Bench marks networks a device could not run with latency -1 (Edge TPU:
     4,699 of NB201's 15,625); read as a latency, -1 would be the fastest network and the
     whole front."""
-    import dataclasses
-
     from catchjax.benchmarks import tables
 
     table = tables.load_table("synthetic-nb201")

@@ -152,7 +152,7 @@ def normalize_to_front(points, front_points) -> np.ndarray:
 REFERENCE = 1.1  # the reference point in front-normalized units: the nadir plus 10%
 
 
-def search_measures(rows, points, front, ref) -> dict:
+def search_measures(rows, points, front, ref, curve: bool = True) -> dict:
     """How much of the true front each search found, after every evaluation.
 
     ``rows`` [T, B]: the rows each of T searches evaluated, in order; ``points`` [n, d]:
@@ -161,7 +161,8 @@ def search_measures(rows, points, front, ref) -> dict:
     [T, B] (hypervolume of the first b evaluations over the true front's),
     ``fraction_found`` [T] and ``epsilon`` [T] (additive epsilon of each search's found
     points to the true front, after all B), and the same three for the union of all T
-    searches (``union_*``, pooled as a sweep's trials are)."""
+    searches (``union_*``, pooled as a sweep's trials are). ``curve=False``: ``hv_ratio``
+    is [T, 1], after all B evaluations only (for very large sweeps)."""
     rows = np.asarray(rows)
     p = _check(points)
     front = np.asarray(front)
@@ -169,12 +170,13 @@ def search_measures(rows, points, front, ref) -> dict:
     if true_hv <= 0:
         raise CatchjaxError("the true front has no volume under the reference point")
     T, B = rows.shape
-    hv = np.zeros((T, B))
+    steps = range(B) if curve else [B - 1]
+    hv = np.zeros((T, len(steps)))
     eps, frac = np.zeros(T), np.zeros(T)
     for t in range(T):
         found = p[rows[t]]
-        for b in range(B):
-            hv[t, b] = hypervolume(found[:b + 1], ref) / true_hv
+        for j, b in enumerate(steps):
+            hv[t, j] = hypervolume(found[:b + 1], ref) / true_hv
         eps[t] = additive_epsilon(found, p[front])
         frac[t] = fraction_found(rows[t], front)
     pooled = np.unique(rows)

@@ -10,6 +10,8 @@ from catchjax.benchmarks.tasks import Task
 from catchjax.runs import analysis
 from catchjax.store.provenance import versions
 
+CURVE_MAX = 2_000_000  # (trial, evaluation) pairs up to which the hypervolume curve is kept
+
 
 @dataclasses.dataclass
 class SweepResult:
@@ -138,8 +140,11 @@ class SweepResult:
             points = np.where(task.searchable[:, None], points, np.nan)  # never evaluated
             points = pareto.normalize_to_front(np.nan_to_num(points), points[task.front])
             ref = np.full(points.shape[1], pareto.REFERENCE)
-            self._pareto = {"reference_point": ref,
-                            **pareto.search_measures(self.rows, points, task.front, ref)}
+            # the curve over evaluations costs trials x budget hypervolumes: up to
+            # CURVE_MAX of them, beyond that the final value only
+            curve = self.rows.size <= CURVE_MAX
+            self._pareto = {"reference_point": ref, **pareto.search_measures(
+                self.rows, points, task.front, ref, curve=curve)}
         return self._pareto
 
     def pareto_summary(self) -> dict:
@@ -161,10 +166,11 @@ class SweepResult:
             "front_size": int(len(self.task.front)),
             "reference_point": [float(x) for x in m["reference_point"]],
             "hv_ratio": stat(m["hv_ratio"][:, -1]),
-            "hv_ratio_by_evaluation": m["hv_ratio"].mean(axis=0).tolist(),
-            "hv_ratio_by_evaluation_se": (m["hv_ratio"].std(axis=0, ddof=1)
-                                          / np.sqrt(len(m["hv_ratio"]))).tolist()
-            if len(m["hv_ratio"]) > 1 else [0.0] * self.budget,
+            **({"hv_ratio_by_evaluation": m["hv_ratio"].mean(axis=0).tolist(),
+                "hv_ratio_by_evaluation_se": (m["hv_ratio"].std(axis=0, ddof=1)
+                                              / np.sqrt(len(m["hv_ratio"]))).tolist()
+                if len(m["hv_ratio"]) > 1 else [0.0] * self.budget}
+               if m["hv_ratio"].shape[1] == self.budget else {}),
             # the true front in reported units (its rows and their values), for figures
             "front_rows": [int(r) for r in self.task.front],
             "true_front": np.asarray(self.task.arrays.report, np.float64)[

@@ -93,6 +93,8 @@ def _plot(groups: dict, out: Path, formats) -> None:
             bench, task, objectives = key
             for r in group:
                 p = r.summary["pareto"]
+                if "hv_ratio_by_evaluation" not in p:  # a sweep too large for the curve
+                    continue
                 y = np.asarray(p["hv_ratio_by_evaluation"])
                 se = np.asarray(p["hv_ratio_by_evaluation_se"])
                 x = np.arange(1, len(y) + 1)
