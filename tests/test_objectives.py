@@ -119,6 +119,7 @@ def test_the_command_line_writes_fronts_and_measures(tmp_path, capsys):
     (["--objectives", "gpu-speed"], "DEVICE-latency or DEVICE-energy"),
     (["--objectives", "edgegpu-latency", "--gamma", "0.5"], "go with one objective"),
     (["--objective", "cifar100_valid_acc_12:max", "--objective", "nope:min"], "no metric"),
+    (["--objectives", "edgegpu-latency", "--method", "dqn"], "its own weighting"),
 ])
 def test_bad_objectives_are_refused_before_anything_compiles(tmp_path, capsys, no_compile,
                                                              extra, match):

@@ -327,9 +327,24 @@ def specialize(config, task):
     return config if for_task is None else for_task(task)
 
 
+def check_objectives(method, task) -> None:
+    """A task with several objectives gives each trial its own weighting of them; a
+    method whose trials are episodes of one agent trained on the task's reward (the DQN)
+    would search one objective only: refused."""
+    m = get(method) if isinstance(method, str) else method_of(method)
+    if getattr(getattr(task, "spec", None), "objectives", ()) and m.learner is not None \
+            and m.learner.trains_on == "task":
+        raise CatchjaxError(
+            f"{m.name} trains one agent on the task's reward and its trials are that "
+            f"agent's episodes: it cannot give each trial its own weighting of several "
+            f"objectives. Use a search method (random, rea, ls, bananas, reinforce, "
+            f"catch-sfs, catch-meta)")
+
+
 def validate(config, task, agent=None) -> None:
     """Reject a config (and agent) that cannot run on ``task``, before anything compiles."""
     method = method_of(config)
+    check_objectives(config, task)
     learner = method.learner
     if agent is None and learner is not None and learner.requires_agent:
         raise CatchjaxError(

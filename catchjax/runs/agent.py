@@ -195,6 +195,7 @@ def for_search(method: str, task: Task, *, init=None, budget=None, seed: int = 0
     for methods without an agent (the config is then built, not validated: the sweep does
     that). ``info``: where the agents came from, for the run's summary."""
     m = methods.get(method)
+    methods.check_objectives(m.name, task)  # before an agent is trained for nothing
     if pool and (init or m.learner is None):
         raise CatchjaxError("--pool chooses what an agent is trained on: it goes with a method "
                             "that trains one, without --init")
