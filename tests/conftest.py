@@ -91,14 +91,15 @@ def no_compile(monkeypatch):
 # two xdist workers take whole files in collection order, so starting with the long ones
 # keeps one worker from finishing a long file alone at the end. Order inside a file and
 # which tests run are unchanged; a file not listed goes last.
-FILE_SECONDS = {"test_dqn.py": 108, "test_transfer.py": 100, "test_ask_tell.py": 75,
-                "test_catch_parts.py": 75, "test_experiments.py": 78,
-                "test_distributed.py": 67, "test_catch.py": 65, "test_catch_meta.py": 64,
-                "test_agent.py": 58, "test_baselines.py": 42, "test_ask_tell_workers.py": 34,
-                "test_several_agents.py": 31, "test_meta_ask_tell.py": 26,
-                "test_cli.py": 19, "test_categorical.py": 17, "test_methods.py": 12,
-                "test_data_get.py": 8, "test_optuna.py": 35, "test_context_family.py": 20,
-                "test_networks.py": 10, "test_bananas.py": 9, "test_local_search.py": 7}
+FILE_SECONDS = {"test_dqn.py": 69, "test_catch.py": 68, "test_transfer.py": 66,
+                "test_ask_tell.py": 64, "test_baselines.py": 61, "test_distributed.py": 49,
+                "test_optuna.py": 48, "test_experiments.py": 46, "test_catch_parts.py": 45,
+                "test_several_agents.py": 39, "test_catch_meta.py": 38,
+                "test_ask_tell_workers.py": 33, "test_context_family.py": 32,
+                "test_meta_ask_tell.py": 32, "test_agent.py": 27, "test_categorical.py": 25,
+                "test_cli.py": 19, "test_bananas.py": 11, "test_objectives.py": 10,
+                "test_local_search.py": 10, "test_report.py": 8, "test_networks.py": 7,
+                "test_data_get.py": 7, "test_methods.py": 5}
 
 
 def pytest_collection_modifyitems(session, config, items):

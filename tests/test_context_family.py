@@ -115,7 +115,9 @@ def test_a_learned_context_beats_z_zero(family):
 
 
 def test_entropy_schedule_runs_from_start_to_end(family):
-    config = methods.build("catch-sfs", 10, **SMALL, entropy_coef=0.4, entropy_coef_end=0.1)
+    config = methods.build("catch-sfs", 8, candidates=4, hidden=8, z_dim=2,
+                           updates_per_epoch=1, n_initial=3, entropy_coef=0.4,
+                           entropy_coef_end=0.1)
     res = sweeps.sweep(config, family, trials=2, seed=0)
     coef = np.asarray(res.metrics["entropy_coef"])
     np.testing.assert_allclose(coef[:, 0], 0.4, rtol=1e-6)

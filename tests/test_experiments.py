@@ -245,8 +245,9 @@ def test_context_family_script_compares_contexts_and_maps_z(tmp_path):
     out = tmp_path / "family"
     record = context_family.main([
         "--targets", "type0_a", "--variants", "random,catch-meta (beta 0.01)", "--trials", "4",
-        "--budget", "8", "--agents", "2", "--meta-epochs", "2", "--meta-batch", "2",
-        "--set", "candidates=8", "--set", "hidden=16", "--set", "meta_budget=8",
+        "--budget", "6", "--agents", "2", "--meta-epochs", "1", "--meta-batch", "1",
+        "--set", "candidates=4", "--set", "hidden=8", "--set", "z_dim=2", "--set",
+        "meta_budget=6", "--set", "n_initial=3", "--set", "updates_per_epoch=1",
         "--out", str(out)])
     entry = record["results"]["type0_a"]["catch-meta (beta 0.01)"]
     assert len(entry["agent_means"]) == 2 and set(entry["z_ratio"]) == {5, 10, 20}
