@@ -125,3 +125,8 @@ def test_entropy_schedule_runs_from_start_to_end(family):
     assert np.all(np.diff(coef, axis=1) < 0)
     with pytest.raises(CatchjaxError, match="entropy_coef_end"):
         methods.build("catch-sfs", 10, entropy_coef_end=-1.0).validate(family)
+    # as typed on the command line (--set entropy_coef_end=0.1 / none)
+    assert methods.make_config("catch-meta", entropy_coef_end="0.1").entropy_coef_end == 0.1
+    assert methods.make_config("catch-meta", entropy_coef_end="none").entropy_coef_end is None
+    with pytest.raises(CatchjaxError, match="entropy_coef_end of catch-meta is a number"):
+        methods.make_config("catch-meta", entropy_coef_end="fast")

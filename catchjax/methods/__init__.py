@@ -231,6 +231,12 @@ _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 def parse_value(method: str, field: str, kind, value):
     """A setting's value as its declared type; strings are parsed, bad values refused."""
     where = f"setting {field} of {method}"
+    args = typing.get_args(kind)
+    if type(None) in args and len(args) == 2:  # "X | None": none, or a value of X
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none",
+                                                                                  "null")):
+            return None
+        kind = next(a for a in args if a is not type(None))
     if kind is bool:
         if isinstance(value, str):
             if value.strip().lower() in _TRUE:
