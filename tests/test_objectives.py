@@ -183,3 +183,10 @@ def test_unmeasured_hardware_costs_are_named_and_masked_only_when_asked():
     task = tasks.make_task("synthetic-nb201", "cifar100", objectives=OBJECTIVES, table=table,
                            mask_nan=True)
     assert task.n_searchable == 15625 - 100 and not np.isin(np.arange(100), task.front).any()
+    lat[:100] = np.nan  # unmeasured as NaN: the summary's measures stay finite too
+    table = dataclasses.replace(table, columns={**table.columns,
+                                                "cifar100_edgegpu_latency": lat})
+    task = tasks.make_task("synthetic-nb201", "cifar100", objectives=OBJECTIVES, table=table,
+                           mask_nan=True)
+    p = sweeps.sweep("random", task, trials=4, budget=10, seed=0).summary()["pareto"]
+    assert np.isfinite([p["hv_ratio"]["mean"], p["epsilon"]["mean"]]).all()
