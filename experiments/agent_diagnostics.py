@@ -22,6 +22,7 @@ Per agent (the trials i with i mod N = agent, see catchjax.runs.sweeps.agent_of_
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 import jax
@@ -35,19 +36,27 @@ from catchjax.runs import agent as agents
 
 def posterior_means(config, params, task, rows, rewards):
     """The encoder's posterior mean of z after each history, [T, z_dim] (rows, rewards:
-    [T, H])."""
-    L, _, K = task.arrays.prefix_mask.shape
+    [T, H]); one compiled function per config and shape, shared by every agent and task
+    (the networks' parameters and the task's rows are arguments, not constants)."""
+    return np.asarray(_posterior_means(config, task.space.n_choices, params,
+                                       task.arrays.row_actions, jnp.asarray(rows),
+                                       jnp.asarray(rewards)))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _posterior_means(config, K: int, params, row_actions, rows, rewards):
+    L = row_actions.shape[1]
     nets = catch.make_networks(config, L, K)
     H = rows.shape[1]
 
     def one(r, rew):
         mask = jnp.ones(H, bool)
-        onehot = jax.nn.one_hot(task.arrays.row_actions[r], K).reshape(H, L * K)
+        onehot = jax.nn.one_hot(row_actions[r], K).reshape(H, L * K)
         ctx = jnp.concatenate([onehot, ppo.normalize(rew, mask)[:, None]], axis=1)
         mu, _ = nets.encoder.apply(params["encoder"], ctx, mask)
         return mu
 
-    return np.asarray(jax.jit(jax.vmap(one))(jnp.asarray(rows), jnp.asarray(rewards)))
+    return jax.vmap(one)(rows, rewards)
 
 
 def target_ranks(task) -> np.ndarray:

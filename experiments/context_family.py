@@ -25,39 +25,26 @@ from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import json
 import time
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from catchjax import make_task, methods, ppo, sweep
+from catchjax import make_task, methods, sweep
 from catchjax.benchmarks import context_family
 from catchjax.cli import parse_setting
-from catchjax.methods import catch
 from catchjax.runs import agent as agents
 from catchjax.runs.analysis import bootstrap_ci
 from catchjax.runs.results import versions
 
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    import sys
 
-@functools.partial(jax.jit, static_argnums=0)
-def posterior_means(config, params, row_actions, rows, rewards):
-    """The encoder's posterior mean of z after each history [T, z_dim] (rows, rewards:
-    [T, H]); jitted once per config (agents and tasks share the compiled function)."""
-    L, K = row_actions.shape[1], N_CHOICES
-    nets = catch.make_networks(config, L, K)
-    H = rows.shape[1]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-    def one(r, rew):
-        mask = jnp.ones(H, bool)
-        onehot = jax.nn.one_hot(row_actions[r], K).reshape(H, L * K)
-        ctx = jnp.concatenate([onehot, ppo.normalize(rew, mask)[:, None]], axis=1)
-        return nets.encoder.apply(params["encoder"], ctx, mask)[0]
-
-    return jax.vmap(one)(rows, rewards)
+from experiments.agent_diagnostics import posterior_means  # noqa: E402
 
 BENCHMARK = "synthetic-context"
 # label -> (method, settings over its defaults)
@@ -88,9 +75,9 @@ def z_separation(config, params, task, sizes=HISTORIES, draws=40, seed=0) -> dic
     out = {}
     for h in sizes:
         rows = np.stack([rng.choice(n, h, replace=False) for _ in range(draws)])
-        mus = np.stack([np.asarray(posterior_means(
-            config, params, task.arrays.row_actions, jnp.asarray(rows),
-            jnp.asarray(task.table.columns[f"{t}__valid_score"][rows]))) for t in names])
+        mus = np.stack([posterior_means(config, params, task, rows,
+                                        task.table.columns[f"{t}__valid_score"][rows])
+                        for t in names])
         centre = mus.mean(axis=1)
         within = float(np.sqrt(((mus - centre[:, None]) ** 2).sum(-1).mean()))
         typed = np.stack([centre[types == t].mean(axis=0) for t in np.unique(types)])

@@ -45,11 +45,9 @@ SAMPLERS = ("nsga2", "motpe")
 def front_points(task) -> tuple[np.ndarray, np.ndarray]:
     """Every row's reported objectives, minimized and scaled so that the true front spans
     [0, 1] (non-searchable rows: the reference point), and the reference point."""
-    directions = [o.direction for o in task.spec.objectives]
-    points = pareto.as_minimization(np.asarray(task.arrays.report, np.float64), directions)
-    points = pareto.normalize_to_front(points, points[task.front])
-    ref = np.full(points.shape[1], pareto.REFERENCE)
-    return np.where(task.searchable[:, None], points, ref), ref
+    return pareto.task_points(np.asarray(task.arrays.report, np.float64),
+                              [o.direction for o in task.spec.objectives], task.front,
+                              task.searchable)
 
 
 def optuna_searches(task, sampler: str, seeds: int, budget: int) -> tuple[np.ndarray, float]:

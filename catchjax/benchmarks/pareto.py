@@ -152,6 +152,19 @@ def normalize_to_front(points, front_points) -> np.ndarray:
 REFERENCE = 1.1  # the reference point in front-normalized units: the nadir plus 10%
 
 
+def task_points(values, directions, front, inside) -> tuple[np.ndarray, np.ndarray]:
+    """A table's objective values [n, d] as measured against its true front ``front``
+    (rows): minimized, in :func:`normalize_to_front`'s units, with the rows outside the
+    task (``inside`` False: never evaluated, their values maybe NaN or -1) at the
+    reference point, where they add nothing. Returns (points, reference point)."""
+    points = as_minimization(values, directions)
+    outside = ~np.asarray(inside, bool)[:, None]
+    points = np.where(outside, points[front].max(axis=0), points)
+    points = normalize_to_front(points, points[front])
+    ref = np.full(points.shape[1], REFERENCE)
+    return np.where(outside, ref, points), ref
+
+
 def search_measures(rows, points, front, ref, curve: bool = True) -> dict:
     """How much of the true front each search found, after every evaluation.
 

@@ -134,16 +134,9 @@ class SweepResult:
             from catchjax.benchmarks import pareto
 
             spec, task = self.task.spec, self.task
-            directions = [o.direction for o in spec.objectives]
-            points = pareto.as_minimization(np.asarray(task.arrays.report, np.float64),
-                                            directions)
-            # rows outside the task (never evaluated; their values may be NaN or -1) sit at
-            # the reference point: they add nothing
-            outside = ~task.searchable[:, None]
-            points = np.where(outside, points[task.front].max(axis=0), points)
-            points = pareto.normalize_to_front(points, points[task.front])
-            ref = np.full(points.shape[1], pareto.REFERENCE)
-            points = np.where(outside, ref, points)
+            points, ref = pareto.task_points(np.asarray(task.arrays.report, np.float64),
+                                             [o.direction for o in spec.objectives],
+                                             task.front, task.searchable)
             # the curve over evaluations costs trials x budget hypervolumes: up to
             # CURVE_MAX of them, beyond that the final value only
             curve = self.rows.size <= CURVE_MAX
