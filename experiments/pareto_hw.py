@@ -35,6 +35,11 @@ from catchjax.benchmarks import pareto, tasks
 from catchjax.runs.analysis import bootstrap_ci
 from catchjax.runs.results import versions
 
+if __package__ in (None, ""):  # run as a script: make the repository root importable
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 COSTS = tuple(f"{d}-latency" for d in tasks.HARDWARE_DEVICES) + (
     "edgegpu-energy", "eyeriss-energy", "fpga-energy")
@@ -56,7 +61,9 @@ def optuna_searches(task, sampler: str, seeds: int, budget: int) -> tuple[np.nda
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    row_of = {tuple(a): r for r, a in enumerate(np.asarray(task.table.actions).tolist())}
+    from experiments.optuna_samplers import rows_by_decisions
+
+    row_of = rows_by_decisions(task)
     cols = [np.asarray(task.table.columns[o.column], np.float64) for o in task.spec.objectives]
     choices = list(range(task.space.n_choices))
     rows = np.full((seeds, budget), -1)
