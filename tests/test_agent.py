@@ -149,13 +149,8 @@ def test_cli_meta_train_then_adapt(tmp_path, capsys):
     assert (out / summary["init"]).resolve() == ck.resolve()
     assert "cifar10_valid_valid_acc_12" in summary["meta_pool"]
     assert not (tmp_path / ".adapt.partial").exists()
-    # without --init: meta-trains first and keeps the agent under --out
-    out2 = tmp_path / "oneshot"
-    assert cli.main(["sweep", "--method", "catch-meta", "--benchmark", "synthetic-nb201",
-                     "--task", "cifar10", "--trials", "4", "--budget", "10", "--out", str(out2),
-                     "--no-progress", "--agents", "1", *sets]) == 0
-    assert (out2 / "meta-agent" / "catchjax.json").exists()
-    assert agents.load_agent(out2 / "meta-agent").target_task == "cifar10"
+    # A sweep without --init meta-trains first and keeps its agents under --out:
+    # test_several_agents.test_cli_sweep_trains_several_agents_and_init_takes_them_back.
 
 
 def test_a_manifest_without_its_checksum_loads_only_as_the_first_format(checkpoint, syn_nb201,

@@ -115,7 +115,8 @@ def test_cli_sweep_trains_several_agents_and_init_takes_them_back(tmp_path, caps
     summary = json.loads((out / "summary.json").read_text())
     assert summary["agents"] == 3 and summary["meta_seeds"] == [0, 1, 2]
     assert summary["config"]["entropy_coef"] == 0.5
-    assert len(agents.load_agents(out / "meta-agent")) == 3
+    kept = agents.load_agents(out / "meta-agent")  # kept under --out
+    assert len(kept) == 3 and {a.target_task for a in kept} == {"cifar10"}
     again = tmp_path / "again"
     assert cli.main([*args, "--out", str(again), "--init", str(out / "meta-agent")]) == 0
     summary2 = json.loads((again / "summary.json").read_text())
