@@ -190,3 +190,106 @@ def test_unmeasured_hardware_costs_are_named_and_masked_only_when_asked():
                            mask_nan=True)
     p = sweeps.sweep("random", task, trials=4, budget=10, seed=0).summary()["pareto"]
     assert np.isfinite([p["hv_ratio"]["mean"], p["epsilon"]["mean"]]).all()
+
+
+# -- ask/tell: a tell gives one value per objective ------------------------------------
+
+
+def _goals(task):
+    """The task's objectives for ask/tell, with the table's ranges over its searchable
+    rows (then ask/tell scales told values as the task scales its columns)."""
+    out, ok = [], np.asarray(task.searchable)
+    for text in OBJECTIVES:
+        name, direction = text.split(":")
+        col = np.asarray(task.table.column(name), np.float64)[ok]
+        out.append((name, direction, float(col.min()), float(col.max())))
+    return out
+
+
+def _drive_with_values(search, task):
+    """Ask one at a time until the search stops; tell each network's table values."""
+    names, rows = [g[0] for g in _goals(task)], []
+    while proposals := search.ask(1):
+        row = int(search.domain.arrays.code_to_row[int(search.domain.space.encode(
+            np.asarray(proposals[0]["actions"])))])
+        rows.append(row)
+        search.tell([proposals[0]["id"]],
+                    [{n: float(task.table.column(n)[row]) for n in names}])
+    return rows
+
+
+def test_ask_tell_with_one_value_per_objective_is_the_sweeps_trial(mo_task, mo_sweep,
+                                                                   tmp_path):
+    """Told the table's values with the table's ranges declared, an ask/tell search of
+    trial t scalarizes them with trial t's weights: it is trial t of the sweep. Saved, it
+    keeps its objectives, weights and every told value."""
+    from catchjax.asktell.domains import task_domain
+    from catchjax.asktell.search import AskTell
+
+    domain = task_domain(mo_task)
+    for trial in (0, 5):
+        search = AskTell.start("rea", domain, budget=30, seed=0, trial=trial,
+                               objectives=_goals(mo_task), state_dir=tmp_path / f"t{trial}")
+        assert _drive_with_values(search, mo_task) == list(np.asarray(mo_sweep.rows[trial]))
+        np.testing.assert_array_equal(np.float32(search.weights),
+                                      np.asarray(sweeps.trial_weights(0, trial, 2)))
+    again = AskTell.load(tmp_path / "t5")
+    assert again.objectives == search.objectives and again.weights == search.weights
+    told = np.array([[p["values"][g[0]] for g in _goals(mo_task)] for p in again.log])
+    front = again.front()
+    expected = pareto.front_rows(told, ["max", "min"])
+    assert sorted(p["id"] for p in front) == sorted(again.log[i]["id"] for i in expected)
+    row = again.history()[0]
+    assert {"value_cifar100_valid_acc_12", "value_cifar100_edgegpu_latency"} <= set(row)
+
+
+def test_bad_objectives_and_values_of_an_ask_tell_search_are_refused(tmp_path):
+    from catchjax.asktell.search import AskTell
+
+    for objectives, match in ((["acc:max:0:1"], "at least two"),
+                              (["acc:max:1:0", "lat:min:0:1"], "must be below high"),
+                              (["acc:max:0:1", "acc:min:0:1"], "must differ"),
+                              (["reward:max:0:1", "lat:min:0:1"], "a name other than"),
+                              (["acc:best:0:1", "lat:min:0:1"], "'max' or 'min'"),
+                              (["acc:max:0:nan", "lat:min:0:1"], "finite numbers"),
+                              ("acc:max:0:1", "must be a list")):
+        with pytest.raises(CatchjaxError, match=match):
+            AskTell.start("random", "nb201", budget=4, objectives=objectives,
+                          state_dir=tmp_path / "s")
+        assert not (tmp_path / "s").exists()
+    search = AskTell.start("random", "nb201", budget=4, state_dir=tmp_path / "s",
+                           objectives=["acc:max:0:100", "lat:min:0:20"])
+    ids = [p["id"] for p in search.ask(2)]
+    for results, match in (([0.9, 0.8], "one value per objective"),
+                           ([{"acc": 90}, {"acc": 80}], "objectives are"),
+                           ([(90, float("nan")), (80, 3)], "finite"),
+                           ([(90, 2)], "2 proposals but 1 rewards")):
+        with pytest.raises(CatchjaxError, match=match):
+            search.tell(ids, results)
+    assert AskTell.load(tmp_path / "s").pending == ids  # nothing was told
+    search.tell(ids, [(90, 2.0), {"lat": 1.0, "acc": 95}])  # values outside LOW..HIGH: fine
+    assert [p["values"] for p in search.log] == [{"acc": 90.0, "lat": 2.0},
+                                                 {"acc": 95.0, "lat": 1.0}]
+    assert [p["id"] for p in search.front()] == [ids[1]]  # it dominates the first
+    with pytest.raises(CatchjaxError, match="started with other arguments: objectives"):
+        AskTell.open(tmp_path / "s", objectives=["acc:max:0:100", "lat:min:0:30"])
+
+
+def test_the_command_line_asks_and_tells_one_column_per_objective(tmp_path, capsys):
+    state, props = tmp_path / "search", tmp_path / "p.json"
+    goals = ["--objective", "acc:max:0:100", "--objective", "lat_ms:min:0:20"]
+    assert cli.main(["ask", "--state", str(state), "--method", "rea", "--space", "nb201",
+                     "--budget", "12", "-k", "3", "--out", str(props), *goals]) == 0
+    ids = [p["id"] for p in json.loads(props.read_text())["proposals"]]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("id,reward\n" + "".join(f"{i},0.5\n" for i in ids))
+    assert cli.main(["tell", "--state", str(state), str(wrong)]) == 2
+    assert "needs the columns 'acc', 'lat_ms' (one per objective)" in capsys.readouterr().err
+    good = tmp_path / "r.csv"
+    good.write_text("id,acc,lat_ms,gpu\n" + "".join(
+        f"{i},{90 - i},{5 - i},a100\n" for i in ids))  # a trade-off: all on the front
+    assert cli.main(["tell", "--state", str(state), str(good)]) == 0
+    assert "front so far: 3 of the told networks" in capsys.readouterr().out
+    log = json.loads((state / "catchjax-search.json").read_text())["proposals"]
+    assert log[0]["values"] == {"acc": 90.0, "lat_ms": 5.0}
+    assert log[0]["extras"] == {"gpu": "a100"}

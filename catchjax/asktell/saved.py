@@ -28,6 +28,7 @@ import jax
 
 from catchjax import methods, safe_io
 from catchjax.asktell.domains import Domain, categorical_domain, domain_by_name
+from catchjax.asktell.objectives import check_objectives
 from catchjax.core import Method
 from catchjax.errors import CatchjaxError
 from catchjax.store import folder, provenance
@@ -146,6 +147,9 @@ def manifest(search, log) -> dict:
         "budget": search.config.budget,
         "n_asked": len(log), "n_told": sum(p["reward"] is not None for p in log),
         "proposals": log,
+        # several objectives: what a tell gives, and how it becomes the reward
+        **({"objectives": [o.to_json() for o in search.objectives],
+            "weights": list(search.weights)} if search.objectives else {}),
         **provenance.record(),  # of the process that wrote this generation
     }
 
@@ -169,6 +173,10 @@ def load(state_dir, *, method: str | None, space: str | None, lock_timeout,
         domain_name, seed, log = meta["domain"], int(meta["seed"]), list(meta["proposals"])
         trial = int(meta["trial"])
         generation = int(meta.get("generation", 0))
+        goals = check_objectives(meta.get("objectives"))
+        weights = tuple(float(w) for w in meta.get("weights", ()))
+        if len(weights) != len(goals):
+            raise ValueError("the objectives and their weights differ in number")
     except (KeyError, TypeError, ValueError, CatchjaxError) as exc:
         raise CatchjaxError(f"{path / MANIFEST} is damaged or from another version: "
                             f"{exc}") from None
@@ -188,7 +196,8 @@ def load(state_dir, *, method: str | None, space: str | None, lock_timeout,
     if int(state.ledger.n_asked) != len(log):
         raise CatchjaxError(f"{path}: the state and the proposal list disagree; damaged")
     fields = dict(method=m.name, config=config, domain=domain, seed=seed, state=state,
-                  log=log, agent_source=meta.get("agent"), trial=trial, registered=m)
+                  log=log, agent_source=meta.get("agent"), trial=trial, registered=m,
+                  objectives=goals, weights=weights)
     return fields, SearchFolder(path, lock_timeout, meta[folder.DIGEST], generation)
 
 

@@ -33,6 +33,7 @@ import numpy as np
 
 from catchjax import methods, safe_io
 from catchjax.asktell import checks, saved
+from catchjax.asktell import objectives as multi
 from catchjax.asktell.domains import (
     Domain,
     as_domain,
@@ -77,6 +78,9 @@ class AskTell:
     trial: int = 0
     registered: Method | None = dataclasses.field(default=None, repr=False)
     store: saved.SearchFolder | None = dataclasses.field(default=None, repr=False)
+    # several objectives (catchjax.asktell.objectives): a tell gives one value per objective
+    objectives: tuple = ()
+    weights: tuple = ()  # the trial's weight vector that scalarizes them
 
     def __post_init__(self):
         if self.registered is None:
@@ -86,31 +90,28 @@ class AskTell:
     @classmethod
     def start(cls, method: str, domain: Domain | str, *, budget: int | None = None,
               seed: int = 0, trial: int = 0, agent=None, state_dir=None,
-              lock_timeout: float = folder.DEFAULT_TIMEOUT, key=None, **settings) -> AskTell:
+              lock_timeout: float = folder.DEFAULT_TIMEOUT, key=None, objectives=None,
+              **settings) -> AskTell:
         """A new search. ``agent``: a :class:`~catchjax.core.TrainedAgent` (meta-trained
         CATCH, trained DQN) or a checkpoint path; its config is kept, ``budget`` (default:
         the method's own) and ``settings`` override the rest. ``state_dir``: save the
         search there (it must not exist yet). The key is a sweep's: ``seed`` and ``trial``
         give trial ``trial`` of ``catchjax.sweep(..., seed=seed)``; ``key`` (a typed PRNG
-        key) replaces it for drivers that derive their own (:mod:`catchjax.asktell.meta`)."""
+        key) replaces it for drivers that derive their own (:mod:`catchjax.asktell.meta`).
+        ``objectives``: two or more ``NAME:max:LOW:HIGH`` (:mod:`catchjax.asktell.objectives`);
+        each tell then gives one value per objective."""
         domain, m = as_domain(domain), _registered(method)
         check_seed(seed)
         lock_timeout, trial = folder.timeout_value(lock_timeout), _trial(trial)
+        objs, weights = multi.of_trial(objectives, seed, trial)
         store = None if state_dir is None else saved.SearchFolder.new(state_dir, lock_timeout)
         source, agent = _agent_of(agent, m, domain, budget, settings)
-        if agent is not None:  # its config is kept; budget and settings override the rest
-            settings = {**{k: v for k, v in dataclasses.asdict(agent.config).items()
-                           if k != "budget"}, **settings}
-        params = None if agent is None else agent.agent
-        config = methods.resolve(m.name, domain, budget=budget, agent=params, **settings)
-        if config.budget > MAX_BUDGET:
-            raise CatchjaxError(
-                f"budget {config.budget} is more evaluations than an ask/tell search keeps "
-                f"(at most {MAX_BUDGET:,}); every proposal is saved after each step")
+        config, params = _config(m, domain, budget, agent, settings)
         compile_cache.use_default()
         start = numerics.jit(m.stepper.start, static_argnums=0)
         state = start(config, _key(key, seed, trial), domain.arrays, params)
-        search = cls(m.name, config, domain, seed, state, [], source, trial, m, store)
+        search = cls(m.name, config, domain, seed, state, [], source, trial, m, store, objs,
+                     weights)
         if store is not None:
             store.create(saved.manifest(search, search.log), state)
         return search
@@ -118,7 +119,7 @@ class AskTell:
     @classmethod
     def open(cls, state_dir, *, method: str | None = None, space: str | None = None,
              budget: int | None = None, seed: int | None = None, agent=None,
-             settings: dict | None = None,
+             settings: dict | None = None, objectives=None,
              lock_timeout: float = folder.DEFAULT_TIMEOUT) -> AskTell:
         """The search in ``state_dir``, started there first when the folder does not
         exist yet (then ``method`` and ``space`` are needed). What is given for an
@@ -136,11 +137,13 @@ class AskTell:
             try:
                 return cls.start(method, space, budget=budget,
                                  seed=0 if seed is None else seed, agent=agent,
-                                 state_dir=path, lock_timeout=lock_timeout, **settings)
+                                 state_dir=path, lock_timeout=lock_timeout,
+                                 objectives=objectives, **settings)
             except folder.ExistsAlready:
                 pass  # another worker started it first: continue theirs
         search = cls.load(path, method=method, space=space, lock_timeout=lock_timeout)
-        search.check_started_with(budget=budget, seed=seed, agent=agent, settings=settings)
+        search.check_started_with(budget=budget, seed=seed, agent=agent, settings=settings,
+                                  objectives=objectives)
         return search
 
     @classmethod
@@ -154,10 +157,10 @@ class AskTell:
         return cls(**fields, store=store)
 
     def check_started_with(self, *, budget=None, seed=None, agent=None,
-                           settings=None) -> None:
+                           settings=None, objectives=None) -> None:
         """Refuse arguments that differ from what this search was started with (they
         would otherwise be ignored silently)."""
-        differ = _differences(self, budget, seed, agent, settings or {})
+        differ = _differences(self, budget, seed, agent, settings or {}, objectives)
         if differ:
             raise CatchjaxError(
                 f"{f'the search in {self.state_dir}' if self.state_dir else 'this search'} "
@@ -192,16 +195,17 @@ class AskTell:
         return int(self.stepper.ready(self.config, self.state))
 
     def why_not_more(self) -> str:
-        if self.n_asked >= self.config.budget:
-            return f"the search's budget of {self.config.budget} evaluations is spent"
-        if self.ready():
-            return ""
-        return (f"the method needs the rewards of proposals {self.pending} before it "
-                f"proposes more") if self.pending else "the search has ended (the agent stopped)"
+        """Why :meth:`ask` gives fewer proposals than asked for ("" when it need not)."""
+        return _why_not_more(self)
 
     def best(self) -> dict | None:
+        """The told proposal of the highest reward (with objectives: scalarized)."""
         told = [p for p in self.log if p["reward"] is not None]
         return max(told, key=lambda p: p["reward"]) if told else None
+
+    def front(self) -> list[dict]:
+        """With objectives: the told proposals no other told proposal dominates."""
+        return multi.front(self.log, self.objectives)
 
     def history(self) -> list[dict]:
         """Every proposal so far as one row each, with the same keys in every row (a table:
@@ -211,12 +215,7 @@ class AskTell:
         return _history_rows(self.log)
 
     def __repr__(self) -> str:  # short: the state's arrays are not what a reader wants
-        told, best = sum(p["reward"] is not None for p in self.log), self.best()
-        where = f", folder {self.state_dir}" if self.state_dir is not None else ""
-        return (f"AskTell({self.method} on {self.domain.name}, budget {self.config.budget}, "
-                f"seed {self.seed}, asked {len(self.log)}, told {told}"
-                + (f", best {best['reward']:.6g} (id {best['id']})" if best else "")
-                + f"{where})")
+        return _describe(self)
 
     # -- steps ---------------------------------------------------------------------------
     def _plan(self, k: int) -> tuple[int, bool]:
@@ -263,7 +262,7 @@ class AskTell:
         if isinstance(rewards, (str, bytes)) or not hasattr(rewards, "__iter__"):
             raise CatchjaxError(f"rewards must be a list of numbers, got {rewards!r}")
         rewards = list(rewards)
-        values = [checks.reward_value(r, f"result {n}") for n, r in enumerate(rewards)]
+        values, told = _rewards(self, rewards)
         if self.store is not None:
             _warm_tell(self, ids, archs, values)
         with self._exclusive():
@@ -277,7 +276,7 @@ class AskTell:
                                 jnp.asarray(values[start:end], jnp.float32), seeding)
             now, log = time.time(), [dict(p) for p in self.log]
             for n, (i, r) in enumerate(zip(ids, values)):
-                log[i].update(reward=r, told_at=now)
+                log[i].update(reward=r, told_at=now, **({"values": told[n]} if told else {}))
                 if extras[n]:
                     log[i]["extras"] = extras[n]
             self._commit(state, log)
@@ -314,13 +313,43 @@ class AskTell:
             self.store.write(saved.manifest(self, self.log), self.state)
 
 
+def _why_not_more(search: AskTell) -> str:
+    if search.n_asked >= search.config.budget:
+        return f"the search's budget of {search.config.budget} evaluations is spent"
+    if search.ready():
+        return ""
+    return (f"the method needs the rewards of proposals {search.pending} before it proposes "
+            f"more") if search.pending else "the search has ended (the agent stopped)"
+
+
+def _describe(search: AskTell) -> str:
+    told, best = sum(p["reward"] is not None for p in search.log), search.best()
+    where = f", folder {search.state_dir}" if search.state_dir is not None else ""
+    return (f"AskTell({search.method} on {search.domain.name}, budget {search.config.budget}, "
+            f"seed {search.seed}, asked {len(search.log)}, told {told}"
+            + (f", best {best['reward']:.6g} (id {best['id']})" if best else "")
+            + (f", {len(search.objectives)} objectives" if search.objectives else "")
+            + f"{where})")
+
+
+def _rewards(search: AskTell, results: list) -> tuple[list[float], list | None]:
+    """(rewards the method learns, each result's values by objective or None)."""
+    if not search.objectives:
+        return [checks.reward_value(r, f"result {n}") for n, r in enumerate(results)], None
+    values = multi.values_of(search.objectives, results)
+    told = [{o.name: float(v) for o, v in zip(search.objectives, row)} for row in values]
+    return multi.rewards(search.objectives, search.weights, values), told
+
+
 def _history_rows(log: list) -> list[dict]:
     """The proposal ``log`` as rows with the same keys each (see ``AskTell.history``)."""
     keys = sorted({k for p in log for k in (p.get("extras") or {})})
+    names = list(dict.fromkeys(k for p in log for k in (p.get("values") or {})))
     return [{"id": p["id"], "arch": p["arch"],
              "actions": " ".join(str(a) for a in p["actions"]),
              "reward": p.get("reward"), "asked_at": p.get("asked_at"),
              "told_at": p.get("told_at"),
+             **{f"value_{k}": (p.get("values") or {}).get(k) for k in names},
              **{f"extra_{k}": (p.get("extras") or {}).get(k) for k in keys}}
             for p in log]
 
@@ -386,6 +415,21 @@ def _key(key, seed: int, trial: int):
     return key
 
 
+def _config(m: Method, domain: Domain, budget, agent, settings: dict):
+    """(config, agent parameters or None) of a new search: a trained agent's config is
+    kept; ``budget`` and ``settings`` override the rest."""
+    if agent is not None:
+        settings = {**{k: v for k, v in dataclasses.asdict(agent.config).items()
+                       if k != "budget"}, **settings}
+    params = None if agent is None else agent.agent
+    config = methods.resolve(m.name, domain, budget=budget, agent=params, **settings)
+    if config.budget > MAX_BUDGET:
+        raise CatchjaxError(
+            f"budget {config.budget} is more evaluations than an ask/tell search keeps "
+            f"(at most {MAX_BUDGET:,}); every proposal is saved after each step")
+    return config, params
+
+
 def _agent_of(agent, m: Method, domain: Domain, budget, settings):
     """(where the agent came from, the TrainedAgent or None), checked against the method
     and the domain; a method that needs an agent and has none is refused."""
@@ -417,9 +461,13 @@ def _agent_of(agent, m: Method, domain: Domain, budget, settings):
     return source, agent
 
 
-def _differences(search: AskTell, budget, seed, agent, settings: dict) -> list[str]:
+def _differences(search: AskTell, budget, seed, agent, settings: dict,
+                 objectives=None) -> list[str]:
     """What differs between these arguments and those ``search`` was started with."""
     differ = []
+    if objectives is not None and multi.check_objectives(objectives) != search.objectives:
+        differ.append(f"objectives {[o.to_json() for o in multi.check_objectives(objectives)]}"
+                      f" (it has {[o.to_json() for o in search.objectives] or 'none'})")
     if budget is not None and budget != search.config.budget:
         differ.append(f"budget {budget} (it has {search.config.budget})")
     if seed is not None and seed != search.seed:

@@ -232,10 +232,16 @@ def scalarize(arrays: TaskArrays, weights, rho: float = 0.05) -> TaskArrays:
     scalarization, Knowles 2006): R = -(max_j w_j o_j + rho * sum_j w_j o_j) over the
     minimized, [0, 1]-scaled objectives o, so each weight vector aims at another part of
     the front; unreachable rows stay -inf."""
-    o = arrays.objectives
-    weighted = weights[None, :] * o
-    reward = -(jnp.max(weighted, axis=1) + rho * jnp.sum(weighted, axis=1))
+    reward = chebyshev(arrays.objectives, weights, rho)
     return arrays.replace(reward=jnp.where(jnp.isfinite(arrays.reward), reward, -jnp.inf))
+
+
+def chebyshev(objectives, weights, rho: float = 0.05):
+    """f32 [n]: the augmented Chebyshev reward of :func:`scalarize` for minimized,
+    [0, 1]-scaled ``objectives`` [n, d] under ``weights`` [d] (an ask/tell search with
+    several objectives scalarizes its told values with the same function)."""
+    weighted = weights[None, :] * objectives
+    return -(jnp.max(weighted, axis=1) + rho * jnp.sum(weighted, axis=1))
 
 
 def _check_task_arguments(reward, report, gamma, gamma_normalize, cost, mask_nan) -> None:

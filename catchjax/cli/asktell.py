@@ -43,6 +43,11 @@ def add_ask(sub) -> None:
     start.add_argument("--set", type=parse_setting, action="append", default=[],
                        metavar="NAME=VALUE", help="override a method setting")
     start.add_argument("--init", help="a trained agent's checkpoint (catch-meta, dqn)")
+    start.add_argument("--objective", action="append", default=None,
+                       metavar="NAME:max|min:LOW:HIGH",
+                       help="twice or more: a search with several objectives; `catchjax "
+                       "tell` then takes a column per NAME instead of reward, scaled over "
+                       "LOW..HIGH and scalarized with the search's weights (docs/usage.md)")
     ak.add_argument("--lock-timeout", type=options.seconds, default=120.0, metavar="SECONDS",
                     help="how long to wait for another worker's ask or tell on the same "
                     "search (default 120)")
@@ -93,7 +98,8 @@ def add_tell(sub) -> None:
     tl.add_argument("--lock-timeout", type=options.seconds, default=120.0, metavar="SECONDS",
                     help="how long to wait for another worker's ask or tell on the same "
                     "search (default 120)")
-    tl.add_argument("results", help="CSV with a header: reward, and id (from the proposals "
+    tl.add_argument("results", help="CSV with a header: reward (a search with objectives: "
+                    "one column per objective's NAME instead), and id (from the proposals "
                     "file) or arch; other columns (accuracy, latency, ...) are kept")
 
 
@@ -109,7 +115,8 @@ def cmd_ask(args) -> int:
         check_proposals_file(out)
     search = AskTell.open(args.state, method=args.method, space=args.space,
                           budget=args.budget, seed=args.seed, agent=args.init,
-                          settings=dict(args.set), lock_timeout=args.lock_timeout)
+                          settings=dict(args.set), objectives=args.objective,
+                          lock_timeout=args.lock_timeout)
     if args.pending:
         proposals = search.pending_proposals()
     else:
@@ -158,8 +165,10 @@ def check_proposals_file(out: Path) -> None:
                                 f"wrote; it is left as it is. Pick another name")
 
 
-def read_results_csv(path) -> tuple[list, list, list, list]:
+def read_results_csv(path, objectives=()) -> tuple[list, list, list, list]:
     """(ids or None, archs or None, rewards, extras) from a results CSV, or a clear error.
+    ``objectives``: the names of a search's objectives, read instead of ``reward`` (each
+    result then a dict of their values).
     A UTF-8 byte-order mark (Excel's "CSV UTF-8") and spaces around names and values are
     accepted; a column name that appears twice is refused (which one would count?)."""
     import csv
@@ -182,10 +191,12 @@ def read_results_csv(path) -> tuple[list, list, list, list]:
     if twice:
         raise CatchjaxError(f"{path}: the column {', '.join(map(repr, twice))} appears more "
                             f"than once in the header; keep one")
-    columns = set(header)
-    if "reward" not in columns or not ({"id", "arch"} & columns):
-        raise CatchjaxError(f"{path} needs a 'reward' column and an 'id' or 'arch' column; "
-                            f"it has {sorted(c for c in columns if c)}")
+    columns, values = set(header), list(objectives) or ["reward"]
+    if not set(values) <= columns or not ({"id", "arch"} & columns):
+        needs = (f"the columns {', '.join(map(repr, values))} (one per objective)"
+                 if objectives else "a 'reward' column")
+        raise CatchjaxError(f"{path} needs {needs} and an 'id' or 'arch' column; it has "
+                            f"{sorted(c for c in columns if c)}")
     ids, archs, rewards, extras = [], [], [], []
     for n, line in enumerate(lines[1:], start=2):
         if len(line) != len(header):
@@ -197,10 +208,10 @@ def read_results_csv(path) -> tuple[list, list, list, list]:
                 raise CatchjaxError(f"{path} line {n}: id {row['id']!r} is not an integer")
             ids.append(int(row["id"]))
         archs.append(row.get("arch") or None)
-        rewards.append(row["reward"])
+        rewards.append({k: row[k] for k in values} if objectives else row["reward"])
         extra = {}
         for k, v in row.items():
-            if k in ("id", "arch", "reward") or not k:
+            if k in ("id", "arch", *values) or not k:
                 continue
             try:
                 extra[k] = float(v)
@@ -213,16 +224,20 @@ def read_results_csv(path) -> tuple[list, list, list, list]:
 
 
 def cmd_tell(args) -> int:
+    from catchjax.asktell.saved import read_manifest, real_path
     from catchjax.asktell.search import AskTell
 
-    ids, archs, rewards, extras = read_results_csv(args.results)  # checked before the lock
+    names = [o["name"] for o in read_manifest(real_path(args.state), check_state=False)
+             .get("objectives", [])]
+    ids, archs, rewards, extras = read_results_csv(args.results, names)  # before the lock
     search = AskTell.load(args.state, lock_timeout=args.lock_timeout)
     search.tell(ids, rewards, archs=archs, extras=extras)
     best = search.best()
     told = search.n_asked - len(search.pending)
+    so_far = (f"front so far: {len(search.front())} of the told networks" if names else
+              f"best so far: {best['arch']} reward {best['reward']:.6g}")
     print(f"told {len(rewards)} results ({told} of {search.config.budget} evaluations); "
-          f"best so far: {best['arch']} reward {best['reward']:.6g}; pending: "
-          f"{search.pending}")
+          f"{so_far}; pending: {search.pending}")
     return 0
 
 
