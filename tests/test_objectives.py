@@ -228,8 +228,9 @@ def test_ask_tell_with_one_value_per_objective_is_the_sweeps_trial(mo_task, mo_s
 
     domain = task_domain(mo_task)
     for trial in (0, 5):
+        folder = tmp_path / "t5" if trial == 5 else None  # one saved (each step writes it)
         search = AskTell.start("rea", domain, budget=30, seed=0, trial=trial,
-                               objectives=_goals(mo_task), state_dir=tmp_path / f"t{trial}")
+                               objectives=_goals(mo_task), state_dir=folder)
         assert _drive_with_values(search, mo_task) == list(np.asarray(mo_sweep.rows[trial]))
         np.testing.assert_array_equal(np.float32(search.weights),
                                       np.asarray(sweeps.trial_weights(0, trial, 2)))
