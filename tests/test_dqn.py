@@ -250,7 +250,8 @@ def test_seeds_shard_over_several_devices(tiny_agents, tmp_path):
 
     script = textwrap.dedent(f"""
         import os
-        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+        flags = os.environ.get("XLA_FLAGS", "")  # the suite's optimization level
+        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2 " + flags
         import jax, numpy as np
         from catchjax.runs import agent as agents
         from catchjax.benchmarks import tasks
