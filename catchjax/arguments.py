@@ -15,7 +15,8 @@ INT32_MAX = 2**31 - 1  # seeds and trial indices are int32 on the device
 
 # The methods catchjax registers itself (:mod:`catchjax.methods`, in its order) and their
 # aliases; a test keeps the two in step.
-BUILTIN_METHODS = ("random", "rea", "ls", "bananas", "reinforce", "catch-meta", "catch-zero",
+BUILTIN_METHODS = ("random", "rea", "ls", "bananas", "nsga", "reinforce", "catch-meta",
+                   "catch-zero",
                    "catch-random", "catch-oracle", "catch-sfs", "catch-sfs-zero",
                    "catch-sfs-random", "dqn")
 ALIASES = {"rs": "random", "random-search": "random", "evolution": "rea",

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from catchjax import cli
+from catchjax import cli, methods
 from catchjax.benchmarks import pareto, tasks
 from catchjax.errors import CatchjaxError
 from catchjax.runs import sweeps
@@ -294,3 +294,59 @@ def test_the_command_line_asks_and_tells_one_column_per_objective(tmp_path, caps
     log = json.loads((state / "catchjax-search.json").read_text())["proposals"]
     assert log[0]["values"] == {"acc": 90.0, "lat_ms": 5.0}
     assert log[0]["extras"] == {"gpu": "a100"}
+
+
+# -- nsga: a population that keeps the front --------------------------------------------
+
+
+def _ranks_by_peeling(points):
+    """Non-domination ranks by repeatedly removing the non-dominated points (pareto's
+    brute-force check), and NSGA-II's crowding distance by sorting each rank."""
+    n, d = points.shape
+    rank, left, k = np.full(n, -1), np.arange(n), 0
+    while left.size:
+        front = left[pareto.nondominated(points[left])]
+        rank[front], left, k = k, np.setdiff1d(left, front), k + 1
+    crowd, span = np.zeros(n), points.max(0) - points.min(0)
+    for r in range(k):
+        members = np.flatnonzero(rank == r)
+        for j in range(d):
+            order = members[np.lexsort((members, points[members, j]))]
+            crowd[order[[0, -1]]] = np.inf
+            for a, i, b in zip(order[:-2], order[1:-1], order[2:]):
+                crowd[i] += (points[b, j] - points[a, j]) / span[j]
+    return rank, crowd
+
+
+def test_nsga_ranks_and_crowds_as_nsga_ii_and_keeps_the_front(mo_task):
+    from catchjax.core import run_on_table
+    from catchjax.methods.baselines import nsga
+
+    rng = np.random.default_rng(0)
+    for n, d in ((9, 2), (21, 2), (15, 3)):
+        pts = np.round(rng.random((n, d)), 1).astype(np.float32)  # ties on purpose
+        rank, crowd = nsga.rank_and_crowding(jnp.asarray(pts), jnp.ones(n, bool))
+        want_rank, want_crowd = _ranks_by_peeling(pts.astype(np.float64))
+        np.testing.assert_array_equal(np.asarray(rank), want_rank)
+        np.testing.assert_allclose(np.asarray(crowd), want_crowd, rtol=1e-5)
+    # after a search, every evaluated network no other evaluated network dominates is in
+    # the population (the front is kept; it is smaller than the population here)
+    config = methods.build("nsga", 40, population=20)
+    for trial in range(3):
+        trace, state = run_on_table(nsga.STEPPER, config, sweeps.trial_key(0, trial),
+                                    mo_task.arrays)
+        rows = np.asarray(trace.rows)
+        objectives = np.asarray(mo_task.arrays.objectives)[rows]
+        front = set(rows[pareto.nondominated(objectives)].tolist())
+        assert len(front) <= 20 and front <= set(np.asarray(state.pop_rows).tolist())
+    res = sweeps.sweep(config, mo_task, trials=4, seed=0)
+    assert res.pareto_summary()["pareto"]["union"]["hv_ratio"] > 0
+
+
+def test_nsga_needs_a_table_with_several_objectives(syn_nb201):
+    from catchjax.asktell.search import AskTell
+
+    with pytest.raises(CatchjaxError, match="several objectives"):
+        sweeps.sweep("nsga", syn_nb201, trials=2, budget=10)
+    with pytest.raises(CatchjaxError, match="several objectives"):
+        AskTell.start("nsga", "nb201", budget=10, objectives=["a:max:0:1", "b:min:0:1"])

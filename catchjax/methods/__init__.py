@@ -15,7 +15,7 @@ from catchjax import arguments
 from catchjax.core import Learner, Method
 from catchjax.errors import CatchjaxError
 from catchjax.methods import baselines, catch, catch_meta, dqn
-from catchjax.methods.baselines import bananas, local_search
+from catchjax.methods.baselines import bananas, local_search, nsga
 from catchjax.methods.baselines.evolution import STEPPER as EVOLUTION_STEPPER
 from catchjax.methods.baselines.random_search import STEPPER as RANDOM_STEPPER
 from catchjax.methods.baselines.reinforce import STEPPER as REINFORCE_STEPPER
@@ -79,6 +79,8 @@ register(Method("bananas", bananas.BananasConfig, bananas.bananas, stepper=banan
                 family="baseline",
                 help="BANANAS-style search: an MLP ensemble's predictions pick mutations "
                      "of the best networks (White et al. 2021)"))
+register(Method("nsga", nsga.NSGAConfig, nsga.nsga, stepper=nsga.STEPPER, family="baseline",
+                help="NSGA-II-style evolution keeping a front (several objectives only)"))
 register(Method("reinforce", baselines.ReinforceConfig, baselines.reinforce,
                 stepper=REINFORCE_STEPPER, family="baseline",
                 help="REINFORCE with an EMA baseline"))
@@ -343,7 +345,7 @@ def check_objectives(method, task) -> None:
         raise CatchjaxError(
             f"{m.name} trains one agent on the task's reward and its trials are that "
             f"agent's episodes: it cannot give each trial its own weighting of several "
-            f"objectives. Use a search method (random, rea, ls, bananas, reinforce, "
+            f"objectives. Use a search method (random, rea, nsga, ls, bananas, reinforce, "
             f"catch-sfs, catch-meta)")
 
 
