@@ -17,7 +17,11 @@ report`` (fronts and hypervolume curves) of the first cell under ``report/``.
     CATCHJAX_DATA=../shared/data python experiments/pareto_hw.py --out experiments/results/pareto_hw
         [--datasets cifar10 cifar100 imagenet16-120] [--costs edgegpu-latency ...]
         [--methods random rea ls] [--budgets 50 100] [--trials 500]
-        [--samplers nsga2 motpe] [--seeds 100]
+        [--samplers nsga2 motpe] [--seeds 100] [--merge OLD/results.csv]
+
+``--merge``: keep the rows of an earlier run's ``results.csv`` (a method added later, or
+a slow sampler run on its own) where this run does not compute the same cell, method and
+budget; the summary and figure then show both.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ if __package__ in (None, ""):  # run as a script: make the repository root impor
 DATASETS = ("cifar10", "cifar100", "imagenet16-120")
 COSTS = tuple(f"{d}-latency" for d in tasks.HARDWARE_DEVICES) + (
     "edgegpu-energy", "eyeriss-energy", "fpga-energy")
-METHODS = ("random", "rea", "ls")
+METHODS = ("random", "rea", "ls", "nsga")
 SAMPLERS = ("nsga2", "motpe")
 
 
@@ -141,12 +145,28 @@ def run(args) -> list[dict]:
                            **measure(rows, points, task.front, ref)}
                     records.append(rec)
                     print(_line(rec), flush=True)
+    if args.merge:
+        records = _merged(records, args.merge)
     _write(records, out, args)
     if first_cell:
         from catchjax.studies import report
 
         report.build([str(f) for _, _, f in first_cell], out / "report", overwrite=True)
     return records
+
+
+_INT_FIELDS = ("budget", "searches", "front_size")
+_TEXT_FIELDS = ("dataset", "cost", "method")
+
+
+def _merged(records: list[dict], path) -> list[dict]:
+    """``records`` after the rows of an earlier ``results.csv`` that they do not redo."""
+    with open(path, newline="") as f:
+        old = [{k: (v if k in _TEXT_FIELDS else int(v) if k in _INT_FIELDS else float(v))
+                for k, v in row.items()} for row in csv.DictReader(f)]
+    key = ("dataset", "cost", "budget", "method")
+    done = {tuple(r[k] for k in key) for r in records}
+    return [r for r in old if tuple(r[k] for k in key) not in done] + records
 
 
 def _line(r: dict) -> str:
@@ -254,7 +274,10 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--trials", type=int, default=500)
     p.add_argument("--samplers", nargs="*", default=[], choices=SAMPLERS)
     p.add_argument("--seeds", type=int, default=100)
+    p.add_argument("--merge", help="an earlier run's results.csv whose rows to keep")
     args = p.parse_args(argv)
+    if args.merge and not Path(args.merge).is_file():
+        p.error(f"--merge {args.merge}: no such results file")
     for cost in args.costs:  # every preset checked before anything runs
         tasks.hardware_objectives("nb201", args.datasets[0], cost)
     return run(args)

@@ -273,3 +273,12 @@ def test_pareto_hw_study_measures_every_method_against_the_true_front(tmp_path):
         assert r["union_hv"] >= r["hv"]
     for name in ("results.csv", "summary.md", "hypervolume.png", "report/pareto_fronts.png"):
         assert (tmp_path / "hw" / name).stat().st_size > 0
+    # a method added later joins the earlier rows (--merge); a row it redoes is replaced
+    more = pareto_hw.main([
+        "--datasets", "cifar10", "--costs", "edgegpu-latency", "--methods", "nsga", "rea",
+        "--budgets", "20", "--trials", "8", "--merge", str(tmp_path / "hw" / "results.csv"),
+        "--out", str(tmp_path / "more")])
+    assert [r["method"] for r in more] == ["random", "optuna-nsga2", "nsga", "rea"]
+    summary = (tmp_path / "more" / "summary.md").read_text().splitlines()
+    header = next(line for line in summary if line.startswith("| dataset"))
+    assert header.endswith("| random | optuna-nsga2 | nsga | rea |")
