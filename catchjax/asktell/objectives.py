@@ -19,6 +19,7 @@ below 0 or above 1), never clipped.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import numbers
 
@@ -28,6 +29,7 @@ import numpy as np
 from catchjax.asktell import checks
 from catchjax.benchmarks import pareto, tasks
 from catchjax.errors import CatchjaxError
+from catchjax.runs import numerics
 from catchjax.runs.sweeps import trial_weights
 
 # a results CSV names its objective columns; these names mean something else there
@@ -120,12 +122,15 @@ def of_trial(objectives, seed: int, trial: int) -> tuple[tuple[Objective, ...], 
     return objs, (weights_of(seed, trial, len(objs)) if objs else ())
 
 
+@functools.cache
+def _weights_fn():
+    return numerics.jit(trial_weights, static_argnums=2)  # compiled once per process
+
+
 def weights_of(seed: int, trial: int, n: int) -> tuple[float, ...]:
     """The weight vector of trial ``trial`` of a sweep with ``seed`` (as that sweep
     computes it: in one compiled call)."""
-    import jax
-
-    w = jax.jit(trial_weights, static_argnums=2)(seed, trial, n)
+    w = _weights_fn()(seed, trial, n)
     return tuple(float(x) for x in np.asarray(w, np.float32))
 
 

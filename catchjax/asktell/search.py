@@ -256,9 +256,11 @@ class AskTell:
     def tell(self, ids=None, rewards=(), *, archs=None, extras=None) -> None:
         """The rewards of proposals ``ids`` (or of the pending proposals named by
         ``archs``), learned in the order given. ``extras``: optional dicts saved with each
-        result (e.g. accuracy, latency). Everything is checked before the state changes;
-        nothing is saved on an error. With a folder, this happens under its lock and
-        after catching up with what other workers asked and told, so no result is lost."""
+        result (e.g. accuracy, latency). With objectives, each result is one value per
+        objective (a dict by name, or a list in their order). Everything is checked before
+        the state changes; nothing is saved on an error. With a folder, this happens under
+        its lock and after catching up with what other workers asked and told, so no
+        result is lost."""
         if isinstance(rewards, (str, bytes)) or not hasattr(rewards, "__iter__"):
             raise CatchjaxError(f"rewards must be a list of numbers, got {rewards!r}")
         rewards = list(rewards)
