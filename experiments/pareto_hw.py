@@ -21,7 +21,8 @@ report`` (fronts and hypervolume curves) of the first cell under ``report/``.
 
 ``--merge``: keep the rows of an earlier run's ``results.csv`` (a method added later, or
 a slow sampler run on its own) where this run does not compute the same cell, method and
-budget; the summary and figure then show both.
+budget; the summary and figure then show both (``--methods`` with no name: rewrite the
+summary and figure from that file alone).
 """
 
 from __future__ import annotations
@@ -145,8 +146,11 @@ def run(args) -> list[dict]:
                            **measure(rows, points, task.front, ref)}
                     records.append(rec)
                     print(_line(rec), flush=True)
-    if args.merge:
+    if args.merge:  # the summary and figure show every cell and budget of both
         records = _merged(records, args.merge)
+        args.budgets = sorted({r["budget"] for r in records})
+        args.datasets = [d for d in DATASETS if any(r["dataset"] == d for r in records)]
+        args.costs = [c for c in COSTS if any(r["cost"] == c for r in records)]
     _write(records, out, args)
     if first_cell:
         from catchjax.studies import report

@@ -282,3 +282,9 @@ def test_pareto_hw_study_measures_every_method_against_the_true_front(tmp_path):
     summary = (tmp_path / "more" / "summary.md").read_text().splitlines()
     header = next(line for line in summary if line.startswith("| dataset"))
     assert header.endswith("| random | optuna-nsga2 | nsga | rea |")
+    # no method: the summary rewritten from the file, with its budgets, not --budgets
+    again = pareto_hw.main(["--datasets", "cifar10", "--costs", "edgegpu-latency", "--methods",
+                            "--budgets", "50", "--merge", str(tmp_path / "more" / "results.csv"),
+                            "--out", str(tmp_path / "again")])
+    assert [r["method"] for r in again] == ["random", "optuna-nsga2", "nsga", "rea"]
+    assert "## 20 evaluations" in (tmp_path / "again" / "summary.md").read_text()
