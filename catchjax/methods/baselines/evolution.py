@@ -59,9 +59,15 @@ def mutate(config: EvolutionConfig, state: EvolutionState, task: TaskArrays, i):
     k_tour, k_mut = jax.random.split(jax.random.fold_in(state.loop_key, i))
     contenders = jax.random.randint(k_tour, (config.sample_size,), 0, config.population)
     parent = state.pop_rows[contenders[jnp.argmax(state.pop_rewards[contenders])]]
+    return one_edit(k_mut, task, parent)
+
+
+def one_edit(key, task: TaskArrays, parent):
+    """``parent`` changed in one decision: a uniformly chosen valid neighbour (the parent
+    itself when it has none)."""
     nbrs = task.neighbors[parent]
     ok = nbrs >= 0
-    slot = jax.random.categorical(k_mut, jnp.where(ok, 0.0, -jnp.inf))
+    slot = jax.random.categorical(key, jnp.where(ok, 0.0, -jnp.inf))
     return jnp.where(ok.any(), nbrs[slot], parent)
 
 

@@ -26,6 +26,7 @@ from flax import struct
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
+from catchjax.methods.baselines.evolution import n_initial, one_edit, ready
 from catchjax.stepping import run_on_table, take_planned
 
 
@@ -55,10 +56,6 @@ class NSGAState:
     pop_rows: jnp.ndarray  # i32 [population]
     pop_objectives: jnp.ndarray  # f32 [population, d], minimized; +inf: an empty slot
     members: jnp.ndarray  # i32, slots filled so far
-
-
-def n_initial(config: NSGAConfig) -> int:
-    return min(config.population, config.budget)
 
 
 def start(config: NSGAConfig, key, task: TaskArrays, agent=None) -> NSGAState:
@@ -103,28 +100,26 @@ def rank_and_crowding(objectives, valid):
     return rank, crowding
 
 
-def mutate(config: NSGAConfig, state: NSGAState, task: TaskArrays, i):
+def mutate(config: NSGAConfig, state: NSGAState, task: TaskArrays, i, rank, crowding):
     """Child ``i`` (0-based after the initial population): the crowded-comparison winner
-    of a tournament, changed in one decision."""
+    of a tournament (``rank``, ``crowding``: the population's), changed in one decision."""
     k_tour, k_mut = jax.random.split(jax.random.fold_in(state.loop_key, i))
-    valid = jnp.arange(config.population) < state.members
-    rank, crowding = rank_and_crowding(state.pop_objectives, valid)
     contenders = jax.random.randint(k_tour, (config.sample_size,), 0,
                                     jnp.maximum(state.members, 1))
     r = rank[contenders]
     best = jnp.where(r == r.min(), crowding[contenders], -jnp.inf)
-    parent = state.pop_rows[contenders[jnp.argmax(best)]]
-    nbrs = task.neighbors[parent]
-    ok = nbrs >= 0
-    slot = jax.random.categorical(k_mut, jnp.where(ok, 0.0, -jnp.inf))
-    return jnp.where(ok.any(), nbrs[slot], parent)
+    return one_edit(k_mut, task, state.pop_rows[contenders[jnp.argmax(best)]])
 
 
 def ask(config, state: NSGAState, task, k: int, seeding: bool):
     if seeding:
         return *take_planned(state, state.init_rows, k), {}
+    # k children of the current population, ranked once (k > 1: asynchronous workers)
+    valid = jnp.arange(config.population) < state.members
+    rank, crowding = rank_and_crowding(state.pop_objectives, valid)
     first = state.ledger.n_asked - n_initial(config)
-    rows = jax.lax.map(lambda j: mutate(config, state, task, first + j), jnp.arange(k))
+    rows = jax.lax.map(lambda j: mutate(config, state, task, first + j, rank, crowding),
+                       jnp.arange(k))
     return rows, state.replace(ledger=state.ledger.asked(rows)), {}
 
 
@@ -160,13 +155,8 @@ def tell(config, state: NSGAState, task, ids, rewards, seeding: bool):
     return state, {}
 
 
-def ready(config, state: NSGAState) -> int:
-    asked, told, n0 = int(state.ledger.n_asked), int(state.ledger.n_told), n_initial(config)
-    if asked < n0:
-        return n0 - asked
-    return 0 if told < n0 else config.budget - asked  # tournaments need the population
-
-
+# ready: regularized evolution's (the initial population together; then children once
+# every initial network is told -- tournaments need the population)
 STEPPER = Stepper(start=start, ask=ask, tell=tell, first=n_initial, ready=ready)
 
 
