@@ -157,11 +157,12 @@ def values_of(objectives, results) -> np.ndarray:
 def scaled(objectives, values) -> np.ndarray:
     """f32 [n, d]: the values minimized and scaled to [0, 1] over the declared ranges (as
     a table task scales its columns over their range)."""
-    v = np.asarray(values, np.float64)
-    flip = np.array([o.direction == "max" for o in objectives])
-    lo = np.array([-o.high if o.direction == "max" else o.low for o in objectives])
-    hi = np.array([-o.low if o.direction == "max" else o.high for o in objectives])
-    return np.asarray((np.where(flip, -v, v) - lo) / (hi - lo), np.float32)
+    directions = [o.direction for o in objectives]
+    bounds = pareto.as_minimization([[o.low for o in objectives],
+                                     [o.high for o in objectives]], directions)
+    lo, hi = bounds.min(axis=0), bounds.max(axis=0)
+    return np.asarray((pareto.as_minimization(values, directions) - lo) / (hi - lo),
+                      np.float32)
 
 
 def rewards(objectives, weights, values) -> list[float]:

@@ -347,6 +347,7 @@ def build_task(spec: TaskSpec, table: tables.Table) -> Task:
         )
     objectives = None
     if spec.objectives:  # minimized, scaled to [0, 1] over the searchable rows
+        from catchjax.benchmarks import pareto
         from catchjax.benchmarks.names import is_hardware_cost
 
         cols = np.stack([table.column(o.column).astype(np.float64) for o in spec.objectives], 1)
@@ -361,7 +362,7 @@ def build_task(spec: TaskSpec, table: tables.Table) -> Task:
                 f"of {len(nan)} architectures (NaN, or a latency/energy <= 0: HW-NAS-Bench "
                 f"marks networks a device could not run with -1); search only the others "
                 f"with mask_nan=True (--mask-nan)")
-        cols = np.where(np.array([o.direction == "max" for o in spec.objectives]), -cols, cols)
+        cols = pareto.as_minimization(cols, [o.direction for o in spec.objectives])
         lo, hi = cols[~nan].min(axis=0), cols[~nan].max(axis=0)
         objectives = np.where(nan[:, None], 1.0, (cols - lo) / np.where(hi > lo, hi - lo, 1.0))
     searchable = ~nan
