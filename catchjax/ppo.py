@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import chex
 import jax.numpy as jnp
+from jax import lax
 
 
 def clipped_surrogate_loss(log_prob, old_log_prob, advantage, mask=None, clip_eps: float = 0.2):
@@ -26,20 +27,39 @@ def clipped_surrogate_loss(log_prob, old_log_prob, advantage, mask=None, clip_ep
     if mask is None:
         return -jnp.mean(objective)
     w = mask.astype(objective.dtype)
-    return -jnp.sum(objective * w) / jnp.maximum(jnp.sum(w), 1.0)
+    return -jnp.sum(objective * w) * (1.0 / jnp.maximum(jnp.sum(w), 1.0))  # see _masked_mean_var
 
 
 def masked_mean_std(x, mask=None, eps: float = 1e-8):
     """Mean and std (with ``eps`` added to the variance) over the masked-in entries."""
+    mean, var = _masked_mean_var(x, mask, eps)
+    return mean, jnp.sqrt(var)
+
+
+def masked_mean_inv_std(x, mask=None, eps: float = 1e-8):
+    """Mean and 1 / std over the masked-in entries (``eps`` added to the variance).
+
+    Standardize as ``(x - mean) * inv_std``, never ``(x - mean) / std``: XLA rewrites
+    ``a / sqrt(b)`` into ``a * rsqrt(b)`` only where it sees the two together, and that
+    depends on how the program is compiled (one device or several), so the division gave
+    a trial other bits on 2 devices than on 1. Written as rsqrt, every program computes
+    the same thing (and the one-device program the same bits as before)."""
+    mean, var = _masked_mean_var(x, mask, eps)
+    return mean, lax.rsqrt(var)
+
+
+def _masked_mean_var(x, mask, eps):
+    # multiplied by 1 / n, not divided by n: XLA turns a division by a value that is the
+    # same for every trial into a multiplication by its reciprocal, and whether it can
+    # see that depends on the program (see masked_mean_inv_std)
     w = jnp.ones_like(x) if mask is None else mask.astype(x.dtype)
-    n = jnp.maximum(jnp.sum(w), 1.0)
-    mean = jnp.sum(x * w) / n
-    var = jnp.sum(w * (x - mean) ** 2) / n
-    return mean, jnp.sqrt(var + eps)
+    inv_n = 1.0 / jnp.maximum(jnp.sum(w), 1.0)
+    mean = jnp.sum(x * w) * inv_n
+    return mean, jnp.sum(w * (x - mean) ** 2) * inv_n + eps
 
 
 def normalize(x, mask=None, eps: float = 1e-8):
     """(x - mean) / std over the masked-in entries; all-equal values give zeros, not NaN."""
-    mean, std = masked_mean_std(x, mask, eps)
+    mean, inv_std = masked_mean_inv_std(x, mask, eps)
     inside = jnp.ones_like(x, bool) if mask is None else mask
-    return jnp.where(inside, (x - mean) / std, 0.0)
+    return jnp.where(inside, (x - mean) * inv_std, 0.0)

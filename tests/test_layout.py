@@ -21,7 +21,7 @@ GROUPS = [
     ("safe output", {"safe_io"}),
     ("benchmarks", {"benchmarks", "residual"}),
     ("protocol", {"core", "stepping", "arguments"}),
-    ("parts", {"networks", "ppo", "replay", "sampling"}),
+    ("parts", {"networks", "optimizers", "ppo", "replay", "sampling"}),
     ("methods", {"methods"}),
     ("store", {"store"}),
     ("runs", {"runs"}),

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from catchjax import networks, ppo, replay, sampling
+from catchjax import networks, optimizers, ppo, replay, sampling
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
 from catchjax.errors import CatchjaxError
@@ -201,7 +201,7 @@ class AgentState:
 
 def init_agent(config: CatchConfig, key, L: int, K: int) -> AgentState:
     params = init_params(config, key, L, K)
-    return AgentState(params, optax.adam(config.learning_rate).init(params))
+    return AgentState(params, optimizers.adam(config.learning_rate).init(params))
 
 
 # -- the parts of one search epoch ---------------------------------------------------------
@@ -213,8 +213,8 @@ def oracle_context(reward, z_dim: int):
     with the same rewards get the same z, unrelated tasks nearly orthogonal ones (each
     entry ~ N(0, 1)): the task's identity, which a search only learns from its history."""
     finite = jnp.isfinite(reward)
-    mean, std = ppo.masked_mean_std(jnp.where(finite, reward, 0.0), finite)
-    r = jnp.where(finite, (reward - mean) / std, 0.0)
+    mean, inv_std = ppo.masked_mean_inv_std(jnp.where(finite, reward, 0.0), finite)
+    r = jnp.where(finite, (reward - mean) * inv_std, 0.0)
     proj = jax.random.normal(jax.random.key(ORACLE_SEED), (reward.shape[0], z_dim))
     return r @ proj / jnp.sqrt(jnp.maximum(jnp.sum(finite), 1).astype(r.dtype))
 
@@ -284,15 +284,16 @@ def catch_loss(config: CatchConfig, nets: CatchNetworks, params, history: Histor
         ent = jax.vmap(networks.sequence_entropy)(step_lp, masks)
         w = from_policy.astype(ent.dtype)
         c = config.entropy_coef if entropy_coef is None else entropy_coef
-        l_c = l_c - c * jnp.sum(ent * w) / jnp.maximum(jnp.sum(w), 1.0)
-    mean, std = ppo.masked_mean_std(history.rewards, filled)
+        # times 1 / count, not divided by it (see ppo._masked_mean_var)
+        l_c = l_c - c * jnp.sum(ent * w) * (1.0 / jnp.maximum(jnp.sum(w), 1.0))
+    mean, inv_std = ppo.masked_mean_inv_std(history.rewards, filled)
     batch = max(1, int(config.per_fraction * H))
     idx, _, weights = replay.sample(memory, k_per, batch, config.per_alpha, beta)
     acts, rewards = history.actions[idx], history.rewards[idx]
     pred = jax.vmap(
         lambda a: nets.evaluator.apply(params["evaluator"], jax.nn.one_hot(a, K), z)
     )(acts)
-    delta = pred - (rewards - mean) / std
+    delta = pred - (rewards - mean) * inv_std
     l_e = jnp.mean(weights * optax.huber_loss(delta))
     parts = {"loss_controller": l_c, "loss_evaluator": l_e, "kl": kl}
     return l_c + l_e + config.beta_kl * kl, (idx, delta, parts)
@@ -314,7 +315,7 @@ def entropy_coef_at(config: CatchConfig, epoch, n_epochs: int):
 
 def adam_step(config: CatchConfig, params, opt_state, grads):
     """One Adam step of the three networks (one optimizer for all, CATCH §3)."""
-    updates, opt_state = optax.adam(config.learning_rate).update(grads, opt_state)
+    updates, opt_state = optimizers.adam(config.learning_rate).update(grads, opt_state)
     return optax.apply_updates(params, updates), opt_state
 
 
@@ -391,7 +392,7 @@ def start(config: CatchConfig, key, task: TaskArrays, agent=None) -> SearchState
     if config.meta_trained and agent is None:
         raise CatchjaxError("catch-meta needs a meta-trained agent (agent= / --init)")
     if agent is not None and config.reset_optimizer:  # adaptation only, not meta-training
-        agent = AgentState(agent.params, optax.adam(config.learning_rate).init(agent.params))
+        agent = AgentState(agent.params, optimizers.adam(config.learning_rate).init(agent.params))
     return start_search(config, key, task, agent)
 
 

@@ -100,8 +100,9 @@ def standardize_pool(pool_rewards):
     """Each pool column standardized over the architectures it can reach (finite
     rewards); unreachable ones stay -inf. [P, n_archs]."""
     finite = jnp.isfinite(pool_rewards)
-    mean, std = jax.vmap(ppo.masked_mean_std)(jnp.where(finite, pool_rewards, 0.0), finite)
-    z = (pool_rewards - mean[:, None]) / std[:, None]
+    mean, inv_std = jax.vmap(ppo.masked_mean_inv_std)(jnp.where(finite, pool_rewards, 0.0),
+                                                      finite)
+    z = (pool_rewards - mean[:, None]) * inv_std[:, None]
     return jnp.where(finite, z, -jnp.inf)
 
 

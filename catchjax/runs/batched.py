@@ -11,8 +11,8 @@ rule: a run count the device count does not divide (or that leaves a device fewe
 ``min_per_device`` runs) is padded with copies of the last run, whose outputs are
 dropped, so run ``i`` never mixes with another. Compiled with :mod:`catchjax.runs.numerics`'
 options, so that on one CPU device a run's floating point does not depend on how many
-runs share the call (a different device count still changes CATCH's; see
-docs/usage.md); sweeps ask for at least two runs per device, because XLA simplifies a batch
+runs share the call, nor on the device count (docs/usage.md); sweeps ask for at least
+two runs per device, because XLA simplifies a batch
 axis of size one away and then rewrites some arithmetic differently. Typed PRNG keys
 travel between processes as their raw bits and are wrapped again inside. One compile
 cache (:func:`compiled`), keyed by what the caller says the function is plus the

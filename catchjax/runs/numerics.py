@@ -11,9 +11,12 @@ default settings on synthetic NB201). With YNNPACK's fusions turned off for the 
 catchjax compiles, a trial computes the same bits whatever the chunk size; the other half
 is :mod:`catchjax.runs.batched`'s rule of at least two trials per device in a sweep (XLA
 compiles a batch of one without its batch axis, and then arranges Adam's arithmetic
-differently). Not covered: a different device count (XLA's multi-device program computes
-CATCH differently from the one-device one, with shard_map as with its partitioner) and a
-search stepped without a batch axis (ask/tell; ``run_trial`` runs the sweep's program).
+differently). A different device count is covered by how the methods are written, not
+by an option: XLA rewrites a division by a value shared across an axis into a
+multiplication by its reciprocal only where it sees the sharing, which differed between
+the one-device and the partitioned program, so catchjax's code multiplies by explicit
+reciprocals (``catchjax.optimizers``, ``catchjax.ppo``, the DQN's attention). Not covered:
+a search stepped without a batch axis (ask/tell; ``run_trial`` runs the sweep's program).
 Cost and effect: ``benchmarks/numerics.py``.
 
 Only CPU compiles get the option (it is a CPU flag; GPU and TPU compilers are left as

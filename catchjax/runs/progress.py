@@ -21,7 +21,7 @@ from catchjax.store import provenance
 def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent,
                 computed_on: dict | None = None) -> dict:
     """What must match for saved progress to belong to this sweep, including what
-    computes it (another device count or XLA flag may give other bits)."""
+    computes it (another XLA flag or jax version may give other bits)."""
     import hashlib
 
     digest = hashlib.sha256()

@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from catchjax import optimizers
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, SearchTrace, Stepper, unevaluated_row
 from catchjax.errors import CatchjaxError
@@ -139,7 +140,7 @@ def _mlp(params, x):
 def fit_ensemble(config: BananasConfig, key, x, y, mask):
     """The ensemble's parameters (a leading member axis) after ``train_steps`` Adam steps
     on the mean absolute error over the points where ``mask``; ``y`` standardized."""
-    opt = optax.adam(config.learning_rate)
+    opt = optimizers.adam(config.learning_rate)
 
     def loss(params):
         return jnp.sum(jnp.abs(_mlp(params, x) - y) * mask) / jnp.maximum(mask.sum(), 1)

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from catchjax import sampling
+from catchjax import optimizers, sampling
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, SearchTrace, Stepper
 from catchjax.errors import CatchjaxError
@@ -50,7 +50,7 @@ def start(config: ReinforceConfig, key, task: TaskArrays, agent=None) -> Reinfor
     L, _, K = task.prefix_mask.shape
     logits = jnp.zeros((L, K))
     return ReinforceState(Ledger.empty(config.budget), key, logits,
-                          optax.adam(config.learning_rate).init(logits), jnp.zeros(()),
+                          optimizers.adam(config.learning_rate).init(logits), jnp.zeros(()),
                           jnp.zeros(()), jnp.zeros((config.budget, L), jnp.int32))
 
 
@@ -71,7 +71,7 @@ def ask(config, state: ReinforceState, task, k: int, seeding: bool):
 
 
 def tell(config, state: ReinforceState, task, ids, rewards, seeding: bool):
-    optimizer = optax.adam(config.learning_rate)
+    optimizer = optimizers.adam(config.learning_rate)
     m = config.baseline_momentum
 
     def neg_log_prob(logits, actions):

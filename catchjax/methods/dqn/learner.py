@@ -30,7 +30,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from catchjax import replay
+from catchjax import optimizers, replay
 from catchjax.benchmarks.tasks import TaskArrays
 from catchjax.core import Ledger, Stepper
 from catchjax.errors import CatchjaxError
@@ -147,8 +147,8 @@ class TrainState:
 
 
 def optimizer(config: DQNConfig):
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                       optax.adam(config.learning_rate))
+    return optax.chain(optimizers.clip_by_global_norm(config.max_grad_norm),
+                       optimizers.adam(config.learning_rate))
 
 
 def init_agent(config: DQNConfig, key, L: int, K: int) -> DQNAgent:

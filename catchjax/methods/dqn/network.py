@@ -23,6 +23,24 @@ def three_layers(hidden: int, out: int):
                           nn.Dense(out)])
 
 
+def attention(query, key, value, bias=None, mask=None, dtype=None, precision=None, **_):
+    """Flax's dot-product attention (softmax(q k^T / sqrt(d)) v, masked keys excluded)
+    with the softmax normalized by a multiplication with 1 / sum: ``jax.nn.softmax``
+    divides by the sum, which XLA rewrites into that multiplication in some programs
+    and not in others, so the DQN's training gave other bits on 2 devices than on 1
+    (see catchjax.optimizers). No dropout (the layers use none)."""
+    del dtype
+    query = query / jnp.sqrt(query.shape[-1]).astype(query.dtype)
+    logits = jnp.einsum("...qhd,...khd->...hqk", query, key, precision=precision)
+    if bias is not None:
+        logits = logits + bias
+    if mask is not None:
+        logits = jnp.where(mask, logits, jnp.finfo(logits.dtype).min)
+    e = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)))
+    weights = e * (1.0 / jnp.sum(e, axis=-1, keepdims=True))
+    return jnp.einsum("...hqk,...khd->...qhd", weights, value, precision=precision)
+
+
 class EncoderLayer(nn.Module):
     """Pre-norm transformer encoder layer (self-attention, then a ReLU MLP of 2x width)."""
 
@@ -32,7 +50,8 @@ class EncoderLayer(nn.Module):
     @nn.compact
     def __call__(self, x, attend):
         h = nn.LayerNorm()(x)
-        h = nn.MultiHeadDotProductAttention(num_heads=self.heads, qkv_features=self.width)(
+        h = nn.MultiHeadDotProductAttention(num_heads=self.heads, qkv_features=self.width,
+                                           attention_fn=attention)(
             h, h, mask=attend)
         x = x + h
         h = nn.LayerNorm()(x)
@@ -42,8 +61,8 @@ class EncoderLayer(nn.Module):
 
 def dueling(value, advantages, mask):
     """Q = V + A - mean(A over allowed actions); disallowed actions get MASKED_Q."""
-    n = jnp.maximum(jnp.sum(mask), 1)
-    mean_adv = jnp.sum(jnp.where(mask, advantages, 0.0)) / n
+    inv_n = 1.0 / jnp.maximum(jnp.sum(mask), 1)  # a product, as in attention()
+    mean_adv = jnp.sum(jnp.where(mask, advantages, 0.0)) * inv_n
     return jnp.where(mask, value + advantages - mean_adv, MASKED_Q)
 
 
