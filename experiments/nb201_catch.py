@@ -262,7 +262,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--set", type=parse_setting, action="append", default=[],
                    help="CATCH setting for all CATCH variants, e.g. --set candidates=100")
-    p.add_argument("--agents", type=int, default=5,
+    p.add_argument("--agents", type=int, default=20,
                    help="meta-trained agents per meta-trained method (seeds seed, seed+1, ...)")
     p.add_argument("--pool", help="meta-training pool: a named pool (nb201: 12, 12,200, "
                    "12,test12) or columns; default: the benchmark's default pool")

@@ -140,6 +140,7 @@ def test_cli_meta_train_then_adapt(tmp_path, capsys):
     ck = tmp_path / "agent"
     assert cli.main(["meta-train", "--benchmark", "synthetic-nb201", "--task", "cifar100",
                      "--out", str(ck), *sets]) == 0
+    assert "trained 20 catch-meta agents" in capsys.readouterr().out  # the default (issue 32)
     out = tmp_path / "adapt"
     assert cli.main(["sweep", "--method", "catch-meta", "--benchmark", "synthetic-nb201",
                      "--task", "cifar100", "--trials", "4", "--budget", "10", "--init", str(ck),

@@ -69,7 +69,7 @@ def add_sweep(sub) -> None:
     sw.add_argument("--agents", type=options.positive_int, default=None,
                     help="without --init: trained agents the trials are shared among "
                     "(seeds SEED..SEED+N-1, one vmapped call; default: catch-meta and its "
-                    "ablations 5, dqn 1)")
+                    "ablations 20, dqn 1)")
     sw.add_argument("--no-progress", action="store_true")
     sw.add_argument("--parquet", action="store_true",
                     help="also write results.parquet (automatic from 100,000 rows)")
@@ -97,10 +97,10 @@ def add_train(sub) -> None:
                         help="gamma transform R' = R^gamma of the min-max normalized reward "
                              "(paper 002 §3.2; e.g. 0.478 for segmentsemantic)")
         mt.add_argument("--seed", type=int, default=0)
-        mt.add_argument("--agents", type=options.positive_int, default=1,
-                        help="agents to train, seeds SEED..SEED+N-1 in one vmapped call; "
-                        "several are saved as one folder that `sweep --init` shares its "
-                        "trials among")
+        mt.add_argument("--agents", type=options.positive_int, default=None,
+                        help="agents to train, seeds SEED..SEED+N-1 in one vmapped call "
+                        "(default: catch-meta and its ablations 20, dqn 1); several are "
+                        "saved as one folder that `sweep --init` shares its trials among")
         mt.add_argument("--out", required=True, help="checkpoint folder to write")
         mt.add_argument("--overwrite", action="store_true")
         mt.add_argument("--set", type=parse_setting, action="append", default=[],
@@ -297,7 +297,6 @@ def cmd_train(args) -> int:
 
     name = getattr(args, "method", None) or "catch-meta"
     arguments.check_seed(args.seed)
-    arguments.check_seed(args.seed + args.agents - 1)
     arguments.check_names(name, args.benchmark, args.task, args.protocol)
     from catchjax import methods
     from catchjax.benchmarks import tasks
@@ -306,6 +305,9 @@ def cmd_train(args) -> int:
     method = methods.get(name)
     if method.learner is None:
         raise CatchjaxError(f"method {method.name!r} has no agent to train")
+    if args.agents is None:  # the method's default: enough agents to quote (issue 32)
+        args.agents = method.learner.agents
+    arguments.check_seed(args.seed + args.agents - 1)
     from catchjax.store import checkpoints
 
     checkpoints.check_agent_dir(args.out, args.overwrite)  # before any training

@@ -62,7 +62,7 @@ CATCH_LEARNER = Learner(init=catch.init_agent, train=catch_meta.train,
                         curve_unit="meta-training queries",
                         curve_metric="test metric after adaptation",
                         curve_scored_by="the target's test metric of the best-by-reward "
-                        "network of adaptation searches of {budget} networks", agents=5,
+                        "network of adaptation searches of {budget} networks", agents=20,
                         trained_fields=tuple(f for f in catch.META_SETTINGS
                                              if f != "reset_optimizer"))
 

@@ -187,7 +187,7 @@ def for_search(method: str, task: Task, *, init=None, budget=None, seed: int = 0
     ``init``: a checkpoint, or a folder of several
     (:func:`~catchjax.store.checkpoints.save_agents`), loaded for ``task`` with ``budget``
     and ``settings`` over its config. Without it, a method that needs an agent trains
-    ``agents`` of them now (default: the method's ``Learner.agents``, CATCH 5, seeds
+    ``agents`` of them now (default: the method's ``Learner.agents``, CATCH 20, seeds
     ``seed``..``seed+agents-1``, one vmapped call), on the pool that leaves the target out
     (the DQN: on the task; ``pool`` chooses), so one command reproduces a CATCH-meta result
     and one training seed does not decide it. ``trained`` is a list of TrainedAgents (a
