@@ -43,7 +43,7 @@ def masked_mean_inv_std(x, mask=None, eps: float = 1e-8):
     ``a / sqrt(b)`` into ``a * rsqrt(b)`` only where it sees the two together, and that
     depends on how the program is compiled (one device or several), so the division gave
     a trial other bits on 2 devices than on 1. Written as rsqrt, every program computes
-    the same thing (and the one-device program the same bits as before)."""
+    the same thing."""
     mean, var = _masked_mean_var(x, mask, eps)
     return mean, lax.rsqrt(var)
 
