@@ -93,13 +93,14 @@ def no_compile(monkeypatch):
 # two xdist workers take whole files in collection order, so starting with the long ones
 # keeps one worker from finishing a long file alone at the end. Order inside a file and
 # which tests run are unchanged; a file not listed goes last.
-FILE_SECONDS = {"test_dqn.py": 69, "test_catch.py": 68, "test_transfer.py": 66,
-                "test_ask_tell.py": 64, "test_baselines.py": 61, "test_distributed.py": 49,
+FILE_SECONDS = {"test_catch.py": 75, "test_dqn.py": 69, "test_transfer.py": 66,
+                "test_ask_tell.py": 64, "test_baselines.py": 61, "test_batched.py": 50,
+                "test_distributed.py": 49,
                 "test_optuna.py": 48, "test_experiments.py": 46, "test_catch_parts.py": 45,
                 "test_several_agents.py": 39, "test_catch_meta.py": 38,
                 "test_ask_tell_workers.py": 33, "test_context_family.py": 32,
                 "test_meta_ask_tell.py": 32, "test_categorical.py": 25, "test_cli.py": 19,
-                "test_objectives.py": 17, "test_agent.py": 15, "test_bananas.py": 11,
+                "test_agent.py": 22, "test_objectives.py": 17, "test_bananas.py": 11,
                 "test_local_search.py": 10, "test_report.py": 8, "test_networks.py": 7,
                 "test_data_get.py": 7, "test_methods.py": 5}
 
