@@ -5,14 +5,17 @@ Every search gets the same rule: it queries ``budget`` networks by the task's re
 value (200-epoch test accuracy) of the network with the best reward it saw (the earliest
 of ties). catchjax's methods run ``--trials`` seeded trials each as one compiled call;
 optuna's samplers (TPE as optuna 5 makes it by default, i.e. multivariate; the univariate
-TPE of earlier optuna; NSGA-II; random) run ``--seeds`` studies each,
-one after another in this process, over the same categorical decisions. Writes
+TPE of earlier optuna; NSGA-II; random; GP, where PyTorch is installed) run ``--seeds``
+studies each, one after another in this process, over the same categorical decisions.
+``catch-meta`` first meta-trains ``--agents`` agents on the pool without the task (as
+``catchjax sweep`` does; the time counts). ``--merge OLD/summary.json`` adds this run's
+rows to an earlier run's (e.g. one more sampler), naming both commands. Writes
 ``results.csv`` (one row per search), ``summary.csv`` / ``summary.md`` (mean, std,
 bootstrap 95% CI, table's-best hits, seconds per search) and ``head_to_head.png``.
 
     python experiments/optuna_samplers.py --out experiments/results/optuna_samplers
         [--benchmark nb201] [--tasks cifar10 cifar100 imagenet16-120] [--budgets 50 100]
-        [--trials 500] [--seeds 200] [--methods random rea ls bananas catch-sfs]
+        [--trials 500] [--seeds 200] [--methods random rea ls bananas catch-sfs catch-meta]
         [--samplers tpe tpe-univariate nsga2 random]
 
 optuna's GP sampler needs PyTorch, which catchjax does not install; ``--samplers gp`` runs
@@ -31,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 SAMPLERS = ("tpe", "tpe-univariate", "tpe-multivariate", "nsga2", "random", "gp")
-METHODS = ("random", "rea", "ls", "bananas", "catch-sfs")
+METHODS = ("random", "rea", "ls", "bananas", "catch-sfs", "catch-meta")
 
 
 def make_sampler(name: str, seed: int):
@@ -50,6 +53,38 @@ def make_sampler(name: str, seed: int):
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     raise ValueError(name)
+
+
+def catchjax_sweep(method: str, task, trials: int, budget: int, agents: int):
+    """``trials`` searches of ``method`` as one call; a method that adapts trained agents
+    (catch-meta) first trains ``agents`` of them on the pool without the task, as
+    ``catchjax sweep`` does (their training counts in the time per search)."""
+    from catchjax import methods, sweep
+    from catchjax.runs import agent as trained_agents
+
+    if methods.get(method).learner is None:
+        return sweep(method, task, trials=trials, budget=budget, seed=0)
+    config, trained, _ = trained_agents.for_search(method, task, budget=budget, seed=0,
+                                                   log=None, agents=agents)
+    return sweep(config, task, trials=trials, budget=budget, seed=0,
+                 agent=[t.agent for t in trained])
+
+
+def merged(rows: list[dict], path: str | None) -> list[dict]:
+    """The summary rows of an earlier run (``--merge its summary.json``) that this run did
+    not recompute, then this run's."""
+    if not path:
+        return rows
+    done = {(r["task"], r["budget"], r["side"], r["method"]) for r in rows}
+    old = json.loads(Path(path).read_text())["rows"]
+    return [r for r in old if (r["task"], r["budget"], r["side"], r["method"]) not in done] \
+        + rows
+
+
+def commands(args) -> list[str]:
+    """The commands whose rows the summary holds: the merged run's, then this one."""
+    old = json.loads(Path(args.merge).read_text()).get("commands", []) if args.merge else []
+    return old + ["python experiments/optuna_samplers.py " + " ".join(args.argv)]
 
 
 def rows_by_decisions(task) -> dict:
@@ -99,6 +134,11 @@ def main(argv=None) -> int:
     # "tpe" and "tpe-multivariate" are one sampler there; "tpe-univariate" is the old one
     p.add_argument("--samplers", nargs="*", default=["tpe", "tpe-univariate", "nsga2",
                                                       "random"], choices=SAMPLERS)
+    p.add_argument("--agents", type=int, default=20,
+                   help="agents a meta-trained method (catch-meta) trains first")
+    p.add_argument("--merge", metavar="SUMMARY_JSON",
+                   help="keep the rows of an earlier run's summary.json that this run does "
+                   "not recompute (tables and figure show both; results.csv only this run)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
@@ -106,7 +146,7 @@ def main(argv=None) -> int:
     import jax
     import optuna
 
-    from catchjax import make_task, sweep
+    from catchjax import make_task
     from catchjax.benchmarks import catalog
     from catchjax.runs.analysis import bootstrap_ci
 
@@ -125,7 +165,7 @@ def main(argv=None) -> int:
         for budget in args.budgets:
             for method in args.methods:
                 t0 = time.perf_counter()
-                res = sweep(method, task, trials=args.trials, budget=budget, seed=0)
+                res = catchjax_sweep(method, task, args.trials, budget, args.agents)
                 total = time.perf_counter() - t0  # compile + run, as a user waits for it
                 for i, v in enumerate(res.final_report.tolist()):
                     rows.append({"task": name, "budget": budget, "side": "catchjax",
@@ -148,7 +188,7 @@ def main(argv=None) -> int:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    summary = summarize(rows, bootstrap_ci)
+    summary = merged(summarize(rows, bootstrap_ci), args.merge)
     with open(out / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(summary[0]))
         w.writeheader()
@@ -157,7 +197,8 @@ def main(argv=None) -> int:
     (out / "summary.json").write_text(json.dumps(
         {"benchmark": args.benchmark, "protocol": args.protocol or "default",
          "trials": args.trials, "seeds": args.seeds, "device": device,
-         "optuna": optuna.__version__, "rows": summary}, indent=1))
+         "optuna": optuna.__version__, "commands": commands(args), "rows": summary},
+        indent=1))
     plot(summary, out / "head_to_head.png", args, labels)
     print(f"wrote {out}")
     return 0
@@ -187,10 +228,10 @@ def markdown(summary: list[dict], args, device: str) -> str:
              f"Each search queries `budget` networks by the task's reward and reports the "
              f"test value of its best-by-reward network. catchjax: {args.trials} trials "
              f"per method as one compiled call (seconds per search = the call's compile + "
-             f"run time / trials); optuna: {args.seeds} studies per sampler, one after "
+             f"run time / trials); optuna: studies per sampler (searches), one after "
              f"another in one process. Mean ± std [bootstrap 95% CI]; hits: searches that "
-             f"found the table's best. Device: {device}. Command: `python "
-             f"experiments/optuna_samplers.py {' '.join(args.argv)}`.", ""]
+             f"found the table's best. Device: {device}. "
+             + "; then ".join(f"`{c}`" for c in commands(args)) + ".", ""]
     for task in dict.fromkeys(s["task"] for s in summary):
         for budget in dict.fromkeys(s["budget"] for s in summary):
             rows = sorted((s for s in summary if s["task"] == task and s["budget"] == budget),

@@ -237,6 +237,17 @@ def test_optuna_head_to_head_script_writes_its_table(tmp_path):
     text = (out / "summary.md").read_text()
     assert "| optuna | tpe | 3 |" in text and "| catchjax | random | 6 |" in text
     assert (out / "head_to_head.png").stat().st_size > 0
+    # --merge: a later run adds its rows to the earlier run's and names both commands
+    more = tmp_path / "more"
+    assert optuna_samplers.main(["--benchmark", "synthetic-nb201", "--tasks", "cifar10",
+                                 "--budgets", "12", "--trials", "6", "--methods", "rea",
+                                 "--samplers", "--merge", str(out / "summary.json"),
+                                 "--out", str(more)]) == 0
+    both = json.loads((more / "summary.json").read_text())
+    assert sorted((r["side"], r["method"]) for r in both["rows"]) == [
+        ("catchjax", "random"), ("catchjax", "rea"), ("optuna", "random"), ("optuna", "tpe")]
+    assert len(both["commands"]) == 2 and "--merge" in both["commands"][1]
+    assert "| catchjax | rea | 6 |" in (more / "summary.md").read_text()
 
 
 def test_context_family_script_compares_contexts_and_maps_z(tmp_path):
