@@ -54,26 +54,6 @@ def test_a_catch_trial_run_alone_equals_the_sweeps_at_default_sizes(default_size
         np.testing.assert_array_equal(alone.rewards, whole.rewards[i])
 
 
-def test_an_ask_tell_catch_search_equals_the_sweeps_trial_at_default_sizes(
-        default_sized_sweep, syn_nb201):
-    """An ask/tell search told the table's rewards proposes the sweep's trial bit for bit
-    at CATCH's default sizes: its steps run on the search and a copy (as the sweep's
-    smallest call does). Stepped without a batch axis, 1 of 6 trials chose other networks."""
-    from catchjax.asktell.search import AskTell, task_domain
-
-    reward = np.asarray(syn_nb201.arrays.reward)
-    for i in range(6):
-        search = AskTell.start("catch-sfs", task_domain(syn_nb201), budget=40, seed=0,
-                               trial=i)
-        rows = []
-        while proposals := search.ask(1):
-            got = [syn_nb201.arrays.code_to_row[int(search.domain.space.encode(
-                np.asarray(p["actions"])))] for p in proposals]
-            rows += [int(r) for r in got]
-            search.tell([p["id"] for p in proposals], [float(reward[r]) for r in got])
-        assert rows == [int(r) for r in default_sized_sweep.rows[i]], i
-
-
 def test_catch_seeds_and_trials_differ(catch_sweep, syn_nb201):
     other = sweeps.sweep("catch-sfs", syn_nb201, trials=8, budget=BUDGET, seed=2, **SMALL)
     assert not np.array_equal(other.rows, catch_sweep.rows[:8])

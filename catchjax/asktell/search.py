@@ -59,27 +59,9 @@ _warmed: set = set()  # the step shapes this process has compiled
 
 @functools.cache
 def _jitted(stepper):
-    """The method's ask and tell, compiled once per process. Each runs on the search and
-    a copy of it, like the smallest call of a sweep (two trials): compiled without a
-    batch axis XLA arranges some arithmetic differently, and at CATCH's default sizes 1
-    of 6 searches then chose other networks than the sweep's trial."""
     compile_cache.use_default()
-    def twice(tree):
-        return jax.tree.map(lambda x: jnp.stack([x, x]), tree)
-
-    def first(tree):
-        return jax.tree.map(lambda x: x[0], tree)
-
-    def ask(config, state, arrays, n, seeding):
-        return first(jax.vmap(lambda s: stepper.ask(config, s, arrays, n, seeding))(
-            twice(state)))
-
-    def tell(config, state, arrays, ids, rewards, seeding):
-        return first(jax.vmap(lambda s: stepper.tell(config, s, arrays, ids, rewards,
-                                                     seeding))(twice(state)))
-
-    return (numerics.jit(ask, static_argnums=(0, 3, 4)),
-            numerics.jit(tell, static_argnums=(0, 5)))
+    return (numerics.jit(stepper.ask, static_argnums=(0, 3, 4)),
+            numerics.jit(stepper.tell, static_argnums=(0, 5)))
 
 
 @dataclasses.dataclass

@@ -15,9 +15,9 @@ differently). A different device count is covered by how the methods are written
 by an option: XLA rewrites a division by a value shared across an axis into a
 multiplication by its reciprocal only where it sees the sharing, which differed between
 the one-device and the partitioned program, so catchjax's code multiplies by explicit
-reciprocals (``catchjax.optimizers``, ``catchjax.ppo``, the DQN's attention). A search
-run alone (``run_trial``, ask/tell) computes its trial and a copy, like a sweep's
-smallest call. Cost and effect: ``benchmarks/numerics.py``.
+reciprocals (``catchjax.optimizers``, ``catchjax.ppo``, the DQN's attention). Not covered:
+a search stepped without a batch axis (ask/tell; ``run_trial`` runs the sweep's program).
+Cost and effect: ``benchmarks/numerics.py``.
 
 Only CPU compiles get the option (it is a CPU flag; GPU and TPU compilers are left as
 they are). If the installed jaxlib no longer knows the flag, compiles go on without it
