@@ -86,7 +86,6 @@ def no_compile(monkeypatch):
 
     monkeypatch.setattr(sweeps, "_compiled", refuse)
     monkeypatch.setattr(agents, "train", refuse)
-    monkeypatch.setattr(agents, "train_many", refuse)  # several agents (CATCH's default)
 
 
 # Heaviest test files first (seconds on the 2-core CI machine, from --durations): the

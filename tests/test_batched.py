@@ -76,10 +76,10 @@ def test_one_compile_per_function_shape_and_devices():
 
 
 def test_a_trial_is_the_same_bits_on_one_two_and_four_devices():
-    """48 CATCH-sfs trials and 24 BANANAS trials at their default network sizes give the
-    same rows and rewards on 1, 2 and 4 (simulated CPU) devices: the device count is not
-    part of a trial (catchjax.optimizers; before it, 23 of 48 CATCH-sfs trials and 7 of
-    48 CATCH-meta trials were equal)."""
+    """48 CATCH-sfs trials at the default network sizes give the same rows and rewards on
+    1, 2 and 4 (simulated CPU) devices (BANANAS, CATCH-meta and the DQN alike, measured):
+    the device count is not part of a trial (catchjax.optimizers; before it, 23 of 48
+    CATCH-sfs trials and 41 of 48 CATCH-meta trials were equal)."""
     import subprocess
     import sys
     import textwrap
@@ -91,7 +91,7 @@ def test_a_trial_is_the_same_bits_on_one_two_and_four_devices():
         from catchjax import make_task, sweep
         assert jax.local_device_count() == 4
         task = make_task("synthetic-nb201", "cifar10")
-        for method, trials, budget in (("catch-sfs", 48, 40), ("bananas", 24, 30)):
+        for method, trials, budget in (("catch-sfs", 48, 40),):  # BANANAS: in the note
             out = [sweep(method, task, trials=trials, budget=budget, seed=3,
                          devices=jax.local_devices()[:d]) for d in (1, 2, 4)]
             assert [o.device for o in out] == ["cpu x1", "cpu x2", "cpu x4"], out[1].device
