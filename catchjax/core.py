@@ -170,6 +170,9 @@ class Learner:
       [points + 1], ``info["test_episodes"]`` [points + 1, episodes] (the test metric each
       evaluation ends on), ``info["distinct"]`` (architectures queried). What the
       transfer study (:mod:`catchjax.studies.transfer`) needs; None if the method has none.
+    * ``fresh(config, key, task_arrays) -> state``: the agent ``curve`` starts from when
+      given none (same key), so that a study runs its scratch stages as transfers from
+      fresh agents through one compiled program; needed with ``curve``.
     * ``curve_unit``, ``curve_metric``, ``curve_scored_by``: how plots and reports name a
       curve's x axis (what ``steps`` counts), its y axis, and how a curve point is scored
       (``{budget}`` is replaced by the config's budget), so they need not know the method.
@@ -186,6 +189,7 @@ class Learner:
     requires_agent: bool = True
     trains_on: str = "pool"
     curve: Callable | None = None
+    fresh: Callable | None = None
     curve_unit: str = "training steps"
     curve_metric: str = "test metric"
     curve_scored_by: str = "the target's test metric of what the agent's evaluations end on"

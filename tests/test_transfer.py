@@ -365,6 +365,24 @@ def test_transfer_command_line(finished_study, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
+def test_a_scratch_run_is_a_transfer_from_the_fresh_agent(syn_nb201):
+    """The study runs scratch stages through its transfer program, given
+    ``Learner.fresh``'s agent: for the DQN that agent, with the optimizer state and target
+    network a transfer resets, is the state a run from scratch starts in, leaf for leaf."""
+    from catchjax.methods.dqn import learner
+
+    key, arrays = jax.random.key(7), syn_nb201.arrays
+    pool = arrays.reward[None]
+    fresh = learner.fresh_agent(TINY, key, arrays)
+    k_state = jax.random.split(key, 3)[0]
+    scratch = learner.init_train_state(TINY, k_state, arrays, pool, None)
+    given = learner.init_train_state(TINY, k_state, arrays, pool, fresh)
+    leaves = jax.tree.leaves(jax.tree.map(np.array_equal, scratch, given))
+    assert leaves and all(leaves)
+    other = learner.fresh_agent(TINY, jax.random.key(8), arrays)
+    assert not all(jax.tree.leaves(jax.tree.map(np.array_equal, fresh.params, other.params)))
+
+
 def test_catch_transfers_through_the_same_study(tmp_path):
     """The regimes are written once: CATCH (meta-training on one task, evaluated by
     adaptation searches) runs through the same study, and its zero-shot cell is the

@@ -59,6 +59,7 @@ def unregister(name: str) -> None:
 
 CATCH_LEARNER = Learner(init=catch.init_agent, train=catch_meta.train,
                         shape_fields=("z_dim", "hidden"), curve=catch_meta.train_curve,
+                        fresh=catch_meta.fresh_agent,
                         curve_unit="meta-training queries",
                         curve_metric="test metric after adaptation",
                         curve_scored_by="the target's test metric of the best-by-reward "
@@ -114,7 +115,8 @@ for _name, _context, _help in (
                     help=_help))
 DQN_LEARNER = Learner(init=dqn.init_agent, train=dqn.train,
                       shape_fields=("width", "heads", "layers"), trains_on="task",
-                      curve=dqn.learner.train_curve, curve_unit="training steps",
+                      curve=dqn.learner.train_curve, fresh=dqn.learner.fresh_agent,
+                      curve_unit="training steps",
                       curve_metric="greedy test metric",
                       curve_scored_by="the target's test metric of the architecture greedy "
                       "episodes end on")

@@ -187,6 +187,12 @@ def train(config: CatchConfig, key, task: TaskArrays, pool_rewards, agent=None):
     return agent, {"rows": rows, "pool_task": picks}
 
 
+def fresh_agent(config: CatchConfig, key, task: TaskArrays):
+    """The agent :func:`train_curve` starts from when given none (its ``key``)."""
+    L, _, K = task.prefix_mask.shape
+    return init_agent(config, jax.random.split(key, 3)[0], L, K)
+
+
 def train_curve(config: CatchConfig, key, task: TaskArrays, rewards, agent, steps: int,
                 points: int, episodes: int):
     """:attr:`catchjax.core.Learner.curve` of CATCH: meta-training (:func:`train`) on
@@ -199,10 +205,9 @@ def train_curve(config: CatchConfig, key, task: TaskArrays, rewards, agent, step
     per_segment = max(1, -(-steps // (points * queries)))
     seg_config = dataclasses.replace(config, meta_epochs=per_segment)
     search_config = dataclasses.replace(config, meta_trained=True)
-    L, _, K = task.prefix_mask.shape
-    k_init, k_train, k_eval = jax.random.split(key, 3)
+    _, k_train, k_eval = jax.random.split(key, 3)
     if agent is None:
-        agent = init_agent(config, k_init, L, K)
+        agent = fresh_agent(config, key, task)
 
     def evaluate(agent, p):
         keys = jax.random.split(jax.random.fold_in(k_eval, p), episodes)

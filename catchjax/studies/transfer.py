@@ -86,14 +86,17 @@ def check_spec(spec: StudySpec, config) -> int:
     """Validate everything before anything compiles; returns the curve index of the
     fine-tune point."""
     m = methods.get(spec.method)
-    if m.learner is None or m.learner.curve is None or not m.learner.requires_agent:
-        able = [n for n, x in methods.REGISTRY.items()
-                if x.learner is not None and x.learner.curve is not None
-                and x.learner.requires_agent]
+
+    def studied(x):
+        return (x.learner is not None and x.learner.curve is not None
+                and x.learner.fresh is not None and x.learner.requires_agent)
+
+    if not studied(m):
+        able = [n for n, x in methods.REGISTRY.items() if studied(x)]
         raise CatchjaxError(
             f"the transfer study trains an agent on one task and then on another; method "
-            f"{spec.method!r} has no such learner (one that trains from a given agent and "
-            f"reports a training curve). Methods that do: {', '.join(able)}")
+            f"{spec.method!r} has no such learner (one that trains from a given or a fresh "
+            f"agent and reports a training curve). Methods that do: {', '.join(able)}")
     info = tables.benchmark_info(spec.benchmark)
     unknown = [t for t in spec.tasks if t not in info.tasks]
     if unknown:
@@ -216,26 +219,33 @@ def _set_aside_hint(out: Path, want: dict) -> str:
 def _train_batch(m, config, spec: StudySpec, task: tasks.Task, seeds, stage: str,
                  agents=None, devices=None):
     """Train one agent per seed in one vmapped call, the seeds sharded over the devices
-    (:mod:`catchjax.runs.batched`). The task's arrays are arguments, not constants, so every
-    stage of a study reuses one compiled function (one for scratch runs, one for
-    transfers)."""
+    (:mod:`catchjax.runs.batched`). A scratch stage is a transfer from fresh agents
+    (``Learner.fresh``: the same bits as the method starting from none), and the task's
+    arrays are arguments, not constants, so every stage of a study reuses one compiled
+    function."""
     keys = jnp.stack([_key_for(s, stage) for s in seeds])
+    comp = 0.0
+    if agents is None:
+        fresh, comp = batched.compiled(
+            ("transfer-fresh", m.name, config), lambda: jax.vmap(
+                lambda k, arrays: m.learner.fresh(config, k, arrays), in_axes=(0, None)),
+            keys, task.arrays, devices)
+        agents = fresh(keys, task.arrays)
     shared = (task.arrays, task.arrays.reward[None])
-    runs = (keys,) if agents is None else (keys, agents)
+    runs = (keys, agents)
     run = (spec.steps, spec.eval_points, spec.eval_episodes)
 
     def make():
         def one(b, sh):
-            start = None if agents is None else b[1]
-            return m.learner.curve(config, b[0], *sh, start, *run)
+            return m.learner.curve(config, b[0], *sh, b[1], *run)
 
         return jax.vmap(one, in_axes=(0, None))
 
-    batch, comp = batched.compiled(("transfer", m.name, config, run, agents is None), make,
-                                   runs, shared, devices)
+    batch, more = batched.compiled(("transfer", m.name, config, run), make, runs, shared,
+                                   devices)
     t1 = time.perf_counter()
     agent, info = jax.block_until_ready(batch(runs, shared))
-    return agent, info, time.perf_counter() - t1, comp
+    return agent, info, time.perf_counter() - t1, comp + more
 
 
 def _agent_dir(out: Path, source: str, seed: int) -> Path:

@@ -276,14 +276,19 @@ def _iteration(config: DQNConfig, task: TaskArrays, pool_rewards, eps, state: Tr
     return TrainState(agent, buffer, envs, env_task, windows, visited, steps), loss
 
 
+def _fresh(config: DQNConfig, key, task: TaskArrays) -> DQNAgent:
+    """A new agent from :func:`init_train_state`'s ``key``."""
+    L, _, K = task.prefix_mask.shape
+    return init_agent(config, jax.random.split(key, 3)[0], L, K)
+
+
 def init_train_state(config: DQNConfig, key, task: TaskArrays, pool_rewards,
                      agent: DQNAgent | None = None) -> TrainState:
     """A fresh run; ``agent`` given: start from its parameters (transfer: the paper
     initializes the new run with the trained parameters; optimizer and buffer are new)."""
-    L, _, K = task.prefix_mask.shape
-    k_init, k_env, k_task = jax.random.split(key, 3)
+    _, k_env, k_task = jax.random.split(key, 3)
     if agent is None:
-        agent = init_agent(config, k_init, L, K)
+        agent = _fresh(config, key, task)
     else:
         agent = agent.replace(opt_state=optimizer(config).init(agent.params))
     example = returns.NStepItem(*(jnp.zeros((), d) for d in
@@ -302,6 +307,11 @@ def init_train_state(config: DQNConfig, key, task: TaskArrays, pool_rewards,
     )
 
 
+def _state_key(key):
+    """:func:`train`'s key for its starting state."""
+    return jax.random.split(key, 3)[0]
+
+
 def train(config: DQNConfig, key, task: TaskArrays, pool_rewards, agent: DQNAgent | None = None):
     """Train for ``config.trained_steps`` environment steps on the reward vectors
     ``pool_rewards`` [P, n_archs] (one per training task; each episode draws one), from
@@ -312,8 +322,8 @@ def train(config: DQNConfig, key, task: TaskArrays, pool_rewards, agent: DQNAgen
     architecture), "loss" per segment and "distinct" (architectures whose reward the run
     saw: its number of distinct table queries).
     """
-    k_state, k_loop, k_eval = jax.random.split(key, 3)
-    state = init_train_state(config, k_state, task, pool_rewards, agent)
+    _, k_loop, k_eval = jax.random.split(key, 3)
+    state = init_train_state(config, _state_key(key), task, pool_rewards, agent)
     eps = epsilons(config)
 
     def point(params, p):
@@ -374,6 +384,13 @@ def dqn_search(config: DQNConfig, key, task: TaskArrays, agent: DQNAgent | None 
     its path, so a sweep reports the best one it passed (for a hill-climbing agent, the
     one it ends on)."""
     return run_on_table(STEPPER, config, key, task, agent)[0]
+
+
+def fresh_agent(config: DQNConfig, key, task: TaskArrays) -> DQNAgent:
+    """The agent :func:`train` (and :func:`train_curve`) starts from when given none, for
+    the same ``key``: given it as ``agent``, training computes the same bits (a fresh
+    agent's optimizer state is the fresh one a transfer gets)."""
+    return _fresh(config, _state_key(key), task)
 
 
 def train_curve(config: DQNConfig, key, task: TaskArrays, rewards, agent, steps: int,
