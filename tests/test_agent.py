@@ -139,8 +139,8 @@ def test_cli_meta_train_then_adapt(tmp_path, capsys):
             "--set", "meta_budget=8"]
     ck = tmp_path / "agent"
     assert cli.main(["meta-train", "--benchmark", "synthetic-nb201", "--task", "cifar100",
-                     "--out", str(ck), *sets]) == 0
-    assert "trained 20 catch-meta agents" in capsys.readouterr().out  # the default (issue 32)
+                     "--out", str(ck), "--agents", "3", *sets]) == 0
+    assert "trained 3 catch-meta agents" in capsys.readouterr().out
     out = tmp_path / "adapt"
     assert cli.main(["sweep", "--method", "catch-meta", "--benchmark", "synthetic-nb201",
                      "--task", "cifar100", "--trials", "4", "--budget", "10", "--init", str(ck),
@@ -152,6 +152,22 @@ def test_cli_meta_train_then_adapt(tmp_path, capsys):
     assert not (tmp_path / ".adapt.partial").exists()
     # A sweep without --init meta-trains first and keeps its agents under --out:
     # test_several_agents.test_cli_sweep_trains_several_agents_and_init_takes_them_back.
+
+
+def test_meta_train_trains_twenty_agents_by_default(tmp_path, monkeypatch):
+    """Without --agents, `catchjax meta-train` trains CATCH's own count of agents in one
+    call: 20 (enough to quote hit counts, issue 32), seeds from --seed on."""
+    seen = []
+
+    def counted(method, task, config, seeds, **_):
+        seen.append((method, list(seeds)))
+        raise KeyboardInterrupt  # stop before compiling
+
+    monkeypatch.setattr(agents, "train_many", counted)
+    assert cli.main(["meta-train", "--benchmark", "synthetic-nb201", "--task", "cifar100",
+                     "--out", str(tmp_path / "a"), "--seed", "3"]) != 0
+    assert seen == [("catch-meta", list(range(3, 23)))]
+    assert not (tmp_path / "a").exists()
 
 
 def test_a_manifest_without_its_checksum_loads_only_as_the_first_format(checkpoint, syn_nb201,

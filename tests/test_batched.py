@@ -79,19 +79,25 @@ def test_a_trial_is_the_same_bits_on_one_two_and_four_devices():
     """48 CATCH-sfs trials at the default network sizes give the same rows and rewards on
     1, 2 and 4 (simulated CPU) devices (BANANAS, CATCH-meta and the DQN alike, measured):
     the device count is not part of a trial (catchjax.optimizers; before it, 23 of 48
-    CATCH-sfs trials and 41 of 48 CATCH-meta trials were equal)."""
+    CATCH-sfs trials and 41 of 48 CATCH-meta trials were equal at budget 40).
+
+    Compiled at the suite's backend optimization level (LLVM's passes off) and budget 30
+    to keep CI short: the difference was made by XLA's HLO simplifier, which runs at every
+    level, and the code before catchjax.optimizers fails this very test (43 of 48 equal
+    at budget 30; 21 of 48 at budget 40)."""
     import subprocess
     import sys
     import textwrap
 
     script = textwrap.dedent("""
         import os
-        os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+        os.environ["XLA_FLAGS"] = ("--xla_force_host_platform_device_count=4 "
+                                   "--xla_backend_optimization_level=0")
         import jax, numpy as np
         from catchjax import make_task, sweep
         assert jax.local_device_count() == 4
         task = make_task("synthetic-nb201", "cifar10")
-        for method, trials, budget in (("catch-sfs", 48, 40),):  # BANANAS: in the note
+        for method, trials, budget in (("catch-sfs", 48, 30),):  # BANANAS: in the note
             out = [sweep(method, task, trials=trials, budget=budget, seed=3,
                          devices=jax.local_devices()[:d]) for d in (1, 2, 4)]
             assert [o.device for o in out] == ["cpu x1", "cpu x2", "cpu x4"], out[1].device
