@@ -96,3 +96,23 @@ def test_bad_settings_are_refused_before_compiling(syn_nb201, syn_macro, no_comp
         sweeps.sweep("ls", syn_nb201, trials=2, budget=20, improvement="steepest")
     with pytest.raises(CatchjaxError, match="only 3256 searchable"):
         sweeps.sweep("ls", syn_macro, trials=2, budget=4000)
+
+
+def test_the_neighbour_order_is_the_keys_sorted_and_uniform():
+    """The centre's neighbours are visited in the order of random 32-bit keys (ties by
+    slot): computed by comparing every pair, it is the stable sort of the same keys and,
+    for a neighbourhood of 24 slots, jax.random.permutation's bits (so LS's trials kept
+    theirs when it stopped sorting); over many draws every slot is first equally often."""
+    import jax
+
+    from catchjax.methods.baselines.local_search import random_order
+
+    keys = jax.random.split(jax.random.key(3), 12000)
+    orders = np.asarray(jax.jit(jax.vmap(lambda k: random_order(k, 24)))(keys))
+    bits = np.asarray(jax.vmap(
+        lambda k: jax.random.bits(jax.random.split(k)[1], (24,), np.uint32))(keys))
+    np.testing.assert_array_equal(orders, np.argsort(bits, axis=1, kind="stable"))
+    np.testing.assert_array_equal(orders[:500], np.asarray(
+        jax.vmap(lambda k: jax.random.permutation(k, 24))(keys[:500])))
+    first = np.bincount(orders[:, 0], minlength=24)
+    assert first.min() > 12000 / 24 * 0.8 and first.max() < 12000 / 24 * 1.2

@@ -87,11 +87,28 @@ def start(config: LocalSearchConfig, key, task: TaskArrays, agent=None) -> Local
         restarting=jnp.asarray(False))
 
 
+def random_order(key, n: int) -> jnp.ndarray:
+    """A uniformly random order of ``range(n)``: the slots sorted by random 32-bit keys
+    (ties by slot), as ``jax.random.permutation`` draws it for n < 1,600 (one round of
+    its sort: the same bits), but ranked by
+    comparing every pair instead of sorting. For the neighbourhood's few slots (24 in
+    NB201) the ``[n, n]`` comparison is one fused pass, where XLA's CPU sort, vmapped over
+    trials and run at every step of a sweep, took three quarters of its time
+    (``benchmarks/baselines_throughput.py``)."""
+    bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
+    slot = jnp.arange(n)
+    before = (bits[None, :] < bits[:, None]) | ((bits[None, :] == bits[:, None])
+                                                & (slot[None, :] < slot[:, None]))
+    rank = jnp.sum(before, axis=1)  # where slot i goes
+    return jnp.sum(jnp.where(rank[None, :] == slot[:, None], slot[None, :], 0),
+                   axis=1).astype(jnp.int32)
+
+
 def _move(state: LocalSearchState, row, reward) -> LocalSearchState:
     """Make ``row`` the centre; its neighbours get a fresh random order."""
     k = jax.random.fold_in(jax.random.fold_in(state.key, 0), state.moves)
     return state.replace(center=row, center_reward=reward, moves=state.moves + 1,
-                         order=jax.random.permutation(k, state.order.shape[0]))
+                         order=random_order(k, state.order.shape[0]))
 
 
 def _look(state: LocalSearchState, task: TaskArrays):
