@@ -89,12 +89,11 @@ def start(config: LocalSearchConfig, key, task: TaskArrays, agent=None) -> Local
 
 def random_order(key, n: int) -> jnp.ndarray:
     """A uniformly random order of ``range(n)``: the slots sorted by random 32-bit keys
-    (ties by slot), as ``jax.random.permutation`` draws it for n < 1,600 (one round of
-    its sort: the same bits), but ranked by
-    comparing every pair instead of sorting. For the neighbourhood's few slots (24 in
-    NB201) the ``[n, n]`` comparison is one fused pass, where XLA's CPU sort, vmapped over
-    trials and run at every step of a sweep, took three quarters of its time
-    (``benchmarks/baselines_throughput.py``)."""
+    (ties by slot) -- for n < 1,600 the very bits of ``jax.random.permutation``, which
+    sorts such keys once -- but ranked by comparing every pair instead of sorting. For
+    the neighbourhood's few slots (24 in NB201) the ``[n, n]`` comparison is one fused
+    pass, where XLA's CPU sort, vmapped over trials and run at every step of a sweep,
+    took three quarters of its time (``benchmarks/baselines_throughput.py``)."""
     bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
     slot = jnp.arange(n)
     before = (bits[None, :] < bits[:, None]) | ((bits[None, :] == bits[:, None])
