@@ -10,7 +10,8 @@ studies each, one after another in this process, over the same categorical decis
 ``catch-meta`` first meta-trains ``--agents`` agents on the pool without the task (as
 ``catchjax sweep`` does; the time counts). ``--merge OLD/summary.json`` adds this run's
 rows to an earlier run's (e.g. one more sampler), naming both commands. Writes
-``results.csv`` (one row per search), ``summary.csv`` / ``summary.md`` (mean, std,
+``results.csv`` (one row per search, rewritten after each method and sampler, so a
+stopped run keeps what it finished), ``summary.csv`` / ``summary.md`` (mean, std,
 bootstrap 95% CI, table's-best hits, seconds per search) and ``head_to_head.png``.
 
     python experiments/optuna_samplers.py --out experiments/results/optuna_samplers
@@ -121,6 +122,18 @@ def optuna_search(task, sampler_name: str, seed: int, budget: int,
     return float(report[best]), seconds
 
 
+def keep(out: Path, rows: list[dict]) -> None:
+    """Write every search finished so far to ``results.csv`` (after each method and
+    sampler: a run stopped hours in keeps what it computed; a new file replaces the old
+    one only once complete)."""
+    part = out / "results.csv.partial"
+    with open(part, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    part.replace(out / "results.csv")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--benchmark", default="nb201")
@@ -173,6 +186,7 @@ def main(argv=None) -> int:
                                  "seconds": total / args.trials, "table_best": table_best})
                 print(f"{name} {budget} catchjax {method}: {res.final_report.mean():.3f} "
                       f"({total:.1f} s for {args.trials})", flush=True)
+                keep(out, rows)
             for sampler in args.samplers:
                 t0 = time.perf_counter()
                 for seed in range(args.seeds):
@@ -183,11 +197,8 @@ def main(argv=None) -> int:
                 mean = np.mean([r["final"] for r in rows[-args.seeds:]])
                 print(f"{name} {budget} optuna {sampler}: {mean:.3f} "
                       f"({time.perf_counter() - t0:.1f} s for {args.seeds})", flush=True)
+                keep(out, rows)
 
-    with open(out / "results.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
     summary = merged(summarize(rows, bootstrap_ci), args.merge)
     with open(out / "summary.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(summary[0]))

@@ -250,6 +250,33 @@ def test_optuna_head_to_head_script_writes_its_table(tmp_path):
     assert "| catchjax | rea | 6 |" in (more / "summary.md").read_text()
 
 
+def test_a_stopped_head_to_head_keeps_the_searches_it_finished(tmp_path, monkeypatch):
+    """GP studies can take hours: a run stopped inside a sampler keeps every finished
+    method's and sampler's searches in results.csv."""
+    pytest.importorskip("optuna", reason="pip install -e '.[optuna]'")
+    from experiments import optuna_samplers
+
+    real = optuna_samplers.optuna_search
+
+    def stop_in_gp(task, sampler, *a, **k):
+        if sampler == "gp":
+            raise KeyboardInterrupt
+        return real(task, sampler, *a, **k)
+
+    monkeypatch.setattr(optuna_samplers, "optuna_search", stop_in_gp)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        optuna_samplers.main(["--benchmark", "synthetic-nb201", "--tasks", "cifar10",
+                              "--budgets", "12", "--trials", "6", "--seeds", "2",
+                              "--methods", "random", "--samplers", "random", "gp",
+                              "--out", str(out)])
+    with open(out / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["side"], r["method"]) for r in rows] == [("catchjax", "random")] * 6 + [
+        ("optuna", "random")] * 2
+    assert not (out / "summary.json").exists()
+
+
 def test_context_family_script_compares_contexts_and_maps_z(tmp_path):
     from experiments import context_family
 
