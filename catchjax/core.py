@@ -50,11 +50,12 @@ def uniform_rows(key, valid_rows: jnp.ndarray, shape) -> jnp.ndarray:
     return valid_rows[idx]
 
 
-def unevaluated_row(key, valid_rows: jnp.ndarray, asked: jnp.ndarray) -> jnp.ndarray:
+def unevaluated_row(key, valid_rows: jnp.ndarray, asked) -> jnp.ndarray:
     """A row drawn uniformly from the searchable rows not ``asked`` yet (``asked``: bool
-    [n_archs]; at least one must be left). Rejection sampling: redraw while the draw was
-    asked, exactly uniform over the rest and, while few are asked, one draw instead of a
-    random number per searchable row."""
+    [n_archs], or a function of a row that says whether it was asked; at least one must be
+    left). Rejection sampling: redraw while the draw was asked, exactly uniform over the
+    rest and, while few are asked, one draw instead of a random number per searchable row."""
+    was_asked = asked if callable(asked) else (lambda row: asked[row])
 
     def draw(k):
         return valid_rows[jax.random.randint(k, (), 0, valid_rows.shape[0])]
@@ -65,7 +66,7 @@ def unevaluated_row(key, valid_rows: jnp.ndarray, asked: jnp.ndarray) -> jnp.nda
         return k, draw(sub)
 
     k, sub = jax.random.split(key)
-    return jax.lax.while_loop(lambda c: asked[c[1]], again, (k, draw(sub)))[1]
+    return jax.lax.while_loop(lambda c: was_asked(c[1]), again, (k, draw(sub)))[1]
 
 
 @struct.dataclass

@@ -100,19 +100,42 @@ def test_bad_settings_are_refused_before_compiling(syn_nb201, syn_macro, no_comp
 
 def test_the_neighbour_order_is_the_keys_sorted_and_uniform():
     """The centre's neighbours are visited in the order of random 32-bit keys (ties by
-    slot): computed by comparing every pair, it is the stable sort of the same keys and,
-    for a neighbourhood of 24 slots, jax.random.permutation's bits (so LS's trials kept
-    theirs when it stopped sorting); over many draws every slot is first equally often."""
+    slot): the first slot of that order among some slots is the first of them in the
+    stable sort of the keys and, for a neighbourhood of 24 slots, in
+    jax.random.permutation's order (so LS's trials kept their bits when it stopped
+    sorting); over many draws every slot is first equally often."""
     import jax
 
-    from catchjax.methods.baselines.local_search import random_order
+    from catchjax.methods.baselines.local_search import first_in_order, order_keys
 
     keys = jax.random.split(jax.random.key(3), 12000)
-    orders = np.asarray(jax.jit(jax.vmap(lambda k: random_order(k, 24)))(keys))
-    bits = np.asarray(jax.vmap(
-        lambda k: jax.random.bits(jax.random.split(k)[1], (24,), np.uint32))(keys))
-    np.testing.assert_array_equal(orders, np.argsort(bits, axis=1, kind="stable"))
-    np.testing.assert_array_equal(orders[:500], np.asarray(
-        jax.vmap(lambda k: jax.random.permutation(k, 24))(keys[:500])))
-    first = np.bincount(orders[:, 0], minlength=24)
-    assert first.min() > 12000 / 24 * 0.8 and first.max() < 12000 / 24 * 1.2
+    masks = np.random.default_rng(0).random((12000, 24)) < 0.3
+    masks[:, 5] |= ~masks.any(1)  # at least one slot each
+    bits = np.asarray(jax.vmap(lambda k: order_keys(k, 24))(keys))
+    first = jax.jit(jax.vmap(first_in_order))
+    stable = np.argsort(bits, axis=1, kind="stable")
+    expect = stable[np.arange(12000), np.argmax(masks[np.arange(12000)[:, None], stable], 1)]
+    np.testing.assert_array_equal(np.asarray(first(masks, bits)), expect)
+    perms = np.asarray(jax.vmap(lambda k: jax.random.permutation(k, 24))(keys[:500]))
+    np.testing.assert_array_equal(perms, stable[:500])
+    tied = bits % 3  # ties: the lowest slot of the least key among the masked slots
+    stable = np.argsort(tied, axis=1, kind="stable")
+    expect = stable[np.arange(12000), np.argmax(masks[np.arange(12000)[:, None], stable], 1)]
+    np.testing.assert_array_equal(np.asarray(first(masks, tied)), expect)
+    counts = np.bincount(np.asarray(first(np.ones_like(masks), bits)), minlength=24)
+    assert counts.min() > 12000 / 24 * 0.8 and counts.max() < 12000 / 24 * 1.2
+
+
+def test_the_search_state_does_not_grow_with_the_table(syn_nb201):
+    """What was asked and what it scored are looked up in the ledger: no array of a trial's
+    state is the table's size (two [15625] arrays per trial made a vmapped sweep
+    memory-bound), so a state is the same size on a table of 15,625 networks or of 3,256."""
+    import jax
+
+    from catchjax.methods.baselines import local_search as ls
+
+    config = ls.LocalSearchConfig(budget=50)
+    leaves = jax.tree.leaves(jax.eval_shape(
+        lambda k: ls.start(config, k, syn_nb201.arrays), jax.random.key(0)))
+    assert syn_nb201.table.n_archs == 15625
+    assert max(x.size for x in leaves) <= max(config.budget, syn_nb201.arrays.neighbors.shape[1])

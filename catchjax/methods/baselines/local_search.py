@@ -14,6 +14,11 @@ Start from the best of ``n_initial`` distinct random networks. Then, one query a
 
 No network is evaluated twice, so the budget may not exceed the searchable networks, and
 only searchable rows are proposed (the table's neighbours are searchable rows only).
+
+The state holds no array the size of the table: whether a network was asked, and its
+reward, are looked up in the ledger (at most ``budget`` rows), so a trial's state is the
+same on a table of 3,256 networks or of 15,625 and a sweep of many trials is not
+memory-bound (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -60,11 +65,10 @@ class LocalSearchState:
     ledger: Ledger
     init_rows: jnp.ndarray  # i32 [n_initial], distinct random networks, drawn up front
     key: jnp.ndarray
-    asked: jnp.ndarray  # bool [n_archs], proposed (evaluated or being evaluated)
-    known: jnp.ndarray  # f32 [n_archs], told rewards, -inf until told
     center: jnp.ndarray  # i32, the network whose neighbourhood is searched
     center_reward: jnp.ndarray  # f32
-    order: jnp.ndarray  # i32 [L*(K-1)], the random order of the centre's neighbour slots
+    order: jnp.ndarray  # u32 [L*(K-1)], random keys of the centre's neighbour slots: they
+    # are visited in the order of these keys, ties by slot (see first_in_order)
     moves: jnp.ndarray  # i32, centres so far (keys the neighbourhood orders)
     restarting: jnp.ndarray  # bool, the last proposal was a restart: its reward makes it
     # the new centre
@@ -78,58 +82,58 @@ def start(config: LocalSearchConfig, key, task: TaskArrays, agent=None) -> Local
     k_init, key = jax.random.split(key)
     n_valid = task.valid_rows.shape[0]
     init_rows = task.valid_rows[distinct_indices(k_init, n_valid, n_initial(config))]
-    n_archs, slots = task.neighbors.shape
+    slots = task.neighbors.shape[1]
     return LocalSearchState(
         ledger=Ledger.empty(config.budget), init_rows=init_rows, key=key,
-        asked=jnp.zeros((n_archs,), bool), known=jnp.full((n_archs,), -jnp.inf),
         center=init_rows[0], center_reward=jnp.asarray(-jnp.inf),
-        order=jnp.arange(slots, dtype=jnp.int32), moves=jnp.zeros((), jnp.int32),
+        order=jnp.zeros((slots,), jnp.uint32), moves=jnp.zeros((), jnp.int32),
         restarting=jnp.asarray(False))
 
 
-def random_order(key, n: int) -> jnp.ndarray:
-    """A uniformly random order of ``range(n)``: the slots sorted by random 32-bit keys
-    (ties by slot) -- for n < 1,600 the very bits of ``jax.random.permutation``, which
-    sorts such keys once -- but ranked by comparing every pair instead of sorting. For
-    the neighbourhood's few slots (24 in NB201) the ``[n, n]`` comparison is one fused
-    pass, where XLA's CPU sort, vmapped over trials and run at every step of a sweep,
-    took three quarters of its time (``benchmarks/baselines_throughput.py``)."""
-    bits = jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
-    slot = jnp.arange(n)
-    before = (bits[None, :] < bits[:, None]) | ((bits[None, :] == bits[:, None])
-                                                & (slot[None, :] < slot[:, None]))
-    rank = jnp.sum(before, axis=1)  # where slot i goes
-    return jnp.sum(jnp.where(rank[None, :] == slot[:, None], slot[None, :], 0),
-                   axis=1).astype(jnp.int32)
+def order_keys(key, n: int) -> jnp.ndarray:
+    """Random 32-bit keys of ``n`` slots. Visiting the slots in the order of their keys
+    (ties by slot) is a uniformly random order and, for n < 1,600, the very order of
+    ``jax.random.permutation(key, n)``, which sorts these keys. The search never sorts
+    them: it only needs the first slot of that order among some (:func:`first_in_order`),
+    where XLA's CPU sort, vmapped and run at every step, was three quarters of a sweep."""
+    return jax.random.bits(jax.random.split(key)[1], (n,), jnp.uint32)
+
+
+def first_in_order(mask, keys) -> jnp.ndarray:
+    """The slot that comes first in the order of ``keys`` (ties by slot) among those where
+    ``mask`` is set (0 if none is): what visiting the sorted slots would find first."""
+    least = jnp.min(jnp.where(mask, keys, jnp.uint32(0xFFFFFFFF)))
+    return jnp.argmax(mask & (keys == least))
+
+
+def _lookup(ledger: Ledger, rows):
+    """``(asked, known)`` of each of ``rows`` (>= 0): whether it was proposed (evaluated
+    or being evaluated), and its told reward, -inf until told. A row is asked at most
+    once, so the position of its one match in the ledger is found by a sum."""
+    slots = jnp.arange(1, ledger.rows.shape[0] + 1, dtype=jnp.int32)
+    where = jnp.sum(jnp.where(rows[..., None] == ledger.rows, slots, 0), axis=-1)
+    reward = ledger.rewards[jnp.maximum(where - 1, 0)]
+    asked = where > 0
+    return asked, jnp.where(asked & ~jnp.isnan(reward), reward, -jnp.inf)
 
 
 def _move(state: LocalSearchState, row, reward) -> LocalSearchState:
     """Make ``row`` the centre; its neighbours get a fresh random order."""
     k = jax.random.fold_in(jax.random.fold_in(state.key, 0), state.moves)
     return state.replace(center=row, center_reward=reward, moves=state.moves + 1,
-                         order=random_order(k, state.order.shape[0]))
+                         order=order_keys(k, state.order.shape[0]))
 
 
 def _look(state: LocalSearchState, task: TaskArrays):
-    """The centre's neighbours in its random order: ``(rows, free, best_row, best_reward)``,
-    free = real networks not asked yet, best = the best neighbour whose reward is known."""
-    rows = task.neighbors[state.center][state.order]
+    """The centre's neighbours: ``(rows, free, best_row, best_reward)`` by slot, free = real
+    networks not asked yet, best = the best neighbour whose reward is known (of equal
+    rewards, the first in the centre's random order)."""
+    rows = task.neighbors[state.center]
     real, safe = rows >= 0, jnp.maximum(rows, 0)
-    rewards = jnp.where(real, state.known[safe], -jnp.inf)
-    j = jnp.argmax(rewards)
-    return rows, real & ~state.asked[safe], rows[j], rewards[j]
-
-
-def _light(state: LocalSearchState) -> LocalSearchState:
-    """The state without its ``[n_archs]`` arrays. A loop or branch that changes only the
-    centre carries this: vmapped, a ``while_loop`` or ``cond`` selects every carried
-    array per trial at every iteration, and the two ``[n_archs]`` arrays made that most of
-    a sweep's time (``benchmarks/baselines_throughput.py``)."""
-    return state.replace(asked=None, known=None)
-
-
-def _heavy(light: LocalSearchState, state: LocalSearchState) -> LocalSearchState:
-    return light.replace(asked=state.asked, known=state.known)
+    asked, known = _lookup(state.ledger, safe)
+    rewards = jnp.where(real, known, -jnp.inf)
+    j = first_in_order(rewards == jnp.max(rewards), state.order)
+    return rows, real & ~asked, rows[j], rewards[j]
 
 
 def _climb(config: LocalSearchConfig, state: LocalSearchState, task: TaskArrays):
@@ -137,37 +141,35 @@ def _climb(config: LocalSearchConfig, state: LocalSearchState, task: TaskArrays)
     state and its final look (:func:`_look`)."""
 
     def should_move(carry):
-        light, (_, free, _, reward) = carry
-        better = reward > light.center_reward
+        state, (_, free, _, reward) = carry
+        better = reward > state.center_reward
         return better if config.improvement == "first" else better & ~free.any()
 
     def move(carry):
-        light, (_, _, row, reward) = carry
-        light = _move(light, row, reward)
-        return light, _look(_heavy(light, state), task)
+        state, (_, _, row, reward) = carry
+        state = _move(state, row, reward)
+        return state, _look(state, task)
 
     # each move raises the centre's reward, so the loop ends
-    light, seen = jax.lax.while_loop(should_move, move,
-                                     (_light(state), _look(state, task)))
-    return _heavy(light, state), seen
+    return jax.lax.while_loop(should_move, move, (state, _look(state, task)))
 
 
 def _propose(config, state: LocalSearchState, task: TaskArrays):
     """One proposal: the centre's first unevaluated neighbour, or a restart."""
     state, (rows, free, _, _) = _climb(config, state, task)
     k = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.ledger.n_asked)
-    restart_row = unevaluated_row(k, task.valid_rows, state.asked)  # the budget leaves one
+    restart_row = unevaluated_row(k, task.valid_rows,  # the budget leaves one
+                                  lambda r: jnp.any(r == state.ledger.rows))
     restart = ~free.any()
-    row = jnp.where(restart, restart_row, rows[jnp.argmax(free)])
-    state = state.replace(asked=state.asked.at[row].set(True), restarting=restart,
-                          ledger=state.ledger.asked(row[None]))
+    row = jnp.where(restart, restart_row, rows[first_in_order(free, state.order)])
+    state = state.replace(restarting=restart, ledger=state.ledger.asked(row[None]))
     return row, state, restart
 
 
 def ask(config, state: LocalSearchState, task, k: int, seeding: bool):
     if seeding:
         rows, state = take_planned(state, state.init_rows, k)
-        return rows, state.replace(asked=state.asked.at[rows].set(True)), {}
+        return rows, state, {}
 
     def one(state, _):
         row, state, restart = _propose(config, state, task)
@@ -179,20 +181,19 @@ def ask(config, state: LocalSearchState, task, k: int, seeding: bool):
 
 def tell(config, state: LocalSearchState, task, ids, rewards, seeding: bool):
     rows = state.ledger.rows[ids]
-    state = state.replace(known=state.known.at[rows].set(rewards),
-                          ledger=state.ledger.told(ids, rewards))
+    state = state.replace(ledger=state.ledger.told(ids, rewards))
     if seeding:  # the centre: the best initial network told so far (first of ties)
-        j = jnp.argmax(state.known[state.init_rows])
-        row = state.init_rows[j]
-        return _move(state.replace(moves=jnp.zeros((), jnp.int32)), row, state.known[row]), {}
+        known = _lookup(state.ledger, state.init_rows)[1]
+        j = jnp.argmax(known)
+        return _move(state.replace(moves=jnp.zeros((), jnp.int32)), state.init_rows[j],
+                     known[j]), {}
 
     def one(state, item):
         row, reward = item
         moves = state.restarting | ((config.improvement == "first")
                                     & (reward > state.center_reward))
-        light = jax.lax.cond(moves, lambda s: _move(s, row, reward), lambda s: s,
-                             _light(state))
-        return _heavy(light, state).replace(restarting=jnp.asarray(False)), None
+        state = jax.lax.cond(moves, lambda s: _move(s, row, reward), lambda s: s, state)
+        return state.replace(restarting=jnp.asarray(False)), None
 
     state, _ = jax.lax.scan(one, state, (rows, rewards))
     return state, {}
