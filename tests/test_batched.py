@@ -40,9 +40,10 @@ def _alone_in_chunks_and_whole(n, sizes, scale=jnp.float32(1.5)):
     return whole, out
 
 
-def test_run_i_is_the_same_bits_alone_in_chunks_or_in_one_call():
+def test_run_i_is_the_same_bits_alone_in_chunks_or_in_one_call(users_compiler):
     n = 40
-    whole, chunked = _alone_in_chunks_and_whole(n, (1, 3, 8))
+    with users_compiler():  # the guarantee is the one users get
+        whole, chunked = _alone_in_chunks_and_whole(n, (1, 3, 8))
     assert jax.tree.map(np.shape, whole) == {"sum": (n,), "dot": (n,), "first": (n, 3)}
     for joined in chunked:
         for name in ("sum", "first"):  # long reductions and elementwise maths
@@ -53,8 +54,9 @@ def test_run_i_is_the_same_bits_alone_in_chunks_or_in_one_call():
                    "[n, 3000] @ [3000] product rounds differently for some run counts on "
                    "XLA CPU (19/40 runs equal in calls of 1-3); numerics.py does not cover "
                    "dots. If this passes, the guarantee grew: update docs/usage.md")
-def test_a_long_dot_product_is_not_yet_the_same_bits_whatever_the_chunk():
-    whole, (joined,) = _alone_in_chunks_and_whole(40, (1,))
+def test_a_long_dot_product_is_not_yet_the_same_bits_whatever_the_chunk(users_compiler):
+    with users_compiler():
+        whole, (joined,) = _alone_in_chunks_and_whole(40, (1,))
     np.testing.assert_array_equal(np.asarray(whole["dot"]), joined["dot"])
 
 
@@ -73,6 +75,17 @@ def test_one_compile_per_function_shape_and_devices():
     assert other is not a  # another run count is another program
     np.testing.assert_array_equal(a(keys(6), jnp.float32(2.0))["sum"],
                                   other(keys(7), jnp.float32(2.0))["sum"][:6])
+
+
+def test_other_compiler_options_are_another_program(users_compiler):
+    """The one compile cache keys a program by catchjax's compiler options too: a run
+    compiled under other options is not handed out for the current ones."""
+    key = ("test_batched", "options")
+    a, _ = batched.compiled(key, make, keys(4), jnp.float32(1.0), min_per_device=2)
+    with users_compiler():
+        b, secs = batched.compiled(key, make, keys(4), jnp.float32(1.0), min_per_device=2)
+    assert b is not a and secs > 0
+    assert batched.compiled(key, make, keys(4), jnp.float32(1.0), min_per_device=2)[0] is a
 
 
 def test_a_trial_is_the_same_bits_on_one_two_and_four_devices():

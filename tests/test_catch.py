@@ -23,33 +23,38 @@ def test_trial_i_of_a_catch_sweep_equals_trial_i_alone(catch_sweep, syn_nb201):
 
 
 @pytest.fixture(scope="module")
-def default_sized_sweep(syn_nb201):
-    """24 trials at CATCH's default network sizes (shared by the two tests below)."""
-    return sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0)
+def default_sized_sweep(syn_nb201, users_compiler):
+    """24 trials at CATCH's default network sizes (shared by the two tests below),
+    compiled as a user's are."""
+    with users_compiler():
+        return sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0)
 
 
 def test_a_catch_trial_does_not_depend_on_how_many_trials_share_its_call(default_sized_sweep,
-                                                                          syn_nb201):
+                                                                          syn_nb201,
+                                                                          users_compiler):
     """At the default network sizes, 24 trials as one call and as 24 calls of one trial
     (chunk_size=1) search the same networks bit for bit. Before catchjax.runs.numerics turned
     XLA's YNNPACK fusions off, larger batches summed in another order (11 of these 24
     trials differed); before sweeps kept two trials per call, a batch of one compiled to
     other arithmetic (10 differed)."""
     whole = default_sized_sweep
-    one_by_one = sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0,
-                              chunk_size=1)
+    with users_compiler():
+        one_by_one = sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0,
+                                  chunk_size=1)
     np.testing.assert_array_equal(whole.rows, one_by_one.rows)
     np.testing.assert_array_equal(whole.rewards, one_by_one.rewards)
 
 
 def test_a_catch_trial_run_alone_equals_the_sweeps_at_default_sizes(default_sized_sweep,
-                                                                    syn_nb201):
+                                                                    syn_nb201, users_compiler):
     """run_trial runs the sweep's own program (the trial and a copy of it), so at CATCH's
     default sizes it equals the sweep's trial; computed without a batch axis, as it was
     before, 1 of 6 trials at budget 40 chose other networks."""
     whole = default_sized_sweep
     for i in (0, 7, 23):
-        alone = sweeps.run_trial("catch-sfs", syn_nb201, seed=0, trial=i, budget=40)
+        with users_compiler():
+            alone = sweeps.run_trial("catch-sfs", syn_nb201, seed=0, trial=i, budget=40)
         np.testing.assert_array_equal(alone.rows, whole.rows[i])
         np.testing.assert_array_equal(alone.rewards, whole.rewards[i])
 

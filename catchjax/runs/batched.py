@@ -120,8 +120,10 @@ def compiled(key, make_fn, batched, shared, devices=None,
     call spent compiling (0 when it was cached)."""
     devices = list(devices) if devices is not None else jax.devices()
     leaves = jax.tree.leaves((batched, shared))
+    options = numerics.compiler_options(devices[0].platform) or {}
     full = (key, tuple((np.shape(x), getattr(x, "dtype", type(x))) for x in leaves),
-            jax.tree.structure((batched, shared)), tuple(devices), min_per_device)
+            jax.tree.structure((batched, shared)), tuple(devices), min_per_device,
+            tuple(sorted(options.items())))  # another compiler is another program
     if full in _CACHE:
         return _CACHE[full], 0.0
     compile_cache.use_default()
