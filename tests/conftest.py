@@ -119,16 +119,16 @@ def no_compile(monkeypatch):
 # two xdist workers take whole files in collection order, so starting with the long ones
 # keeps one worker from finishing a long file alone at the end. Order inside a file and
 # which tests run are unchanged; a file not listed goes last.
-FILE_SECONDS = {"test_catch.py": 75, "test_dqn.py": 69, "test_transfer.py": 66,
-                "test_ask_tell.py": 64, "test_baselines.py": 61, "test_batched.py": 50,
-                "test_distributed.py": 49,
-                "test_optuna.py": 48, "test_experiments.py": 46, "test_catch_parts.py": 45,
-                "test_several_agents.py": 39, "test_catch_meta.py": 38,
-                "test_ask_tell_workers.py": 33, "test_context_family.py": 32,
-                "test_meta_ask_tell.py": 32, "test_categorical.py": 25, "test_cli.py": 19,
-                "test_agent.py": 22, "test_objectives.py": 17, "test_bananas.py": 11,
-                "test_local_search.py": 10, "test_report.py": 8, "test_networks.py": 7,
-                "test_data_get.py": 7, "test_methods.py": 5}
+FILE_SECONDS = {"test_catch.py": 54, "test_distributed.py": 44, "test_dqn.py": 43,
+                "test_transfer.py": 42, "test_baselines.py": 41, "test_optuna.py": 40,
+                "test_ask_tell.py": 37, "test_batched.py": 33, "test_experiments.py": 30,
+                "test_ask_tell_workers.py": 30, "test_meta_ask_tell.py": 28,
+                "test_catch_meta.py": 28, "test_several_agents.py": 25,
+                "test_context_family.py": 23, "test_catch_parts.py": 21,
+                "test_categorical.py": 20, "test_objectives.py": 17, "test_cli.py": 16,
+                "test_agent.py": 14, "test_report.py": 8, "test_data_get.py": 8,
+                "test_local_search.py": 7, "test_bananas.py": 7, "test_networks.py": 4,
+                "test_methods.py": 3}
 
 
 def pytest_collection_modifyitems(session, config, items):
