@@ -326,3 +326,30 @@ def test_pareto_hw_study_measures_every_method_against_the_true_front(tmp_path):
                             "--out", str(tmp_path / "again")])
     assert [r["method"] for r in again] == ["random", "optuna-nsga2", "nsga", "rea"]
     assert "## 20 evaluations" in (tmp_path / "again" / "summary.md").read_text()
+
+
+def test_draws_are_compared_and_pooled_over_their_agents(tmp_path):
+    """compare_draws: a row per method and draw with the rates each summary recorded, and
+    the pooled rate = the mean of all the pooled draws' agents' own rates."""
+    from experiments import compare_draws
+
+    def summary(path, agent_rates):
+        rate = {"rate": float(np.mean(agent_rates)), "ci_trials": [0.1, 0.9],
+                "ci_agents": [0.2, 0.8], "agent_rates": agent_rates}
+        runs = {f"{m}/{ds}": {"mean": 90.0 + i, "rates": {"best": rate, "top3": rate}}
+                for m in compare_draws.METHODS
+                for i, (ds, _, _) in enumerate(compare_draws.CLAIMS)}
+        path.write_text(json.dumps({"runs": runs}))
+        return path
+
+    a = summary(tmp_path / "a.json", [0.0, 1.0])
+    b = summary(tmp_path / "b.json", [1.0, 1.0])
+    out = tmp_path / "draws.md"
+    assert compare_draws.main(["--draw", f"A={a}", "--draw", f"B={b}", "--pool", "A", "B",
+                               "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "| catch-meta | A | 50% [10–90] (agents 20–80)" in text
+    assert "| catch-meta | B | 100% [10–90]" in text
+    assert "| catch-zero | 75% (agents" in text and "4 agents)" in text  # (0+1+1+1)/4
+    with pytest.raises(SystemExit):
+        compare_draws.main(["--draw", f"A={a}", "--pool", "C"])
