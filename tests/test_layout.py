@@ -166,3 +166,23 @@ def test_no_private_name_used_outside_its_module():
 @pytest.mark.parametrize("old", sorted(catchjax.MOVED))
 def test_a_moved_module_imports_by_its_first_name_as_the_same_module(old):
     assert importlib.import_module(old) is importlib.import_module(catchjax.MOVED[old])
+
+
+def test_modules_and_functions_stay_small():
+    """The size rule (issue 31, docs/contributing.md): no module over 500 lines, no function
+    over 80 (a parser included), the in-memory AskTell at most 250 lines and its start 30."""
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text()
+        name = path.relative_to(PACKAGE)
+        if len(source.splitlines()) > 500:
+            too_long.append(f"{name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            lines = getattr(node, "end_lineno", 0) - getattr(node, "lineno", 0) + 1
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and lines > 80:
+                too_long.append(f"{name}: {node.name} {lines} lines")
+            if isinstance(node, ast.ClassDef) and node.name == "AskTell":
+                start = [b for b in node.body if getattr(b, "name", "") == "start"]
+                if lines > 250 or (start and start[0].end_lineno - start[0].lineno + 1 > 30):
+                    too_long.append(f"{name}: AskTell {lines} lines")
+    assert not too_long, "; ".join(too_long)

@@ -224,6 +224,47 @@ def _labels(runs: list[SweepRun]) -> dict[int, str]:
             for r, n in zip(runs, names)}
 
 
+def _sweep_section(bench, task, metric, group, rows) -> list[str]:
+    """The report's table of one benchmark, task and reported metric; each run's CSV row is
+    appended to ``rows``."""
+    from catchjax.benchmarks.names import display_name, task_title
+
+    lines = []
+    group = sorted(group, key=lambda r: -float(r.summary["mean"]))
+    labels = _labels(group)
+    protocols = sorted({str((r.summary.get("task_spec") or {}).get("protocol"))
+                        for r in group} - {"None"})
+    lines += ["", f"## {bench} / {task} — {task_title(bench, task)}: "
+              f"{display_name(metric)} of the chosen network (`{metric}`)"
+              + (f", protocol {', '.join(protocols)}" if protocols else ""), "",
+              "| method | searched reward | seed | trials × budget | mean ± std [95% CI] "
+              "| table's best found | vs the best by mean: difference [95% CI], "
+              "Mann-Whitney U p | compile s | run s | device |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in group:
+        s, row = r.summary, r.row()
+        rows.append(row)
+        best = (f"{s['best_hits']}/{s['trials']}" if s.get("best_hits") is not None
+                else "")
+        agents = f" ({s['agents']} agents)" if s.get("agents") else ""
+        reward = s.get("reward_metric")
+        reward = f"{display_name(reward)} (`{reward}`)" if reward else ""
+        lines.append(
+            f"| {labels[id(r)]} | {reward} | {s.get('seed', '')} | {s['trials']} × "
+            f"{s['budget']}{agents} | {s['mean']:.4g} ± "
+            f"{s['std']:.3g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | {best} | "
+            f"{_versus(group[0], r)} | "
+            f"{_fmt(s.get('compile_seconds'))} | {_fmt(s.get('wall_seconds'))} | "
+            f"{s.get('device', '')} |")
+    # a summary written before ci_method existed: the rule analysis has always used
+    # up to 100,000 trials (beyond that, older catchjax ran out of memory)
+    methods_ci = sorted({str(r.summary.get("ci_method")
+                             or analysis.ci_method(int(r.summary["trials"])))
+                         for r in group})
+    lines += ["", COMPARISON_NOTE + f" 95% CI of each row: {'; '.join(methods_ci)}."]
+    return lines
+
+
 def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
     """Write the report of the runs in ``paths`` into ``out``; returns what it used."""
     if not paths:
@@ -249,46 +290,13 @@ def build(paths, out, mix: bool = False, overwrite: bool = False) -> dict:
                             f"metrics ({listed}); one table would compare unlike numbers. "
                             f"Report them separately, or pass --mix for one table per task")
 
-    from catchjax.benchmarks.names import display_name, task_title
-
     def fill(tmp: Path):
         lines = ["# catchjax report", "", "Runs used:", ""]
         lines += [f"* `{r.path}`" + (" (transfer study)" if isinstance(r, StudyRun) else "")
                   for r in runs]
         rows = []
         for (bench, task, metric), group in groups.items():
-            group = sorted(group, key=lambda r: -float(r.summary["mean"]))
-            labels = _labels(group)
-            protocols = sorted({str((r.summary.get("task_spec") or {}).get("protocol"))
-                                for r in group} - {"None"})
-            lines += ["", f"## {bench} / {task} — {task_title(bench, task)}: "
-                      f"{display_name(metric)} of the chosen network (`{metric}`)"
-                      + (f", protocol {', '.join(protocols)}" if protocols else ""), "",
-                      "| method | searched reward | seed | trials × budget | mean ± std [95% CI] "
-                      "| table's best found | vs the best by mean: difference [95% CI], "
-                      "Mann-Whitney U p | compile s | run s | device |",
-                      "|---|---|---|---|---|---|---|---|---|---|"]
-            for r in group:
-                s, row = r.summary, r.row()
-                rows.append(row)
-                best = (f"{s['best_hits']}/{s['trials']}" if s.get("best_hits") is not None
-                        else "")
-                agents = f" ({s['agents']} agents)" if s.get("agents") else ""
-                reward = s.get("reward_metric")
-                reward = f"{display_name(reward)} (`{reward}`)" if reward else ""
-                lines.append(
-                    f"| {labels[id(r)]} | {reward} | {s.get('seed', '')} | {s['trials']} × "
-                    f"{s['budget']}{agents} | {s['mean']:.4g} ± "
-                    f"{s['std']:.3g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | {best} | "
-                    f"{_versus(group[0], r)} | "
-                    f"{_fmt(s.get('compile_seconds'))} | {_fmt(s.get('wall_seconds'))} | "
-                    f"{s.get('device', '')} |")
-            # a summary written before ci_method existed: the rule analysis has always used
-            # up to 100,000 trials (beyond that, older catchjax ran out of memory)
-            methods_ci = sorted({str(r.summary.get("ci_method")
-                                     or analysis.ci_method(int(r.summary["trials"])))
-                                 for r in group})
-            lines += ["", COMPARISON_NOTE + f" 95% CI of each row: {'; '.join(methods_ci)}."]
+            lines += _sweep_section(bench, task, metric, group, rows)
         if rows:
             buf = io.StringIO()
             w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
