@@ -22,9 +22,11 @@ from pathlib import Path
 # 331 s on 2 cores). They do not keep CATCH's same-bits-whatever-the-chunk guarantee at
 # its default sizes, so the tests of that guarantee compile with the emitters users get
 # (the `users_compiler` fixture below); so do the subprocess tests that set XLA_FLAGS.
+os.environ.setdefault("CATCHJAX_TEST_USERS_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 os.environ["XLA_FLAGS"] = " ".join(
     [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0",
      "--xla_cpu_use_fusion_emitters=false"]).strip()
+
 
 import pytest
 
@@ -83,6 +85,12 @@ def syn_macro():
 @pytest.fixture(scope="session")
 def real_nb201(data_dir):
     return tasks.make_task("nb201", "cifar10", table=tables.load_table("nb201", data_dir))
+
+
+def users_xla_flags() -> str:
+    """XLA_FLAGS as they were before the suite added its own (recorded above, inherited by
+    subprocesses): for a subprocess that must compile as a user's does."""
+    return os.environ["CATCHJAX_TEST_USERS_XLA_FLAGS"]
 
 
 @pytest.fixture(scope="session")
