@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from catchjax.runs.analysis import bootstrap_ci
+
 CLAIMS = (("cifar10", "best", "CIFAR-10 best found"), ("cifar100", "top3", "CIFAR-100 top-3"),
           ("imagenet16-120", "best", "ImageNet16-120 best found"))
 METHODS = ("catch-meta", "catch-zero", "catch-random")
@@ -44,11 +46,10 @@ def per_draw(runs: dict[str, dict]) -> list[str]:
     return lines
 
 
-def pooled(runs: dict[str, dict], names: list[str], resamples: int = 10_000,
-           seed: int = 0) -> list[str]:
+def pooled(runs: dict[str, dict], names: list[str]) -> list[str]:
     """Each agent's own rate (its trials are equally many), pooled over the draws; the
-    interval is a percentile bootstrap over those agents."""
-    rng = np.random.default_rng(seed)
+    interval is the studies' own bootstrap over those agents (``analysis.bootstrap_ci``,
+    as ``nb201_catch.py``'s interval over one draw's agents)."""
     lines = [f"| method (pooled over {', '.join(names)}) | " + " | ".join(c[2] for c in CLAIMS)
              + " |", "|---|" + "---|" * len(CLAIMS)]
     for method in METHODS:
@@ -56,8 +57,7 @@ def pooled(runs: dict[str, dict], names: list[str], resamples: int = 10_000,
         for ds, kind, _ in CLAIMS:
             rates = np.concatenate([runs[n][f"{method}/{ds}"]["rates"][kind]["agent_rates"]
                                     for n in names])
-            boot = rng.choice(rates, (resamples, rates.size)).mean(1)
-            lo, hi = np.percentile(boot, [2.5, 97.5])
+            lo, hi = bootstrap_ci(rates)
             cells.append(f"{_pct(rates.mean())}% (agents {_pct(lo)}–{_pct(hi)}, "
                          f"{rates.size} agents)")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
