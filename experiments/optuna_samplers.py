@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 import time
@@ -126,12 +127,13 @@ def keep(out: Path, rows: list[dict]) -> None:
     """Write every search finished so far to ``results.csv`` (after each method and
     sampler: a run stopped hours in keeps what it computed; a new file replaces the old
     one only once complete)."""
-    part = out / "results.csv.partial"
-    with open(part, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-    part.replace(out / "results.csv")
+    from catchjax import safe_io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    safe_io.atomic_write_bytes(out / "results.csv", buf.getvalue().encode())
 
 
 def main(argv=None) -> int:
