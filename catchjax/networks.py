@@ -100,12 +100,26 @@ def controller_sample(controller: Controller, params, key, z, prefix_mask):
 
     Returns (actions [L] int32, log_prob).
     """
+    return sampling.sample_sequence(key, _next_logits(controller, params, z), prefix_mask)
+
+
+def _next_logits(controller: Controller, params, z):
+    """logits_fn(t, actions so far) -> the controller's [K] logits of decision t."""
     K = controller.n_choices
 
     def logits_fn(t, actions):
         return controller.apply(params, z, taken_onehots(actions, t, K))[t]
 
-    return sampling.sample_sequence(key, logits_fn, prefix_mask)
+    return logits_fn
+
+
+def controller_sample_tempered(controller: Controller, params, key, z, prefix_mask,
+                               temperature):
+    """:func:`controller_sample` with each decision's distribution raised to 1/T and
+    renormalized (:func:`catchjax.sampling.sample_sequence_tempered`). Returns (actions [L] int32,
+    log pi(actions | z), log of the tempered policy's probability of them)."""
+    return sampling.sample_sequence_tempered(key, _next_logits(controller, params, z),
+                                             prefix_mask, temperature)
 
 
 def controller_step_log_probs(controller: Controller, params, z, actions, prefix_mask):

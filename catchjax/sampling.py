@@ -56,3 +56,28 @@ def sample_sequence(key, logits_fn, prefix_mask):
     init = (jnp.zeros(L, jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros(()))
     (actions, _, logp), _ = jax.lax.scan(step, init, jnp.arange(L))
     return actions, logp
+
+
+def sample_sequence_tempered(key, logits_fn, prefix_mask, temperature):
+    """:func:`sample_sequence` from the tempered policy: every step draws from
+    softmax(logits / ``temperature``) (T < 1 sharpens it, T = 1 is the policy itself).
+
+    Returns ``(actions [L] int32, log_prob under the untempered policy, log_prob under
+    the tempered one)``: the first is what a policy-gradient update of the policy itself
+    needs, the second what the sampling distribution's entropy is estimated from.
+    """
+    L, _, K = prefix_mask.shape
+
+    def step(carry, t):
+        actions, prefix, logp, logp_t = carry
+        mask = prefix_mask[t, prefix]
+        logits = logits_fn(t, actions)
+        log_probs = masked_log_probs(logits, mask)
+        tempered = masked_log_probs(logits / temperature, mask)
+        a = jax.random.categorical(jax.random.fold_in(key, t), tempered)
+        return (actions.at[t].set(a), prefix * K + a, logp + log_probs[a],
+                logp_t + tempered[a]), None
+
+    init = (jnp.zeros(L, jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros(()), jnp.zeros(()))
+    (actions, _, logp, logp_t), _ = jax.lax.scan(step, init, jnp.arange(L))
+    return actions, logp, logp_t

@@ -4,8 +4,9 @@ adaptation? (issue 8, part 3)
 For each variant of CATCH-meta's settings and each target: meta-train --agents agents
 (vmapped, seeds seed..), adapt --trials trials shared among them, and record the search
 objective (the best 12-epoch reward found; variants are compared on it, never on the
-200-epoch test accuracy, which is reported only), the spread across agents, the number of
-distinct chosen networks, the controller's entropy and distinct candidates at the first
+200-epoch test accuracy, which is reported only), the spread across agents, how many
+different networks a search asked, the number of distinct chosen networks, the
+controller's entropy (and its trajectory over the search, entropy.png) and distinct candidates at the first
 and last search epoch, and what z does: the encoder's posterior mean after the last
 epoch, its spread within a target and the distance between targets' means.
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from catchjax import make_task, methods, sweep
 from catchjax.runs import agent as agents
+from catchjax.runs.analysis import bootstrap_ci
 
 if __package__ in (None, ""):  # run as a script: make the repository root importable
     import sys
@@ -55,6 +57,24 @@ VARIANTS = {
     "many tasks": {"meta_tasks": "mixtures"},
     "many tasks, 50 meta-epochs": {"meta_tasks": "mixtures", "meta_epochs": 50},
     "many tasks, paper's loss": {"meta_tasks": "mixtures", "entropy_coef": 0.0},
+    # issue 32 item 2: explore first, concentrate later. A schedule of the entropy bonus
+    # (0.5 -> 0 over each search) and of the candidates' sampling temperature (1 -> T_end
+    # over each search, CatchConfig.temperature_end; PPO keeps training pi itself)
+    "entropy 0.5 -> 0": {"entropy_coef": 0.5, "entropy_coef_end": 0.0},
+    "temperature -> 0.5": {"temperature_end": 0.5},
+    "temperature -> 0.2": {"temperature_end": 0.2},
+    "temperature -> 0.1": {"temperature_end": 0.1},
+    "temperature -> 0.05": {"temperature_end": 0.05},
+    "temperature -> 0.02": {"temperature_end": 0.02},
+    # ... and never asking a network twice (CatchConfig.skip_evaluated): Algorithm 1 as
+    # written re-proposes known networks, more often the more the controller concentrates
+    "skip evaluated": {"skip_evaluated": True},
+    "skip + entropy 0.5 -> 0": {"skip_evaluated": True, "entropy_coef_end": 0.0},
+    "skip + entropy 0.2": {"skip_evaluated": True, "entropy_coef": 0.2},
+    "skip + paper's loss": {"skip_evaluated": True, "entropy_coef": 0.0},
+    "skip + temperature -> 0.5": {"skip_evaluated": True, "temperature_end": 0.5},
+    "skip + temperature -> 0.2": {"skip_evaluated": True, "temperature_end": 0.2},
+    "skip + temperature -> 0.1": {"skip_evaluated": True, "temperature_end": 0.1},
 }
 
 
@@ -104,10 +124,16 @@ def main(argv=None):
                    "objective_agent_std": float(np.std(objective, ddof=1)),
                    "report_mean": s["mean"], "hits": s["best_hits"], "top3": s["top3"],
                    "distinct": s["distinct"],
+                   # different networks a search asked, of its budget (repeats waste queries)
+                   "asked_distinct": float(np.mean([len(np.unique(r)) for r in res.rows])),
                    "entropy_first": s.get("controller_entropy_first"),
                    "entropy_last": s.get("controller_entropy_last"),
                    "cands_first": s.get("distinct_candidates_first"),
                    "cands_last": s.get("distinct_candidates_last"),
+                   "objective_agent_ci": list(bootstrap_ci(np.asarray(objective))),
+                   "objective_trial_ci": list(bootstrap_ci(res.best_reward[:, -1])),
+                   "entropy_curve": [float(v) for v in np.asarray(
+                       res.metrics["controller_entropy"]).mean(axis=0)],
                    "z_within_std": float(mus.std(axis=0).mean())}
             records.append(rec)
             print(json.dumps(rec), flush=True)
@@ -117,9 +143,12 @@ def main(argv=None):
         for rec in records:
             if rec["variant"] == name:
                 rec["z_between_targets"] = float(np.mean(gaps)) if gaps else None
+                lo, hi = rec["objective_trial_ci"]
+                alo, ahi = rec["objective_agent_ci"]
                 rows_md.append(
                     f"| {name} | {rec['target']} | {rec['objective_mean']:.2f} ± "
-                    f"{rec['objective_agent_std']:.2f} | {rec['distinct']} | "
+                    f"{rec['objective_agent_std']:.2f} [{lo:.2f}, {hi:.2f}] (agents "
+                    f"{alo:.2f}–{ahi:.2f}) | {rec['asked_distinct']:.1f} | {rec['distinct']} | "
                     f"{rec['entropy_first']:.2f} → {rec['entropy_last']:.2f} | "
                     f"{rec['cands_first']:.0f} → {rec['cands_last']:.0f} | "
                     f"{rec['z_within_std']:.3f} / {rec['z_between_targets'] or 0:.3f} | "
@@ -130,16 +159,48 @@ def main(argv=None):
               f"{args.agents} meta-trained agents (seeds {args.seed}..), benchmark "
               f"{args.benchmark}, protocol {args.protocol or 'default'}, pool "
               f"{args.pool or 'default'}. Objective = mean best reward "
-              f"found ({reward_name}) ± std across agents (what variants are chosen on); z: "
+              f"found ({reward_name}) ± std across agents, 95% bootstrap CI over trials "
+              f"[..] and over the agents' means (..–..) (what variants are chosen on); z: "
               f"mean std of the posterior mean within a target / distance between the "
               f"targets' mean z; report = {report_name} (reported, not tuned on).\n\n"
-              "| variant | target | objective | distinct chosen | controller entropy first → "
+              "| variant | target | objective | networks asked per search (of the budget) | "
+              "distinct chosen | controller entropy first → "
               "last | distinct candidates (of M) | z within / between | report |\n"
-              "|---|---|---|---|---|---|---|---|\n")
+              "|---|---|---|---|---|---|---|---|---|\n")
     (out / "adaptation.md").write_text(header + "\n".join(rows_md) + "\n")
     (out / "adaptation.json").write_text(json.dumps(records, indent=2))
+    plot_entropy(records, out / "entropy.png", args)
     print(header + "\n".join(rows_md))
     return 0
+
+
+def plot_entropy(records, path: Path, args):
+    """The controller's entropy over each search (mean over trials; nats over whole
+    architectures), one panel per target, a line per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = list(dict.fromkeys(r["target"] for r in records))
+    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.6), squeeze=False,
+                             sharey=True)
+    for ax, target in zip(axes[0], targets):
+        for rec in (r for r in records if r["target"] == target):
+            curve = np.asarray(rec["entropy_curve"])
+            first = args.budget - len(curve)  # the seeds come first and have no entropy
+            ax.plot(np.arange(first + 1, args.budget + 1), curve,
+                    label=f"{rec['variant']} ({rec['objective_mean']:.2f})")
+        ax.set_title(f"Target {target}")
+        ax.set_xlabel("Networks evaluated")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("Controller entropy of the candidates (nats)")
+    axes[0][-1].legend(fontsize=7, title="variant (objective)", title_fontsize=7)
+    fig.suptitle(f"{args.method}: controller entropy over the search, {args.agents} agents")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -213,3 +213,26 @@ def test_meta_training_pool_may_not_hold_the_target(syn_nb201):
                                                    "cifar100_valid_acc_12"])
     with pytest.raises(CatchjaxError, match="no metric 'nope'"):
         agents.meta_train(syn_nb201, config, pool=["nope"])
+
+
+def test_an_agent_saved_before_a_setting_existed_keeps_the_behaviour_it_had(checkpoint,
+                                                                             syn_nb201, tmp_path):
+    """Issue 32 added skip_evaluated and temperature_end and changed their defaults; an
+    agent whose manifest has neither restores with the values that reproduce its run (no
+    skipping, no temperature), not today's defaults; one that has them keeps them."""
+    from catchjax.store import folder
+
+    old = tmp_path / "old"
+    shutil.copytree(checkpoint, old)
+    meta = json.loads((old / "catchjax.json").read_text())
+    meta["config"].update(skip_evaluated=True, temperature_end=0.3)
+    meta["manifest_sha256"] = folder.manifest_digest(meta)
+    (old / "catchjax.json").write_text(json.dumps(meta))
+    kept = agents.load_agent(old, syn_nb201).config
+    assert (kept.skip_evaluated, kept.temperature_end) == (True, 0.3)
+    for key in ("skip_evaluated", "temperature_end"):
+        meta["config"].pop(key)
+    meta["manifest_sha256"] = folder.manifest_digest(meta)
+    (old / "catchjax.json").write_text(json.dumps(meta))
+    restored = agents.load_agent(old, syn_nb201).config
+    assert (restored.skip_evaluated, restored.temperature_end) == (False, None)

@@ -5,6 +5,7 @@ too."""
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -130,3 +131,59 @@ def test_entropy_schedule_runs_from_start_to_end(family):
     assert methods.make_config("catch-meta", entropy_coef_end="none").entropy_coef_end is None
     with pytest.raises(CatchjaxError, match="entropy_coef_end of catch-meta is a number"):
         methods.make_config("catch-meta", entropy_coef_end="fast")
+
+
+def test_temperature_schedule_concentrates_the_candidates_and_keeps_ppo_on_pi(family):
+    """Issue 32 item 2: the candidates' temperature goes linearly from 1 to
+    temperature_end; at T = 1 throughout, the search is the unscheduled one bit for bit
+    (PPO stores log pi in both), and a low end leaves the last epoch's candidates drawn
+    from a far sharper distribution than the first's."""
+    base = dict(candidates=16, hidden=8, z_dim=2, updates_per_epoch=1, n_initial=3)
+    plain = sweeps.sweep(methods.build("catch-sfs", 12, **base), family, trials=3, seed=1)
+    flat = sweeps.sweep(methods.build("catch-sfs", 12, temperature_end=1.0, **base), family,
+                        trials=3, seed=1)
+    np.testing.assert_array_equal(flat.rows, plain.rows)
+    np.testing.assert_array_equal(flat.rewards, plain.rewards)
+    sharp = sweeps.sweep(methods.build("catch-sfs", 12, temperature_end=0.05, **base), family,
+                         trials=3, seed=1)
+    temp = np.asarray(sharp.metrics["temperature"])
+    np.testing.assert_allclose(temp[:, 0], 1.0)
+    np.testing.assert_allclose(temp[:, -1], 0.05, rtol=1e-6)
+    assert np.all(np.diff(temp, axis=1) < 0)
+    ent = np.asarray(sharp.metrics["controller_entropy"])
+    # a fresh controller is near uniform: only a low temperature sharpens it
+    assert np.all(ent[:, -1] < ent[:, 0] - 2.0), ent
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(CatchjaxError, match="temperature_end"):
+            methods.build("catch-sfs", 10, temperature_end=bad).validate(family)
+    assert methods.make_config("catch-meta", temperature_end="0.2").temperature_end == 0.2
+
+
+def test_skip_evaluated_never_asks_a_network_twice(family):
+    """Issue 32: Algorithm 1 as written re-proposes known networks (the more so the more
+    the controller concentrates); with skip_evaluated every proposal of a search is a
+    network it has not asked, in sweeps and in asks of several at once."""
+    base = dict(candidates=16, hidden=8, z_dim=2, updates_per_epoch=1, n_initial=3,
+                temperature_end=0.02)
+
+    def distinct(res):
+        return [len(set(r.tolist())) for r in np.asarray(res.rows)]
+
+    plain = sweeps.sweep(methods.build("catch-sfs", 16, **base), family, trials=4, seed=2)
+    assert min(distinct(plain)) < 16  # a sharp controller repeats itself...
+    skip = sweeps.sweep(methods.build("catch-sfs", 16, skip_evaluated=True, **base), family,
+                        trials=4, seed=2)
+    assert distinct(skip) == [16] * 4  # ...unless it skips what it asked
+    config = methods.build("catch-sfs", 16, skip_evaluated=True, **base)
+    stepper = catch.STEPPER
+    arrays = family.arrays
+    state = stepper.start(config, jax.random.key(3), arrays, None)
+    rows, state, _ = stepper.ask(config, state, arrays, 3, True)
+    state, _ = stepper.tell(config, state, arrays, jnp.arange(3), arrays.reward[rows], True)
+    asked = list(np.asarray(rows))
+    for k in (4, 4, 5):
+        rows, state, _ = stepper.ask(config, state, arrays, k, False)
+        asked += list(np.asarray(rows))
+        state, _ = stepper.tell(config, state, arrays, jnp.arange(len(asked) - k, len(asked)),
+                                arrays.reward[rows], False)
+    assert len(asked) == 16 and len(set(asked)) == 16

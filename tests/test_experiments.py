@@ -113,6 +113,10 @@ def test_catch_adaptation_script_measures_a_variant_on_two_targets(tmp_path):
     for r in records:
         assert r["settings"] == {"meta_batch": 2} and r["z_between_targets"] > 0
         assert r["distinct"] >= 1 and r["entropy_first"] > 0
+        assert len(r["entropy_curve"]) == 8 - 5  # one per search epoch after the seeds
+        lo, hi = r["objective_trial_ci"]
+        assert lo <= r["objective_mean"] <= hi
+    assert (out / "entropy.png").stat().st_size > 0
     text = (out / "adaptation.md").read_text()
     assert "cifar100_valid_acc_12" in text and text.count("| meta-batch 2 |") == 2
 

@@ -72,6 +72,42 @@ def test_controller_never_samples_masked_actions():
     np.testing.assert_allclose(np.asarray(lp), np.asarray(logp[:50]), rtol=1e-5, atol=1e-5)
 
 
+def test_tempered_sampling_draws_from_sharpened_decisions_and_reports_both_log_probs():
+    """Issue 32's temperature schedule: candidates come from each decision's softmax(l / T);
+    the first log-prob returned is the untempered policy's (what PPO trains), the second
+    the tempered one's; T = 1 is the controller's own sampling, bit for bit."""
+    space = spaces.TRANSNAS_MACRO
+    mask = jnp.asarray(spaces.prefix_masks(space, space.enumerate()[::7]))
+    ctrl = networks.Controller(6, 5, hidden=(32,))
+    z = jnp.ones(10)
+    params = ctrl.init(jax.random.key(0), z, jnp.zeros((6, 5)))
+    keys = jax.random.split(jax.random.key(1), 4000)
+
+    def draw(t):
+        return jax.jit(jax.vmap(lambda k: networks.controller_sample_tempered(
+            ctrl, params, k, z, mask, t)))(keys)
+
+    plain, plain_lp = jax.jit(jax.vmap(
+        lambda k: networks.controller_sample(ctrl, params, k, z, mask)))(keys)
+    same, lp1, lpt1 = draw(1.0)
+    np.testing.assert_array_equal(np.asarray(same), np.asarray(plain))
+    np.testing.assert_array_equal(np.asarray(lp1), np.asarray(plain_lp))
+    np.testing.assert_array_equal(np.asarray(lpt1), np.asarray(plain_lp))
+    acts, lp, lpt = draw(0.25)
+    teacher = jax.vmap(lambda a: networks.controller_log_prob(ctrl, params, z, a, mask))(acts)
+    np.testing.assert_allclose(np.asarray(lp[:50]), np.asarray(teacher[:50]), rtol=1e-5,
+                               atol=1e-5)
+    # the first decision's frequencies follow softmax(logits / T)
+    logits0 = ctrl.apply(params, z, jnp.zeros((6, 5)))[0]
+    p_t = np.asarray(jax.nn.softmax(jnp.where(mask[0, 0], logits0 / 0.25, -1e9)))
+    freq = np.bincount(np.asarray(acts[:, 0]), minlength=5) / len(keys)
+    assert np.all(np.abs(freq - p_t) <= 4 * np.sqrt(p_t * (1 - p_t) / len(keys)) + 1e-3), (freq, p_t)
+    # sharper: the tempered distribution's entropy (-mean log-prob) is below the policy's
+    assert -float(jnp.mean(lpt)) < -float(jnp.mean(plain_lp)) - 0.5
+    assert len(set(space.encode(np.asarray(acts)).tolist())) < len(
+        set(space.encode(np.asarray(plain)).tolist()))
+
+
 def test_ppo_loss_equals_hand_computed_value():
     logp = jnp.log(jnp.array([0.5, 0.2, 0.3, 0.9]))
     old = jnp.log(jnp.array([0.4, 0.4, 0.3, 0.5]))

@@ -316,9 +316,18 @@ def build(method, budget=None, **settings):
 
 def restore(name: str, saved: dict):
     """The config a file recorded (a checkpoint's, a search's): ``saved`` holds every
-    field, budget included, and keeps settings the method does not read."""
-    saved = dict(saved)
+    field, budget included, and keeps settings the method does not read. Settings added
+    after the file was written take the values that reproduce its run
+    (:func:`with_added_settings`), not today's defaults."""
+    saved = with_added_settings(get(name).config, saved)
     return make_config(name, saved.pop("budget"), saved=True, **saved)
+
+
+def with_added_settings(config_class, saved: dict) -> dict:
+    """``saved`` (a config as a file recorded it) with the settings its config class added
+    later (``ADDED_SETTINGS``: name -> the value that reproduces older runs) filled in
+    where the file has none."""
+    return {**getattr(config_class, "ADDED_SETTINGS", {}), **saved}
 
 
 def resolve(method, task, *, budget=None, agent=None, **settings):

@@ -208,6 +208,15 @@ def entropy_coef_at(config: CatchConfig, epoch, n_epochs: int):
                                  max(n_epochs - 1, 1))(epoch)
 
 
+def temperature_at(config: CatchConfig, epoch, n_epochs: int):
+    """The candidates' sampling temperature at search epoch ``epoch`` (0-based): None
+    without a schedule (samples of the controller itself), else linear from 1 at the first
+    epoch to ``temperature_end`` at the last."""
+    if config.temperature_end is None:
+        return None
+    return optax.linear_schedule(1.0, config.temperature_end, max(n_epochs - 1, 1))(epoch)
+
+
 def adam_step(config: CatchConfig, params, opt_state, grads):
     """One Adam step of the three networks (one optimizer for all, CATCH §3)."""
     updates, opt_state = optimizers.adam(config.learning_rate).update(grads, opt_state)
@@ -295,7 +304,8 @@ def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n, taken=
     """Search epoch ``n``'s proposal (Algorithm 1 lines 5-7): z from the history, M
     candidates from the controller, the evaluator's epsilon-greedy pick.
 
-    ``taken`` (rows already proposed in the same ask, -1 = none): the pick skips them;
+    ``taken`` (rows already proposed in the same ask or, with ``skip_evaluated``, in
+    the search, -1 = none): the pick skips them;
     when every candidate is taken (a near-deterministic controller), the proposal is a
     uniform searchable network not taken, with its log-prob under the controller."""
     nets = make_networks(config, *task.prefix_mask.shape[::2])
@@ -303,10 +313,19 @@ def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n, taken=
     n_epochs = config.budget - n_seeds(config)
     k_z, k_cand, k_eps, k_pick, _ = jax.random.split(jax.random.fold_in(state.loop_key, n), 5)
     z, _ = encode_context(config, nets, state.params, state.history, k_z, task.reward)
-    cands, logps = jax.vmap(
-        lambda k: networks.controller_sample(nets.controller, state.params["controller"], k, z,
-                                             task.prefix_mask)
-    )(jax.random.split(k_cand, config.candidates))
+    temperature = temperature_at(config, n, n_epochs)
+    if temperature is None:
+        cands, logps = jax.vmap(
+            lambda k: networks.controller_sample(nets.controller, state.params["controller"],
+                                                 k, z, task.prefix_mask)
+        )(jax.random.split(k_cand, config.candidates))
+        sampled_logps = logps
+    else:  # candidates from the tempered controller; PPO keeps log pi (see CatchConfig)
+        cands, logps, sampled_logps = jax.vmap(
+            lambda k: networks.controller_sample_tempered(
+                nets.controller, state.params["controller"], k, z, task.prefix_mask,
+                temperature)
+        )(jax.random.split(k_cand, config.candidates))
     scores = jax.vmap(
         lambda a: nets.evaluator.apply(state.params["evaluator"], jax.nn.one_hot(a, K), z)
     )(cands)
@@ -328,11 +347,14 @@ def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n, taken=
         logp = jnp.where(free.any(), logps[pick], other_logp)
     info = dict(
         epsilon=jnp.asarray(eps, jnp.float32),
-        # -mean log pi over the M samples: a Monte-Carlo estimate of the controller's
-        # entropy over whole architectures (nats)
-        controller_entropy=-jnp.mean(logps),
+        # -mean log-prob over the M samples: a Monte-Carlo estimate of the entropy over
+        # whole architectures (nats) of what the candidates are drawn from (the tempered
+        # controller under a temperature schedule)
+        controller_entropy=-jnp.mean(sampled_logps),
         distinct_candidates=distinct_count(codes),
     )
+    if temperature is not None:
+        info["temperature"] = jnp.asarray(temperature, jnp.float32)
     return row, logp, info
 
 
@@ -340,17 +362,20 @@ def ask(config: CatchConfig, state: SearchState, task: TaskArrays, k: int, seedi
     if seeding:
         return *take_planned(state, state.seeds, k), {}
     first = state.ledger.n_asked - n_seeds(config)
-    if k == 1:
+    if k == 1 and not config.skip_evaluated:
         rows, logps, info = jax.lax.map(lambda j: propose(config, state, task, first + j),
                                         jnp.arange(k))
     else:  # k epochs' proposals from the same agent and history (parallel evaluation),
-        # k different networks: each skips the rows proposed before it in this ask
+        # k different networks: each skips the rows proposed before it in this ask (and,
+        # with skip_evaluated, every row this search asked before: the ledger's, -1 = none)
+        known = state.ledger.rows if config.skip_evaluated else jnp.zeros(0, jnp.int32)
+
         def one(taken, j):
             row, logp, info = propose(config, state, task, first + j, taken)
-            return taken.at[j].set(row), (row, logp, info)
+            return taken.at[known.shape[0] + j].set(row), (row, logp, info)
 
-        _, (rows, logps, info) = jax.lax.scan(one, jnp.full((k,), -1, jnp.int32),
-                                              jnp.arange(k))
+        _, (rows, logps, info) = jax.lax.scan(
+            one, jnp.concatenate([known, jnp.full((k,), -1, jnp.int32)]), jnp.arange(k))
     logps_all = jax.lax.dynamic_update_slice(state.asked_log_probs, logps,
                                              (state.ledger.n_asked,))
     return rows, state.replace(ledger=state.ledger.asked(rows), asked_log_probs=logps_all), info

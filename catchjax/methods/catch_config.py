@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 from catchjax.errors import CatchjaxError
 
@@ -52,6 +53,18 @@ class CatchConfig:
     # the first search epoch to entropy_coef_end at the last (as epsilon does), so the
     # controller explores first and concentrates later. None: c stays entropy_coef.
     entropy_coef_end: float | None = None
+    # Issue 32: a sampling temperature over each search: the M candidates are drawn from
+    # the controller's decisions raised to 1/T, T going linearly from 1 at the first search
+    # epoch to temperature_end at the last, so the proposals concentrate on what the
+    # controller prefers as the search goes on. PPO still trains the untempered policy
+    # (its stored log-probs are log pi), as it already learns from the evaluator's picks
+    # rather than from samples of pi. None: candidates are samples of pi itself.
+    temperature_end: float | None = None
+    # Issue 32: the evaluator's pick skips networks this search has already asked (their
+    # rewards are known; asking again spends a query on nothing), as random search, local
+    # search and BANANAS do; when all M candidates are known, a uniform unasked network.
+    # False: Algorithm 1 as written, which may propose a network again.
+    skip_evaluated: bool = False
     reset_optimizer: bool = False  # a fresh Adam state when adapting a trained agent
     # Meta-training tasks per gradient step (issue 8): 1 = the paper's Algorithm 1, one
     # pool task per meta-epoch; B > 1 = PEARL's meta-batch, B searches on B pool tasks in
@@ -63,6 +76,11 @@ class CatchConfig:
     # paper draws a new ImageNet16 class subset every meta-epoch (§4.2).
     meta_tasks: str = "pool"  # "pool": a pool column per meta-epoch; "mixtures": a new task
     task_noise: float = 0.5  # mixtures: the noise's std is uniform in [0, task_noise]
+
+    # Settings added after agents and searches were first saved, with the value that
+    # reproduces what a file without them ran (methods.saved_config fills them in), so
+    # that a search saved before a default changed continues as it began.
+    ADDED_SETTINGS: ClassVar[dict] = {"skip_evaluated": False, "temperature_end": None}
 
     def validate(self, task) -> None:
         """Refuse settings that cannot run (or would run to a meaningless result)."""
@@ -117,6 +135,9 @@ class CatchConfig:
         if self.entropy_coef_end is not None:
             checks["entropy_coef_end"] = (self.entropy_coef_end, 0.0, math.inf,
                                           "finite and >= 0 (or None: no schedule)", True)
+        if self.temperature_end is not None:
+            checks["temperature_end"] = (self.temperature_end, 0.0, math.inf,
+                                         "a finite number > 0 (or None: no schedule)", False)
         for name, (value, lo, hi, words, closed_low) in checks.items():
             low_ok = value >= lo if closed_low else value > lo
             if not (low_ok and value <= hi and math.isfinite(value)):

@@ -134,7 +134,7 @@ def load_agent(path, task=None, method: str | None = None, **overrides) -> Train
     meta = read_manifest(path)
     try:
         m = methods.get(meta["method"])
-        saved = m.config(**meta["config"])
+        saved = m.config(**methods.with_added_settings(m.config, meta["config"]))
         L, K = int(meta["n_decisions"]), int(meta["n_choices"])
         benchmark, target, pool = meta["benchmark"], meta["target_task"], list(meta["pool"])
     except (ValueError, TypeError, KeyError, CatchjaxError) as exc:
