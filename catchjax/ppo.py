@@ -12,6 +12,9 @@ import jax.numpy as jnp
 from jax import lax
 
 
+LOG_RATIO_MAX = 20.0
+
+
 def clipped_surrogate_loss(log_prob, old_log_prob, advantage, mask=None, clip_eps: float = 0.2):
     """L_c = -mean_i min(rho_i A_i, clip(rho_i, 1-eps, 1+eps) A_i), rho_i = pi/pi_old.
 
@@ -20,7 +23,11 @@ def clipped_surrogate_loss(log_prob, old_log_prob, advantage, mask=None, clip_ep
     """
     chex.assert_rank([log_prob, old_log_prob, advantage], 1)
     chex.assert_equal_shape([log_prob, old_log_prob, advantage])
-    ratio = jnp.exp(log_prob - old_log_prob)
+    # log rho bounded: an entry far off the policy that sampled it (a network the pick
+    # took from outside the candidates, catch.propose) would overflow exp to inf, and
+    # inf * 0 in the unselected branch's gradient is NaN. Beyond +-20 the ratio is far
+    # outside the clip range either way; inside it nothing changes
+    ratio = jnp.exp(jnp.clip(log_prob - old_log_prob, -LOG_RATIO_MAX, LOG_RATIO_MAX))
     unclipped = ratio * advantage
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps) * advantage
     objective = jnp.minimum(unclipped, clipped)

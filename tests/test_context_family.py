@@ -187,3 +187,17 @@ def test_skip_evaluated_never_asks_a_network_twice(family):
         state, _ = stepper.tell(config, state, arrays, jnp.arange(len(asked) - k, len(asked)),
                                 arrays.reward[rows], False)
     assert len(asked) == 16 and len(set(asked)) == 16
+
+
+def test_a_collapsed_controller_that_skips_known_networks_stays_finite(syn_nb201):
+    """With the paper's loss the meta-trained controller collapses; skipping the networks
+    it keeps proposing then takes ones it gave ~0 probability, whose PPO ratio overflowed
+    exp and turned two of these agents' parameters to NaN (before ppo.LOG_RATIO_MAX)."""
+    config = methods.make_config("catch-meta", budget=30, skip_evaluated=True,
+                                 entropy_coef=0.0, hidden=16, candidates=16, meta_epochs=25,
+                                 meta_budget=20)
+    trained = agents.train_many("catch-meta", syn_nb201, config, [1, 2])
+    for t in trained:
+        assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(t.agent.params))
+    res = sweeps.sweep(config, syn_nb201, trials=2, seed=0, agent=[t.agent for t in trained])
+    assert all(np.isfinite(np.asarray(v)).all() for v in res.metrics.values())

@@ -125,3 +125,23 @@ def test_normalize_handles_constant_rewards():
     out = ppo.normalize(jnp.array([1.0, 2.0, 3.0, 100.0]), jnp.array([True, True, True, False]))
     np.testing.assert_allclose(np.asarray(out)[:3], [-1.2247449, 0.0, 1.2247449], rtol=1e-5)
     assert float(out[3]) == 0.0
+
+
+def test_ppo_loss_and_gradient_stay_finite_far_off_policy():
+    """A network the controller gave ~0 probability when it was picked (catch.propose's
+    fallback outside the candidates) has a log-ratio of hundreds later: loss and gradient
+    stay finite instead of exp overflowing to inf and the gradient to NaN."""
+    old = jnp.array([-300.0, -2.0, -3.0])
+    adv = jnp.array([-1.0, 0.5, 1.0])
+
+    def loss(lp):
+        return ppo.clipped_surrogate_loss(lp, old, adv, jnp.array([True, True, False]))
+
+    lp = jnp.array([-5.0, -2.1, -3.0])
+    value, grad = jax.value_and_grad(loss)(lp)
+    assert np.isfinite(float(value)) and np.all(np.isfinite(np.asarray(grad)))
+    assert float(grad[0]) == 0.0  # beyond the bound the entry no longer pulls
+    near = jnp.array([-300.0 + 5.0, -2.1, -3.0])  # within the bound: PPO unchanged
+    expected = -(np.exp(5.0) * -1.0 + np.exp(-0.1) * 0.5) / 2  # 2nd: ratio inside the clip
+    np.testing.assert_allclose(float(ppo.clipped_surrogate_loss(
+        near, old, adv, jnp.array([True, True, False]))), expected, rtol=1e-5)
