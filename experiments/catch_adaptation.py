@@ -34,6 +34,8 @@ from experiments.agent_diagnostics import posterior_means  # noqa: E402
 from experiments.nb201_catch import describe  # noqa: E402
 
 VARIANTS = {
+    # the defaults of the day: since issue 32 they skip asked networks and draw candidates
+    # at a temperature going to 0.2; catch_adaptation.md's rows ran before, without either
     "default": {},
     "entropy 0 (the paper's loss)": {"entropy_coef": 0.0},
     "entropy 0.01": {"entropy_coef": 0.01},
@@ -57,23 +59,26 @@ VARIANTS = {
     "many tasks": {"meta_tasks": "mixtures"},
     "many tasks, 50 meta-epochs": {"meta_tasks": "mixtures", "meta_epochs": 50},
     "many tasks, paper's loss": {"meta_tasks": "mixtures", "entropy_coef": 0.0},
-    # issue 32 item 2: explore first, concentrate later. A schedule of the entropy bonus
-    # (0.5 -> 0 over each search) and of the candidates' sampling temperature (1 -> T_end
-    # over each search, CatchConfig.temperature_end; PPO keeps training pi itself)
-    "entropy 0.5 -> 0": {"entropy_coef": 0.5, "entropy_coef_end": 0.0},
-    "temperature -> 0.5": {"temperature_end": 0.5},
-    "temperature -> 0.2": {"temperature_end": 0.2},
-    "temperature -> 0.1": {"temperature_end": 0.1},
-    "temperature -> 0.05": {"temperature_end": 0.05},
-    "temperature -> 0.02": {"temperature_end": 0.02},
-    # ... and never asking a network twice (CatchConfig.skip_evaluated): Algorithm 1 as
-    # written re-proposes known networks, more often the more the controller concentrates
-    "skip evaluated": {"skip_evaluated": True},
-    "skip + entropy 0.5 -> 0": {"skip_evaluated": True, "entropy_coef_end": 0.0},
-    "skip + entropy 0.2": {"skip_evaluated": True, "entropy_coef": 0.2},
-    "skip + paper's loss": {"skip_evaluated": True, "entropy_coef": 0.0},
+    # issue 32 item 2: explore first, concentrate later, with every setting spelled out
+    # (the defaults changed with it): a schedule of the entropy bonus (0.5 -> 0 over each
+    # search) or of the candidates' sampling temperature (1 -> T_end over each search,
+    # CatchConfig.temperature_end; PPO keeps training pi itself), each with and without
+    # never asking a network twice (CatchConfig.skip_evaluated; Algorithm 1 as written
+    # re-asks, the more often the more the controller concentrates)
+    "before issue 32: bonus 0.5, re-asks": {"skip_evaluated": False, "temperature_end": None},
+    "re-asks + temperature -> 0.2": {"skip_evaluated": False, "temperature_end": 0.2},
+    "re-asks + temperature -> 0.05": {"skip_evaluated": False, "temperature_end": 0.05},
+    "re-asks + entropy 0.5 -> 0": {"skip_evaluated": False, "temperature_end": None,
+                                   "entropy_coef_end": 0.0},
+    "skip, bonus 0.5": {"skip_evaluated": True, "temperature_end": None},
+    "skip + entropy 0.5 -> 0": {"skip_evaluated": True, "temperature_end": None,
+                                "entropy_coef_end": 0.0},
+    "skip + entropy 0.2": {"skip_evaluated": True, "temperature_end": None,
+                           "entropy_coef": 0.2},
+    "skip + paper's loss": {"skip_evaluated": True, "temperature_end": None,
+                            "entropy_coef": 0.0},
     "skip + temperature -> 0.5": {"skip_evaluated": True, "temperature_end": 0.5},
-    "skip + temperature -> 0.2": {"skip_evaluated": True, "temperature_end": 0.2},
+    "skip + temperature -> 0.2 (default)": {"skip_evaluated": True, "temperature_end": 0.2},
     "skip + temperature -> 0.1": {"skip_evaluated": True, "temperature_end": 0.1},
 }
 
@@ -88,7 +93,7 @@ def main(argv=None):
     p.add_argument("--variants", nargs="+", default=list(VARIANTS)[:6])
     p.add_argument("--trials", type=int, default=100)
     p.add_argument("--budget", type=int, default=50)
-    p.add_argument("--agents", type=int, default=5)
+    p.add_argument("--agents", type=int, default=20)  # issue 32: 20 agents per result
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--pool")
     p.add_argument("--method", default="catch-meta",

@@ -161,15 +161,16 @@ def test_temperature_schedule_concentrates_the_candidates_and_keeps_ppo_on_pi(fa
 
 def test_skip_evaluated_never_asks_a_network_twice(family):
     """Issue 32: Algorithm 1 as written re-proposes known networks (the more so the more
-    the controller concentrates); with skip_evaluated every proposal of a search is a
-    network it has not asked, in sweeps and in asks of several at once."""
+    the controller concentrates); with skip_evaluated (the default) every proposal of a
+    search is a network it has not asked, in sweeps and in asks of several at once."""
     base = dict(candidates=16, hidden=8, z_dim=2, updates_per_epoch=1, n_initial=3,
                 temperature_end=0.02)
 
     def distinct(res):
         return [len(set(r.tolist())) for r in np.asarray(res.rows)]
 
-    plain = sweeps.sweep(methods.build("catch-sfs", 16, **base), family, trials=4, seed=2)
+    plain = sweeps.sweep(methods.build("catch-sfs", 16, skip_evaluated=False, **base), family,
+                         trials=4, seed=2)
     assert min(distinct(plain)) < 16  # a sharp controller repeats itself...
     skip = sweeps.sweep(methods.build("catch-sfs", 16, skip_evaluated=True, **base), family,
                         trials=4, seed=2)

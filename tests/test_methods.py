@@ -183,3 +183,23 @@ def test_methods_command_describes_a_methods_settings(capsys):
     assert "  meta_epochs" not in text
     assert _run("methods", "nope") == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
+
+
+def test_catch_defaults_of_issue_32_and_files_saved_before_them():
+    """Every CATCH method skips networks it asked (Algorithm 1 re-proposed them); the
+    meta-trained ones draw their candidates at a temperature going to 0.2. A search or
+    agent saved before these settings existed continues as it ran: without them."""
+    import dataclasses
+
+    for name in ("catch-meta", "catch-zero", "catch-random", "catch-oracle"):
+        config = methods.make_config(name)
+        assert (config.skip_evaluated, config.temperature_end) == (True, 0.2)
+    sfs = methods.make_config("catch-sfs")
+    assert (sfs.skip_evaluated, sfs.temperature_end) == (True, None)
+    saved = dataclasses.asdict(methods.make_config("catch-meta", entropy_coef_end=0.1))
+    for key in ("skip_evaluated", "temperature_end"):
+        saved.pop(key)
+    old = methods.restore("catch-meta", saved)
+    assert (old.skip_evaluated, old.temperature_end, old.entropy_coef_end) == (False, None, 0.1)
+    saved.update(skip_evaluated=True, temperature_end=0.5)
+    assert methods.restore("catch-meta", saved).temperature_end == 0.5

@@ -92,7 +92,11 @@ register(Method("reinforce", baselines.ReinforceConfig, baselines.reinforce,
 # surrogate plus an entropy bonus, here 0.5): without the bonus the meta-trained
 # controller collapses onto one or two cells (experiments/results/catch_adaptation.md,
 # where 0.5 was chosen on the search objective); --set entropy_coef=0 is the literal Eq. 2.
-META_DEFAULTS = {"entropy_coef": 0.5}
+# With the bonus the controller stays near uniform; the candidates are drawn at a
+# temperature going from 1 to 0.2 over each search, so they concentrate on what the
+# controller prefers as the search goes on (issue 32 item 2, chosen on the search objective
+# in experiments/results/catch_adaptation_20agents; --set temperature_end=none: no schedule).
+META_DEFAULTS = {"entropy_coef": 0.5, "temperature_end": 0.2}
 for _name, _context, _help in (
     ("catch-meta", "learned", "CATCH adapting a meta-trained agent (--init, or meta-trains first)"),
     ("catch-zero", "zero", "CATCH-meta's ablation: meta-trained and adapted with z = 0"),

@@ -52,19 +52,20 @@ class CatchConfig:
     # Issue 32: an entropy schedule over each search: c goes linearly from entropy_coef at
     # the first search epoch to entropy_coef_end at the last (as epsilon does), so the
     # controller explores first and concentrates later. None: c stays entropy_coef.
-    entropy_coef_end: float | None = None
+    entropy_coef_end: float | None = None  # c at the last search epoch (None: constant)
     # Issue 32: a sampling temperature over each search: the M candidates are drawn from
     # the controller's decisions raised to 1/T, T going linearly from 1 at the first search
     # epoch to temperature_end at the last, so the proposals concentrate on what the
     # controller prefers as the search goes on. PPO still trains the untempered policy
     # (its stored log-probs are log pi), as it already learns from the evaluator's picks
     # rather than from samples of pi. None: candidates are samples of pi itself.
-    temperature_end: float | None = None
+    temperature_end: float | None = None  # candidates' temperature at the last epoch (None: 1)
     # Issue 32: the evaluator's pick skips networks this search has already asked (their
     # rewards are known; asking again spends a query on nothing), as random search, local
     # search and BANANAS do; when all M candidates are known, a uniform unasked network.
-    # False: Algorithm 1 as written, which may propose a network again.
-    skip_evaluated: bool = False
+    # False: Algorithm 1 as written, which re-proposed known networks in 44% of CATCH-meta's
+    # queries on NB201 (experiments/results/catch_adaptation_20agents).
+    skip_evaluated: bool = True  # never ask a network twice (False: Algorithm 1 as written)
     reset_optimizer: bool = False  # a fresh Adam state when adapting a trained agent
     # Meta-training tasks per gradient step (issue 8): 1 = the paper's Algorithm 1, one
     # pool task per meta-epoch; B > 1 = PEARL's meta-batch, B searches on B pool tasks in
