@@ -202,3 +202,16 @@ def test_a_collapsed_controller_that_skips_known_networks_stays_finite(syn_nb201
         assert all(np.isfinite(np.asarray(p)).all() for p in jax.tree.leaves(t.agent.params))
     res = sweeps.sweep(config, syn_nb201, trials=2, seed=0, agent=[t.agent for t in trained])
     assert all(np.isfinite(np.asarray(v)).all() for v in res.metrics.values())
+
+
+def test_a_budget_beyond_the_searchable_networks_is_refused_when_skipping(syn_nb201):
+    """Never asking twice cannot fill a budget larger than the space (the fallback would
+    look for an unasked network forever): refused before compiling, with the way out."""
+    class Small:
+        name, n_searchable, table = "a 30-network task", 30, None
+
+    with pytest.raises(CatchjaxError, match="budget of 40 cannot exceed the 30 searchable"):
+        methods.build("catch-sfs", 40).validate(Small())
+    methods.build("catch-sfs", 40, skip_evaluated=False).validate(Small())
+    with pytest.raises(CatchjaxError, match="meta_budget of 35"):
+        methods.build("catch-meta", 30, meta_budget=35).validate(Small())

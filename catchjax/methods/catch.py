@@ -31,7 +31,7 @@ from flax import struct
 
 from catchjax import networks, optimizers, ppo, replay, sampling
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows
+from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows, unevaluated_row
 from catchjax.errors import CatchjaxError
 
 # the settings live in their own module; these names stay importable from here
@@ -338,9 +338,10 @@ def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n, taken=
         rows = task.code_to_row[codes]
         free = ~jnp.isin(rows, taken)
         pick = select_candidate(k_eps, k_pick, scores, eps, free)
-        unseen = ~jnp.isin(task.valid_rows, taken)
-        other = task.valid_rows[jax.random.categorical(jax.random.fold_in(k_pick, 1),
-                                                       jnp.where(unseen, 0.0, -jnp.inf))]
+        # a uniform searchable row not taken, by rejection: O(|taken|) per draw, where a
+        # categorical over every row cost a random number per row at every proposal
+        other = unevaluated_row(jax.random.fold_in(k_pick, 1), task.valid_rows,
+                                lambda r: jnp.isin(r, taken))
         other_logp = networks.controller_log_prob(nets.controller, state.params["controller"],
                                                   z, task.row_actions[other], task.prefix_mask)
         row = jnp.where(free.any(), rows[pick], other)

@@ -109,6 +109,15 @@ class CatchConfig:
                 + (" (and <= meta_budget)" if self.meta_trained else "")
                 + f", got {self.n_initial}"
             )
+        n_searchable = getattr(task, "n_searchable", None)
+        for name, size in (("budget", self.budget),
+                           ("meta_budget", self.meta_budget if self.meta_trained else 0)):
+            if self.skip_evaluated and n_searchable is not None and size > n_searchable:
+                raise CatchjaxError(
+                    f"CATCH with skip_evaluated never asks a network twice, so its {name} "
+                    f"of {size} cannot exceed the {n_searchable} searchable networks of "
+                    f"{getattr(task, 'name', 'the task')}; lower it or set "
+                    f"skip_evaluated=false")
         if self.meta_epochs < 1 or self.meta_budget < 1:
             raise CatchjaxError(
                 f"meta_epochs and meta_budget must be >= 1, got {self.meta_epochs}, "
