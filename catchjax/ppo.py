@@ -11,7 +11,6 @@ import chex
 import jax.numpy as jnp
 from jax import lax
 
-
 LOG_RATIO_MAX = 20.0
 
 

@@ -6,9 +6,10 @@ For each variant of CATCH-meta's settings and each target: meta-train --agents a
 objective (the best 12-epoch reward found; variants are compared on it, never on the
 200-epoch test accuracy, which is reported only), the spread across agents, how many
 different networks a search asked, the number of distinct chosen networks, the
-controller's entropy (and its trajectory over the search, entropy.png) and distinct candidates at the first
-and last search epoch, and what z does: the encoder's posterior mean after the last
-epoch, its spread within a target and the distance between targets' means.
+controller's entropy (and its trajectory over the search, entropy.png) and distinct
+candidates at the first and last search epoch, and what z does: the encoder's posterior
+mean after the last epoch, its spread within a target and the distance between targets'
+means.
 
     CATCHJAX_DATA=../shared/data python experiments/catch_adaptation.py --out runs/adapt
 """

@@ -101,7 +101,8 @@ def test_tempered_sampling_draws_from_sharpened_decisions_and_reports_both_log_p
     logits0 = ctrl.apply(params, z, jnp.zeros((6, 5)))[0]
     p_t = np.asarray(jax.nn.softmax(jnp.where(mask[0, 0], logits0 / 0.25, -1e9)))
     freq = np.bincount(np.asarray(acts[:, 0]), minlength=5) / len(keys)
-    assert np.all(np.abs(freq - p_t) <= 4 * np.sqrt(p_t * (1 - p_t) / len(keys)) + 1e-3), (freq, p_t)
+    tolerance = 4 * np.sqrt(p_t * (1 - p_t) / len(keys)) + 1e-3
+    assert np.all(np.abs(freq - p_t) <= tolerance), (freq, p_t)
     # sharper: the tempered distribution's entropy (-mean log-prob) is below the policy's
     assert -float(jnp.mean(lpt)) < -float(jnp.mean(plain_lp)) - 0.5
     assert len(set(space.encode(np.asarray(acts)).tolist())) < len(

@@ -31,7 +31,7 @@ from flax import struct
 
 from catchjax import networks, optimizers, ppo, replay, sampling
 from catchjax.benchmarks.tasks import TaskArrays
-from catchjax.core import Ledger, SearchTrace, Stepper, uniform_rows, unevaluated_row
+from catchjax.core import Ledger, SearchTrace, Stepper, unevaluated_row, uniform_rows
 from catchjax.errors import CatchjaxError
 
 # the settings live in their own module; these names stay importable from here

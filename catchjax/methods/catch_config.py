@@ -79,7 +79,7 @@ class CatchConfig:
     task_noise: float = 0.5  # mixtures: the noise's std is uniform in [0, task_noise]
 
     # Settings added after agents and searches were first saved, with the value that
-    # reproduces what a file without them ran (methods.saved_config fills them in), so
+    # reproduces what a file without them ran (methods.with_added_settings fills them in), so
     # that a search saved before a default changed continues as it began.
     ADDED_SETTINGS: ClassVar[dict] = {"skip_evaluated": False, "temperature_end": None}
 
