@@ -181,30 +181,42 @@ def main(argv=None):
 
 
 def plot_entropy(records, path: Path, args):
-    """The controller's entropy over each search (mean over trials; nats over whole
-    architectures), one panel per target, a line per variant."""
+    """The entropy of the candidates' distribution over each search (mean over trials;
+    nats over whole architectures), one panel per target, a line per variant: solid
+    where the variant skips asked networks, dashed where it re-asks them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from catchjax.benchmarks.names import task_title
+
     targets = list(dict.fromkeys(r["target"] for r in records))
-    fig, axes = plt.subplots(1, len(targets), figsize=(5 * len(targets), 3.6), squeeze=False,
-                             sharey=True)
+    variants = list(dict.fromkeys(r["variant"] for r in records))
+    colors = plt.get_cmap("tab20")(np.linspace(0, 1, 20))[: max(len(variants), 1)]
+    fig, axes = plt.subplots(1, len(targets), figsize=(4.6 * len(targets), 3.8),
+                             squeeze=False, sharey=True)
     for ax, target in zip(axes[0], targets):
         for rec in (r for r in records if r["target"] == target):
             curve = np.asarray(rec["entropy_curve"])
             first = args.budget - len(curve)  # the seeds come first and have no entropy
+            skips = rec["settings"].get("skip_evaluated", True)
+            default = "(default)" in rec["variant"]  # drawn in black, on top
             ax.plot(np.arange(first + 1, args.budget + 1), curve,
-                    label=f"{rec['variant']} ({rec['objective_mean']:.2f})")
-        ax.set_title(f"Target {target}")
+                    color="black" if default else colors[variants.index(rec["variant"])],
+                    linestyle="-" if skips else "--", linewidth=2.4 if default else 1.4,
+                    zorder=3 if default else 2,
+                    label=rec["variant"] if target == targets[0] else None)
+        ax.set_title(task_title(args.benchmark, target))
         ax.set_xlabel("Networks evaluated")
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel("Controller entropy of the candidates (nats)")
-    axes[0][-1].legend(fontsize=7, title="variant (objective)", title_fontsize=7)
-    fig.suptitle(f"{args.method}: controller entropy over the search, {args.agents} agents")
-    fig.tight_layout()
+    axes[0][0].set_ylabel("Entropy of the candidates (nats)")
+    fig.legend(loc="lower center", ncol=min(4, len(variants)), fontsize=7, frameon=False)
+    fig.suptitle(f"{args.method}: how concentrated the candidates are over the search "
+                 f"({args.agents} agents per variant; dashed: re-asks known networks)")
+    rows = -(-len(variants) // 4)
+    fig.tight_layout(rect=(0, 0.05 * rows + 0.02, 1, 1))
     fig.savefig(path, dpi=130)
     plt.close(fig)
 
