@@ -204,7 +204,7 @@ def test_a_collapsed_controller_that_skips_known_networks_stays_finite(syn_nb201
     assert all(np.isfinite(np.asarray(v)).all() for v in res.metrics.values())
 
 
-def test_a_budget_beyond_the_searchable_networks_is_refused_when_skipping(syn_nb201):
+def test_a_budget_beyond_the_searchable_networks_is_refused_when_skipping():
     """Never asking twice cannot fill a budget larger than the space (the fallback would
     look for an unasked network forever): refused before compiling, with the way out."""
     class Small:
