@@ -44,17 +44,7 @@ def sample_sequence(key, logits_fn, prefix_mask):
     ``actions_so_far`` holds the actions of steps < t and zeros after. Returns
     ``(actions [L] int32, log_prob scalar)`` of the masked distribution.
     """
-    L, _, K = prefix_mask.shape
-
-    def step(carry, t):
-        actions, prefix, logp = carry
-        mask = prefix_mask[t, prefix]
-        log_probs = masked_log_probs(logits_fn(t, actions), mask)
-        a = jax.random.categorical(jax.random.fold_in(key, t), log_probs)
-        return (actions.at[t].set(a), prefix * K + a, logp + log_probs[a]), None
-
-    init = (jnp.zeros(L, jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros(()))
-    (actions, _, logp), _ = jax.lax.scan(step, init, jnp.arange(L))
+    actions, logp, _ = _sample(key, logits_fn, prefix_mask, None)
     return actions, logp
 
 
@@ -66,6 +56,12 @@ def sample_sequence_tempered(key, logits_fn, prefix_mask, temperature):
     the tempered one)``: the first is what a policy-gradient update of the policy itself
     needs, the second what the sampling distribution's entropy is estimated from.
     """
+    return _sample(key, logits_fn, prefix_mask, temperature)
+
+
+def _sample(key, logits_fn, prefix_mask, temperature):
+    """The step-by-step draw of both: from the tempered distribution when ``temperature``
+    is given, else from the policy (its two log-probs are then the same)."""
     L, _, K = prefix_mask.shape
 
     def step(carry, t):
@@ -73,10 +69,11 @@ def sample_sequence_tempered(key, logits_fn, prefix_mask, temperature):
         mask = prefix_mask[t, prefix]
         logits = logits_fn(t, actions)
         log_probs = masked_log_probs(logits, mask)
-        tempered = masked_log_probs(logits / temperature, mask)
-        a = jax.random.categorical(jax.random.fold_in(key, t), tempered)
+        drawn = log_probs if temperature is None else masked_log_probs(logits / temperature,
+                                                                       mask)
+        a = jax.random.categorical(jax.random.fold_in(key, t), drawn)
         return (actions.at[t].set(a), prefix * K + a, logp + log_probs[a],
-                logp_t + tempered[a]), None
+                logp_t + drawn[a]), None
 
     init = (jnp.zeros(L, jnp.int32), jnp.zeros((), jnp.int32), jnp.zeros(()), jnp.zeros(()))
     (actions, _, logp, logp_t), _ = jax.lax.scan(step, init, jnp.arange(L))
