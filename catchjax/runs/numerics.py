@@ -22,6 +22,14 @@ Cost and effect: ``benchmarks/numerics.py``.
 Only CPU compiles get the option (it is a CPU flag; GPU and TPU compilers are left as
 they are). If the installed jaxlib no longer knows the flag, compiles go on without it
 and a warning says that results may depend on the batch size.
+
+Speed, not bits: on CPU, JAX lowers each Threefry hash (every ``fold_in``, ``split`` and
+draw of ``jax.random``) as a loop of five rounds, to compile faster; a vmapped search
+hashes a few times per step, and each of those loops ran as its own sequence of tiny
+kernels, a third of a local-search sweep. Importing this module lowers Threefry on CPU
+as JAX lowers it on GPU and TPU, unrolled (JAX's own rule; integer arithmetic, so the
+same bits: ``dev/trace_hashes.py`` unchanged, ``tests/test_numerics.py``). It holds for
+the whole process. Cost and effect: ``docs/performance.md``.
 """
 
 from __future__ import annotations
@@ -62,6 +70,24 @@ def compiler_options(platform: str | None = None) -> dict | None:
 
 
 provenance.set_compiler_options(compiler_options)  # recorded in summaries and manifests
+
+
+def _unroll_threefry_on_cpu() -> bool:
+    """Lower ``jax.random``'s Threefry hash on CPU with JAX's unrolled rule (the one GPU
+    and TPU use) instead of its rolled loop. Same bits; returns whether it took effect
+    (a JAX without the rule keeps its own lowering, only slower)."""
+    try:
+        from jax._src.random.threefry2x32 import _threefry2x32_lowering_rule as unrolled
+        from jax.extend.random import threefry2x32_p
+        from jax.interpreters import mlir
+
+        mlir.register_lowering(threefry2x32_p, unrolled, platform="cpu")
+    except (ImportError, AttributeError):
+        return False
+    return True
+
+
+UNROLLED_THREEFRY = _unroll_threefry_on_cpu()
 
 
 def jit(fn, platform: str | None = None, **kwargs):
