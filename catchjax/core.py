@@ -50,12 +50,19 @@ def uniform_rows(key, valid_rows: jnp.ndarray, shape) -> jnp.ndarray:
     return valid_rows[idx]
 
 
-def unevaluated_row(key, valid_rows: jnp.ndarray, asked) -> jnp.ndarray:
+def unevaluated_row(key, valid_rows: jnp.ndarray, asked, needed=True) -> jnp.ndarray:
     """A row drawn uniformly from the searchable rows not ``asked`` yet (``asked``: bool
     [n_archs], or a function of a row that says whether it was asked; at least one must be
     left). Rejection sampling: redraw while the draw was asked, exactly uniform over the
-    rest and, while few are asked, one draw instead of a random number per searchable row."""
-    was_asked = asked if callable(asked) else (lambda row: asked[row])
+    rest and, while few are asked, one draw instead of a random number per searchable row.
+
+    Where ``needed`` is false the caller will not use the row: the first draw is returned
+    as is. Vmapped, the loop redraws while any trial's draw was asked, so a search that
+    uses the row only now and then (a restart) stops the others from holding it up."""
+    if not callable(asked):
+        table = asked
+        asked = lambda row: table[row]  # noqa: E731
+    was_asked = lambda row: asked(row) & needed  # noqa: E731
 
     def draw(k):
         return valid_rows[jax.random.randint(k, (), 0, valid_rows.shape[0])]

@@ -211,6 +211,26 @@ def test_restarts_draw_uniformly_from_the_networks_not_evaluated():
             assert chisquare([int((draws == r).sum()) for r in rest]).pvalue > 1e-3
 
 
+def test_unevaluated_row_redraws_only_where_needed():
+    """Where the caller does not need the row (a local search that does not restart), the
+    first draw comes back as is; where it does, the same draws go on to an unasked row, so
+    a vmapped search's restarting trials get the same rows as before."""
+    import jax
+    import jax.numpy as jnp
+
+    from catchjax.core import unevaluated_row
+
+    valid = jnp.arange(10, dtype=jnp.int32)
+    asked = jnp.ones(10, bool).at[7].set(False)  # only row 7 is left
+    keys = jax.random.split(jax.random.key(4), 200)
+    needed = jnp.arange(200) % 2 == 0
+    rows = np.asarray(jax.vmap(lambda k, n: unevaluated_row(k, valid, asked, n))(keys, needed))
+    first = np.asarray(jax.vmap(lambda k: unevaluated_row(k, valid, jnp.zeros(10, bool)))(keys))
+    assert (rows[::2] == 7).all()
+    np.testing.assert_array_equal(rows[1::2], first[1::2])
+    assert (first[1::2] != 7).any()
+
+
 def test_sweep_shards_over_several_devices(tmp_path):
     """With 2 (forced) CPU devices the sharded sweep equals the single-device one."""
     import subprocess

@@ -124,6 +124,13 @@ def test_the_neighbour_order_is_the_keys_sorted_and_uniform():
     np.testing.assert_array_equal(np.asarray(first(masks, tied)), expect)
     counts = np.bincount(np.asarray(first(np.ones_like(masks), bits)), minlength=24)
     assert counts.min() > 12000 / 24 * 0.8 and counts.max() < 12000 / 24 * 1.2
+    # keys equal to the largest 32-bit number, and no slot masked (then slot 0)
+    top = np.full(6, 0xFFFFFFFF, np.uint32)
+    cases = [([0, 0, 1, 0, 1, 0], top, 2), ([0, 0, 0, 0, 0, 0], top, 0),
+             ([0, 1, 0, 1, 0, 0], np.array([0, 0xFFFFFFFF, 0, 7, 0, 0], np.uint32), 3),
+             ([1, 0, 0, 1, 0, 0], np.array([0xFFFFFFFF, 0, 0, 5, 0, 0], np.uint32), 3)]
+    for mask, keys6, want in cases:
+        assert int(first_in_order(np.asarray(mask, bool), keys6)) == want
 
 
 def test_the_search_state_does_not_grow_with_the_table(syn_nb201):

@@ -102,8 +102,11 @@ def order_keys(key, n: int) -> jnp.ndarray:
 def first_in_order(mask, keys) -> jnp.ndarray:
     """The slot that comes first in the order of ``keys`` (ties by slot) among those where
     ``mask`` is set (0 if none is): what visiting the sorted slots would find first."""
-    least = jnp.min(jnp.where(mask, keys, jnp.uint32(0xFFFFFFFF)))
-    return jnp.argmax(mask & (keys == least))
+    # one arg-reduction: the first least key among the masked slots, unless the least is
+    # the filler itself (no slot masked, or every masked key is 0xFFFFFFFF), when the
+    # first masked slot is the answer (0 if none)
+    j = jnp.argmin(jnp.where(mask, keys, jnp.uint32(0xFFFFFFFF)))
+    return jnp.where(mask[j], j, jnp.argmax(mask))
 
 
 def _lookup(ledger: Ledger, rows):
@@ -157,10 +160,10 @@ def _climb(config: LocalSearchConfig, state: LocalSearchState, task: TaskArrays)
 def _propose(config, state: LocalSearchState, task: TaskArrays):
     """One proposal: the centre's first unevaluated neighbour, or a restart."""
     state, (rows, free, _, _) = _climb(config, state, task)
+    restart = ~free.any()
     k = jax.random.fold_in(jax.random.fold_in(state.key, 1), state.ledger.n_asked)
     restart_row = unevaluated_row(k, task.valid_rows,  # the budget leaves one
-                                  lambda r: jnp.any(r == state.ledger.rows))
-    restart = ~free.any()
+                                  lambda r: jnp.any(r == state.ledger.rows), restart)
     row = jnp.where(restart, restart_row, rows[first_in_order(free, state.order)])
     state = state.replace(restarting=restart, ledger=state.ledger.asked(row[None]))
     return row, state, restart
