@@ -4,6 +4,7 @@ ensemble, its acquisition, and rounds of proposals through ask/tell."""
 import dataclasses
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -87,3 +88,52 @@ def test_rounds_through_ask_tell_wait_for_every_reward(syn_nb201):
     search.tell([p["id"] for p in first] + [6], [0.5, 0.6, 0.7])
     assert len(search.ask(10)) == 3
     assert search.config.encoding == "path"
+
+
+def test_a_round_fits_on_the_first_rows_that_hold_every_told_network(syn_nb201):
+    """fit_told fits on the first 16, 32, 48 or all 50 ledger rows, the least that holds
+    every asked one: the same fit as on exactly those rows, blind to the rows after them,
+    and (one Adam step, before MAE's kinks and Adam's sign-like first steps amplify
+    rounding) the fit on all 50 masked rows."""
+    config = bananas.BananasConfig(train_steps=20, ensemble=2).for_task(syn_nb201)
+    assert bananas.fit_sizes(config) == (16, 32, 48, 50)
+    assert bananas.fit_sizes(dataclasses.replace(config, budget=500))[-3:] == (224, 336, 500)
+    assert bananas.fit_sizes(dataclasses.replace(config, budget=12)) == (12,)
+    rng = np.random.default_rng(1)
+    x = bananas.encode(config, jnp.asarray(syn_nb201.table.actions[rng.permutation(
+        syn_nb201.table.n_archs)[:50]]), 5)
+    y = jnp.asarray(rng.normal(size=50), jnp.float32)
+    fit_told = jax.jit(bananas.fit_told, static_argnums=0)
+    fit = jax.jit(bananas.fit_ensemble, static_argnums=0)
+    one_step = dataclasses.replace(config, train_steps=1)
+    key = jax.random.key(2)
+    for n_asked, size in ((10, 16), (16, 16), (17, 32), (45, 48)):
+        told = jnp.arange(50) < n_asked
+        ys = bananas.standardize(y, told)
+        got = bananas.predict(fit_told(config, key, x, ys, told, n_asked), x)
+        want = bananas.predict(fit(config, key, x[:size], ys[:size], told[:size]), x)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+        later = bananas.predict(fit_told(config, key, x.at[size:].set(1.0),
+                                         ys.at[size:].set(5.0), told, n_asked), x)
+        np.testing.assert_array_equal(np.asarray(later), np.asarray(got))
+        np.testing.assert_allclose(
+            np.asarray(bananas.predict(fit_told(one_step, key, x, ys, told, n_asked), x)),
+            np.asarray(bananas.predict(fit(one_step, key, x, ys, told), x)), atol=1e-3)
+
+
+def test_a_sweep_computes_one_fit_size_per_round(syn_nb201):
+    """Vmapped over trials, the number asked stays one unbatched number, so the round's
+    switch between fit sizes stays a branch (were it batched, vmap would compute every
+    size for every trial and select: the search would be slower than without sizes)."""
+    config = bananas.BananasConfig(budget=40, **TINY).for_task(syn_nb201)
+    search = jax.vmap(lambda k: bananas.bananas(config, k, syn_nb201.arrays).rows)
+    jaxpr = jax.make_jaxpr(search)(jax.random.split(jax.random.key(0), 3))
+
+    def branch_counts(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "cond":
+                yield len(eqn.params["branches"])
+            for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+                yield from branch_counts(sub)
+
+    assert len(bananas.fit_sizes(config)) in set(branch_counts(jaxpr.jaxpr))

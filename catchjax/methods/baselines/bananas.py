@@ -22,6 +22,7 @@ it; elsewhere one-hot operations per decision. ``encoding="auto"`` picks by the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -160,6 +161,31 @@ def fit_ensemble(config: BananasConfig, key, x, y, mask):
     return jax.vmap(fit)(jax.random.split(key, config.ensemble))
 
 
+def fit_sizes(config: BananasConfig) -> tuple[int, ...]:
+    """How many of the ledger's rows a round's fit looks at: the least of these that is
+    at least the number asked (every told network is among them). A fit costs about a
+    third less on 16 rows than on 50 (2-core CPU), so a search does not pay for its whole
+    budget from the first round: steps of 16 up to 64, then about x1.5, then the budget."""
+    sizes, n = [], 16
+    while n < config.budget:
+        sizes.append(n)
+        n = n + 16 if n < 64 else 16 * -(-(n * 3 // 2) // 16)
+    return (*sizes, config.budget)
+
+
+def fit_told(config: BananasConfig, key, x, y, told, n_asked):
+    """:func:`fit_ensemble` on the first ``fit_sizes`` rows that hold every told one.
+    In a sweep all trials are at the same round and ``n_asked`` is the same unbatched
+    number, so vmap keeps the ``switch`` a branch and only one size is computed."""
+    sizes = fit_sizes(config)
+
+    def first(n, key, x, y, told):
+        return fit_ensemble(config, key, x[:n], y[:n], told[:n])
+
+    which = jnp.sum(jnp.asarray(sizes[:-1]) < n_asked)
+    return jax.lax.switch(which, [functools.partial(first, n) for n in sizes], key, x, y, told)
+
+
 def predict(params, x):
     """``[members, N]``: each member's prediction for the points ``x`` ``[N, F]``."""
     return jax.vmap(_mlp, in_axes=(0, None))(params, x)
@@ -222,7 +248,7 @@ def plan_round(config: BananasConfig, state: BananasState, task: TaskArrays):
     K = task.prefix_mask.shape[2]
     told = (ledger.rows >= 0) & ~jnp.isnan(ledger.rewards)
     x = encode(config, task.row_actions[jnp.maximum(ledger.rows, 0)], K)
-    params = fit_ensemble(config, k_fit, x, standardize(ledger.rewards, told), told)
+    params = fit_told(config, k_fit, x, standardize(ledger.rewards, told), told, ledger.n_asked)
 
     n_par = min(config.parents, config.budget)
     _, best = jax.lax.top_k(jnp.where(told, ledger.rewards, -jnp.inf), n_par)
