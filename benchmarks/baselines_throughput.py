@@ -6,7 +6,12 @@ same algorithm (catchjax.methods.baselines.reference) run one trial at a time in
 on --ref-trials trials, extrapolated per trial. Prints trials/second and the ratio.
 
     python benchmarks/baselines_throughput.py [--benchmark synthetic-nb201] [--task cifar10]
-        [--methods random rea reinforce ls bananas]
+        [--methods random rea reinforce ls bananas] [--cpu-devices 2]
+
+--cpu-devices N splits the CPU into N JAX devices (as
+XLA_FLAGS=--xla_force_host_platform_device_count=N does), so that a sweep's trials run on
+N cores at once; a trial's bits do not depend on it (docs/usage.md). The NumPy loop runs
+on one core either way.
 """
 
 from __future__ import annotations
@@ -31,7 +36,13 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--methods", nargs="+", default=list(reference.ALGORITHMS),
                    choices=list(reference.ALGORITHMS))
+    p.add_argument("--cpu-devices", type=int, default=None,
+                   help="split the CPU into this many devices (default: JAX's, 1)")
     args = p.parse_args(argv)
+    if args.cpu_devices is not None:
+        if args.cpu_devices < 1:
+            p.error(f"--cpu-devices must be at least 1, got {args.cpu_devices}")
+        jax.config.update("jax_num_cpu_devices", args.cpu_devices)  # before any device use
 
     task = make_task(args.benchmark, args.task)
     device = jax.devices()[0].device_kind
