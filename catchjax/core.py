@@ -59,10 +59,8 @@ def unevaluated_row(key, valid_rows: jnp.ndarray, asked, needed=True) -> jnp.nda
     Where ``needed`` is false the caller will not use the row: the first draw is returned
     as is. Vmapped, the loop redraws while any trial's draw was asked, so a search that
     uses the row only now and then (a restart) stops the others from holding it up."""
-    if not callable(asked):
-        table = asked
-        asked = lambda row: table[row]  # noqa: E731
-    was_asked = lambda row: asked(row) & needed  # noqa: E731
+    def was_asked(row):
+        return (asked(row) if callable(asked) else asked[row]) & needed
 
     def draw(k):
         return valid_rows[jax.random.randint(k, (), 0, valid_rows.shape[0])]
