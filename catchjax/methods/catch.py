@@ -339,9 +339,10 @@ def propose(config: CatchConfig, state: SearchState, task: TaskArrays, n, taken=
         free = ~jnp.isin(rows, taken)
         pick = select_candidate(k_eps, k_pick, scores, eps, free)
         # a uniform searchable row not taken, by rejection: O(|taken|) per draw, where a
-        # categorical over every row cost a random number per row at every proposal
+        # categorical over every row cost a random number per row at every proposal;
+        # redrawn only where it is used (vmapped, the loop runs while any trial redraws)
         other = unevaluated_row(jax.random.fold_in(k_pick, 1), task.valid_rows,
-                                lambda r: jnp.isin(r, taken))
+                                lambda r: jnp.isin(r, taken), ~free.any())
         other_logp = networks.controller_log_prob(nets.controller, state.params["controller"],
                                                   z, task.row_actions[other], task.prefix_mask)
         row = jnp.where(free.any(), rows[pick], other)
