@@ -16,7 +16,7 @@ from catchjax.benchmarks import catalog, context_family, tasks
 from catchjax.errors import CatchjaxError
 from catchjax.methods import catch
 from catchjax.runs import agent as agents
-from catchjax.runs import sweeps
+from catchjax.runs import numerics, sweeps
 from catchjax.runs.analysis import bootstrap_ci
 
 
@@ -176,17 +176,20 @@ def test_skip_evaluated_never_asks_a_network_twice(family):
                         trials=4, seed=2)
     assert distinct(skip) == [16] * 4  # ...unless it skips what it asked
     config = methods.build("catch-sfs", 16, skip_evaluated=True, **base)
-    stepper = catch.STEPPER
+    # compiled as AskTell compiles them (run eagerly, each call traced its loops again)
+    start = numerics.jit(catch.STEPPER.start, static_argnums=0)
+    ask = numerics.jit(catch.STEPPER.ask, static_argnums=(0, 3, 4))
+    tell = numerics.jit(catch.STEPPER.tell, static_argnums=(0, 5))
     arrays = family.arrays
-    state = stepper.start(config, jax.random.key(3), arrays, None)
-    rows, state, _ = stepper.ask(config, state, arrays, 3, True)
-    state, _ = stepper.tell(config, state, arrays, jnp.arange(3), arrays.reward[rows], True)
+    state = start(config, jax.random.key(3), arrays, None)
+    rows, state, _ = ask(config, state, arrays, 3, True)
+    state, _ = tell(config, state, arrays, jnp.arange(3), arrays.reward[rows], True)
     asked = list(np.asarray(rows))
     for k in (4, 4, 5):
-        rows, state, _ = stepper.ask(config, state, arrays, k, False)
+        rows, state, _ = ask(config, state, arrays, k, False)
         asked += list(np.asarray(rows))
-        state, _ = stepper.tell(config, state, arrays, jnp.arange(len(asked) - k, len(asked)),
-                                arrays.reward[rows], False)
+        state, _ = tell(config, state, arrays, jnp.arange(len(asked) - k, len(asked)),
+                        arrays.reward[rows], False)
     assert len(asked) == 16 and len(set(asked)) == 16
 
 
