@@ -29,6 +29,21 @@ def test_a_record_names_versions_platform_devices_flags_and_options():
     json.dumps(rec)  # goes into JSON files as it is
 
 
+def test_the_host_cpu_is_read_as_linux_lists_it():
+    """The CPU's vector sets change CATCH's and the DQN's bits (docs/usage.md): a CPU
+    record names the model and the sets XLA may compile for, from x86 and Arm listings."""
+    x86 = ("processor\t: 0\nmodel name\t: AMD EPYC  7B13\nflags\t\t: fpu sse4_2 avx avx2 fma "
+           "avx512f avx512bw sha_ni\n\nprocessor\t: 1\nmodel name\t: other\nflags\t: fpu\n")
+    assert provenance.parse_cpuinfo(x86) == (
+        "AMD EPYC 7B13", ["sse4_2", "avx", "avx2", "fma", "avx512f", "avx512bw"])
+    arm = "processor\t: 0\nFeatures\t: fp asimd asimdhp sve crc32\nCPU part\t: 0xd40\n"
+    assert provenance.parse_cpuinfo(arm) == (None, ["asimd", "asimdhp", "sve"])
+    assert provenance.parse_cpuinfo("") == (None, [])
+    cpu = provenance.computed_on()["host_cpu"]  # the suite runs on the CPU platform
+    assert cpu == provenance.host_cpu() and cpu["machine"]
+    assert cpu["simd"] is None or set(cpu["simd"]) <= set(provenance._SIMD)
+
+
 def test_differences_name_each_changed_field():
     then = {"versions": {"jax": "0.10.1", "numpy": "2.4"}, "computed_on": {"device_count": 1}}
     now = {"versions": {"jax": "0.10.2", "numpy": "2.4"},
@@ -77,6 +92,40 @@ def test_progress_under_other_xla_flags_is_refused_and_other_device_counts_noted
     assert two.device_note(0) is None  # nothing restored, nothing to say
     assert "computed on 1 devices in 1 processes; this run has 2 in 2" in two.device_note(3)
     assert progress.SweepProgress(tmp_path / "p", mine, one).device_note(3) is None
+
+
+def test_progress_from_another_cpu_resumes_with_a_note_naming_both(tmp_path, syn_nb201):
+    """Chunks computed on another CPU are kept (random search's bits do not depend on it)
+    and the resume says which CPU computed them; progress of an older catchjax, which
+    recorded no CPU, resumes without a note."""
+    cfg = sweeps.methods.resolve("random", syn_nb201, budget=3)
+    mine = progress.fingerprint("random", cfg, syn_nb201, 0, 4, 2, None)
+    here = {"device_count": 1, "process_count": 1,
+            "host_cpu": {"machine": "x86_64", "model": "AMD EPYC", "simd": ["avx", "avx2"]}}
+    progress.SweepProgress(tmp_path / "p", mine, here)
+    there = {**here, "host_cpu": {"machine": "x86_64", "model": "Intel Xeon",
+                                  "simd": ["avx", "avx2", "avx512f"]}}
+    note = progress.SweepProgress(tmp_path / "p", mine, there).device_note(2)
+    assert "computed on another CPU (AMD EPYC, avx2; this one: Intel Xeon, avx512f)" in note
+    assert "devices" not in note  # the counts are the same
+    old = tmp_path / "old"
+    progress.SweepProgress(old, mine, {"device_count": 1, "process_count": 1})
+    assert progress.SweepProgress(old, mine, there).device_note(2) is None
+
+
+def test_the_same_command_on_another_cpu_is_noticed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(cli_sweep, "_revision", lambda: "abc1234")
+    out = tmp_path / "o"
+    args = [*SWEEP, "--out", str(out)]
+    assert cli.main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["computed_on"]["host_cpu"] == provenance.host_cpu()
+    real = provenance.host_cpu()
+    monkeypatch.setattr(provenance, "host_cpu", lambda: {**real, "model": "Another CPU"})
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert f"computed_on.host_cpu.model: {real['model']} -> Another CPU" in err
+    assert "--overwrite" in err
 
 
 def test_a_fresh_process_records_the_compiler_options_it_compiles_with():

@@ -39,8 +39,9 @@ def fingerprint(method: str, config, task: Task, seed, trials, chunk, agent,
         # another catchjax or JAX may draw other random numbers: never mix their chunks
         "code": code_versions(),
         # XLA flags, compiler options, platform: another value may give other bits. The
-        # device and process counts are not here: random search, REA and REINFORCE give
-        # the same bits on any number (a run may resume with more); see device_note.
+        # device and process counts and the host CPU are not here: random search, REA and
+        # REINFORCE give the same bits on any (a run may resume with more devices, or on
+        # another machine); see device_note.
         "computed_on": {k: v for k, v in (computed_on or provenance.computed_on()).items()
                         if k not in DEVICE_COUNTS},
     }
@@ -55,16 +56,26 @@ def _spec_record(task: Task) -> dict:
     return spec
 
 
-DEVICE_COUNTS = ("device_count", "process_count")
+DEVICE_COUNTS = ("device_count", "process_count", "host_cpu")
 
 
 def device_counts(computed_on: dict) -> dict:
-    return {k: computed_on[k] for k in DEVICE_COUNTS}
+    """Where a run computes, kept beside its fingerprint: device and process counts and,
+    on the CPU, the host CPU (absent from records of older catchjax and of accelerators)."""
+    return {k: computed_on[k] for k in DEVICE_COUNTS if k in computed_on}
 
 
 def code_versions() -> dict:
     v = provenance.versions()
     return {k: v[k] for k in ("catchjax", "jax", "jaxlib")}
+
+
+def _cpu(cpu: dict) -> str:
+    """A host CPU record in a few words: its model and its widest vector set."""
+    simd = cpu.get("simd") or []
+    widest = next((f for f in ("avx512f", "avx2", "avx", "sse4_2", "sme", "sve2", "sve",
+                               "asimd") if f in simd), "vector sets unknown")
+    return f"{cpu.get('model')}, {widest}"
 
 
 class SweepProgress:
@@ -106,17 +117,24 @@ class SweepProgress:
 
     def device_note(self, restored: int) -> str | None:
         """A note when ``restored`` chunks were computed on other device or process counts
-        than this run's: bit-identical for random search, REA and REINFORCE, but CATCH and
-        the DQN compute in other bits there (docs/usage.md)."""
-        if not restored or not self.counts or not self.counts_then or \
-                self.counts_then == self.counts:
+        than this run's, or on another host CPU: bit-identical for random search, REA and
+        REINFORCE, but CATCH and the DQN may compute in other bits there (docs/usage.md)."""
+        if not restored or not self.counts or not self.counts_then:
             return None
         then, now = self.counts_then, self.counts
-        return (f"note: resuming {restored} finished chunks computed on {then.get('device_count')}"
-                f" devices in {then.get('process_count')} processes; this run has "
-                f"{now['device_count']} in {now['process_count']}. Random search, REA and "
-                f"REINFORCE give the same bits on any count; CATCH's and the DQN's trials may "
-                f"differ in their last bits from an uninterrupted run")
+        what = []
+        if any(then.get(k) != now.get(k) for k in ("device_count", "process_count")):
+            what.append(f"on {then.get('device_count')} devices in "
+                        f"{then.get('process_count')} processes; this run has "
+                        f"{now.get('device_count')} in {now.get('process_count')}")
+        cpu_then, cpu_now = then.get("host_cpu"), now.get("host_cpu")
+        if cpu_then and cpu_now and cpu_then != cpu_now:  # older records have none
+            what.append(f"on another CPU ({_cpu(cpu_then)}; this one: {_cpu(cpu_now)})")
+        if not what:
+            return None
+        return (f"note: resuming {restored} finished chunks computed {' and '.join(what)}. "
+                f"Random search, REA and REINFORCE give the same bits there; CATCH's and the "
+                f"DQN's trials may differ in their last bits from an uninterrupted run")
 
     def _path(self, c: int) -> Path:
         return self.chunks / f"{c:06d}.npz"

@@ -10,7 +10,9 @@ catchjax refuse to mix the two: a resumed sweep's chunks, "the same command agai
 
 from __future__ import annotations
 
+import functools
 import os
+import platform as _platform
 
 # catchjax.runs.numerics (a layer above) registers the function that says which compiler
 # options catchjax passes on a platform, so the record names them without importing it.
@@ -20,6 +22,13 @@ _compiler_options = None
 _JAX_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_threefry_partitionable",
                  "jax_default_prng_impl")
 _PACKAGES = ("catchjax", "jax", "jaxlib", "flax", "optax", "numpy", "scipy")
+# Vector instruction sets XLA's CPU compiler targets when the host has them (it compiles
+# for the host): another width reorders a vectorized sum, and CATCH's and the DQN's
+# training then end in other bits (dev/trace_hashes.py: 10 of 18 hashes differ between
+# an AVX2-only AMD EPYC and the machine the baseline came from, same versions and flags).
+_SIMD = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw",
+         "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
+         "asimd", "asimdhp", "sve", "sve2", "sme")
 
 
 def set_compiler_options(fn) -> None:
@@ -42,9 +51,37 @@ def versions() -> dict:
     return out
 
 
+def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
+    """The CPU's model name and its vector instruction sets (of :data:`_SIMD`) from the
+    text of Linux's /proc/cpuinfo (x86 ``model name``/``flags``, Arm ``Features``)."""
+    model, flags = None, set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key == "model name" and model is None:
+            model = " ".join(value.split()) or None
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return model, [f for f in _SIMD if f in flags]
+
+
+@functools.cache
+def host_cpu() -> dict:
+    """The CPU a CPU computation ran on: architecture, model and the vector instruction
+    sets XLA may compile for (``simd`` is None where the OS does not list them)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            model, simd = parse_cpuinfo(f.read())
+    except OSError:  # not Linux
+        model, simd = None, None
+    return {"machine": _platform.machine() or None,
+            "model": model or _platform.processor() or None, "simd": simd}
+
+
 def computed_on(devices=None) -> dict:
     """The platform and devices (default: all of JAX's), XLA's flags, catchjax's compiler
-    options and the JAX settings a computation ran under."""
+    options and the JAX settings a computation ran under; on the CPU platform also the
+    host CPU (:func:`host_cpu`), whose vector width can change a trial's bits."""
     import jax
 
     devices = list(jax.devices() if devices is None else devices)
@@ -54,7 +91,7 @@ def computed_on(devices=None) -> dict:
     for name in _JAX_SETTINGS:
         value = getattr(jax.config, name, None)
         settings[name] = value if value is None or isinstance(value, (bool, int)) else str(value)
-    return {
+    record = {
         "platform": platform,
         "device_kind": ", ".join(sorted({d.device_kind for d in devices})),
         "device_count": len(devices),
@@ -63,6 +100,9 @@ def computed_on(devices=None) -> dict:
         "compiler_options": options or {},
         "jax_settings": settings,
     }
+    if platform == "cpu":  # (an accelerator's bits do not depend on its host's CPU)
+        record["host_cpu"] = host_cpu()
+    return record
 
 
 def record(devices=None) -> dict:
