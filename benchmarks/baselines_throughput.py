@@ -24,6 +24,7 @@ import numpy as np
 
 from catchjax import make_task, sweep
 from catchjax.methods.baselines import reference
+from catchjax.store import provenance
 
 
 def main(argv=None):
@@ -46,8 +47,10 @@ def main(argv=None):
 
     task = make_task(args.benchmark, args.task)
     device = jax.devices()[0].device_kind
+    cpu = provenance.host_cpu()  # the figures hold for this CPU (docs/performance.md)
     print(f"{args.benchmark}/{args.task}, {args.trials} trials x {args.budget} steps, "
-          f"device: {device} x{jax.device_count()}")
+          f"device: {device} x{jax.device_count()}, host CPU: {cpu['model']} "
+          f"({' '.join(cpu['simd'] or ['vector sets unknown'])})")
     header = (f"{'method':10s} {'compile s':>9s} {'sweep s':>9s} {'trials/s':>10s} "
               f"{'numpy s/trial':>13s} {'numpy trials/s':>14s} {'speed-up':>9s}")
     print(header)
