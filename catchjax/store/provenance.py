@@ -23,9 +23,11 @@ _JAX_SETTINGS = ("jax_enable_x64", "jax_default_matmul_precision", "jax_threefry
                  "jax_default_prng_impl")
 _PACKAGES = ("catchjax", "jax", "jaxlib", "flax", "optax", "numpy", "scipy")
 # Vector instruction sets XLA's CPU compiler targets when the host has them (it compiles
-# for the host): another width reorders a vectorized sum, and CATCH's and the DQN's
-# training then end in other bits (dev/trace_hashes.py: 10 of 18 hashes differ between
-# an AVX2-only AMD EPYC and the machine the baseline came from, same versions and flags).
+# for the host): another set (vector width, fused multiply-add) rounds some arithmetic
+# differently, and CATCH's and the DQN's training then end in other bits
+# (dev/trace_hashes.py: 10 of 18 hashes differ between an AVX2-only AMD EPYC and the
+# machine the baseline came from, same versions and flags; the same 10 when XLA is
+# capped at AVX on the EPYC).
 _SIMD = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512dq", "avx512bw",
          "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16",
          "asimd", "asimdhp", "sve", "sve2", "sme")
@@ -65,17 +67,23 @@ def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
     return model, [f for f in _SIMD if f in flags]
 
 
-@functools.cache
 def host_cpu() -> dict:
     """The CPU a CPU computation ran on: architecture, model and the vector instruction
-    sets XLA may compile for (``simd`` is None where the OS does not list them)."""
+    sets XLA may compile for (``simd`` is None where the OS does not list them). In a
+    run over several processes, the record is process 0's."""
+    machine, model, simd = _read_host_cpu()
+    return {"machine": machine, "model": model, "simd": None if simd is None else list(simd)}
+
+
+@functools.cache
+def _read_host_cpu():
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
             model, simd = parse_cpuinfo(f.read())
+        simd = tuple(simd)
     except OSError:  # not Linux
         model, simd = None, None
-    return {"machine": _platform.machine() or None,
-            "model": model or _platform.processor() or None, "simd": simd}
+    return _platform.machine() or None, model or _platform.processor() or None, simd
 
 
 def computed_on(devices=None) -> dict:
