@@ -49,8 +49,7 @@ def main(argv=None):
     device = jax.devices()[0].device_kind
     cpu = provenance.host_cpu()  # the figures hold for this CPU (docs/performance.md)
     print(f"{args.benchmark}/{args.task}, {args.trials} trials x {args.budget} steps, "
-          f"device: {device} x{jax.device_count()}, host CPU: {cpu['model']} "
-          f"({' '.join(cpu['simd'] or ['vector sets unknown'])})")
+          f"device: {device} x{jax.device_count()}, host CPU: {provenance.describe_cpu(cpu)}")
     header = (f"{'method':10s} {'compile s':>9s} {'sweep s':>9s} {'trials/s':>10s} "
               f"{'numpy s/trial':>13s} {'numpy trials/s':>14s} {'speed-up':>9s}")
     print(header)

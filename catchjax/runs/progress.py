@@ -70,14 +70,6 @@ def code_versions() -> dict:
     return {k: v[k] for k in ("catchjax", "jax", "jaxlib")}
 
 
-def _cpu(cpu: dict) -> str:
-    """A host CPU record in a few words: its model and its widest vector set."""
-    simd = cpu.get("simd") or []
-    widest = next((f for f in ("avx512f", "avx2", "avx", "sse4_2", "sme", "sve2", "sve",
-                               "asimd") if f in simd), "vector sets unknown")
-    return f"{cpu.get('model')}, {widest}"
-
-
 class SweepProgress:
     """Finished chunks of one sweep, each written once, as it finishes.
 
@@ -129,7 +121,8 @@ class SweepProgress:
                         f"{now.get('device_count')} in {now.get('process_count')}")
         cpu_then, cpu_now = then.get("host_cpu"), now.get("host_cpu")
         if cpu_then and cpu_now and cpu_then != cpu_now:  # older records have none
-            what.append(f"on another CPU ({_cpu(cpu_then)}; this one: {_cpu(cpu_now)})")
+            what.append(f"on another CPU ({provenance.describe_cpu(cpu_then)}; this one: "
+                        f"{provenance.describe_cpu(cpu_now)})")
         if not what:
             return None
         return (f"note: resuming {restored} finished chunks computed {' and '.join(what)}. "

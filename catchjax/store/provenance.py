@@ -75,6 +75,14 @@ def host_cpu() -> dict:
     return {"machine": machine, "model": model, "simd": None if simd is None else list(simd)}
 
 
+def describe_cpu(cpu: dict) -> str:
+    """A :func:`host_cpu` record in a few words: its model and its widest vector set."""
+    simd = cpu.get("simd") or []
+    widest = next((f for f in ("avx512f", "avx2", "avx", "sse4_2", "sme", "sve2", "sve",
+                               "asimd") if f in simd), "vector sets unknown")
+    return f"{cpu.get('model')}, {widest}"
+
+
 @functools.cache
 def _read_host_cpu():
     try:
@@ -89,7 +97,7 @@ def _read_host_cpu():
 def computed_on(devices=None) -> dict:
     """The platform and devices (default: all of JAX's), XLA's flags, catchjax's compiler
     options and the JAX settings a computation ran under; on the CPU platform also the
-    host CPU (:func:`host_cpu`), whose vector width can change a trial's bits."""
+    host CPU (:func:`host_cpu`), whose instruction set can change a trial's bits."""
     import jax
 
     devices = list(jax.devices() if devices is None else devices)
