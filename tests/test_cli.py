@@ -119,11 +119,16 @@ def test_persistent_compile_cache_makes_the_second_call_compile_faster(tmp_path)
     first, second = run("first"), run("second")
     assert any((tmp_path / "cache").iterdir())
     assert second["compile_seconds"] < 0.5 * first["compile_seconds"], (first, second)
+    # and each summary says which of the two its seconds were
+    assert (off["compile_source"], first["compile_source"], second["compile_source"]) == \
+        ("compiled", "compiled", "loaded")
     # the Python API finds the CLI's compilation in the same default folder
     api = subprocess.run(
-        [sys.executable, "-c", "import catchjax; print(catchjax.sweep('reinforce', catchjax."
-         "make_task('synthetic-nb201', 'cifar10'), trials=20, budget=30).compile_seconds)"],
+        [sys.executable, "-c", "import catchjax; s = catchjax.sweep('reinforce', catchjax."
+         "make_task('synthetic-nb201', 'cifar10'), trials=20, budget=30).summary(); "
+         "print(s['compile_source'], s['compile_seconds'])"],
         env=env, capture_output=True, text=True, timeout=300, check=True)
+    assert api.stdout.split()[-2] == "loaded", api.stdout
     assert float(api.stdout.split()[-1]) < 0.5 * first["compile_seconds"], api.stdout
     assert (tmp_path / "first" / "results.csv").read_bytes() == \
         (tmp_path / "second" / "results.csv").read_bytes() == \

@@ -75,6 +75,26 @@ def test_report_rows_are_the_summaries_it_read(saved_runs, tmp_path, capsys):
     assert str(saved_runs["rs"]) in capsys.readouterr().out  # says which runs it used
 
 
+def test_a_summary_says_what_its_compile_seconds_measured(saved_runs, tmp_path):
+    """compile_seconds is a compile, a load from the persistent compilation cache (test_cli
+    checks that one) or 0 for a program compiled earlier in the process; summary.json, the
+    one-screen summary and report.md say which."""
+    first = json.loads((saved_runs["rea"] / "summary.json").read_text())
+    assert first["compile_source"] in ("compiled", "loaded") and first["compile_seconds"] > 0
+    res = sweep("rea", tasks.make_task("synthetic-nb201", "cifar10"), trials=12, budget=10,
+                seed=3)  # saved_runs["rea"] again, in the process that compiled it
+    again = res.summary()
+    assert again["compile_source"] == "reused" and again["compile_seconds"] == 0
+    assert "compile 0.00 s (compiled earlier in this process)" in \
+        reporting.format_summary(again)
+    assert "(loaded from" not in reporting.format_summary({**first, "compile_source": "compiled"})
+    reporting.write_results(res, tmp_path / "again")
+    assert cli.main(["report", str(tmp_path / "again"), "--out", str(tmp_path / "r")]) == 0
+    row = next(line for line in (tmp_path / "r" / "report.md").read_text().splitlines()
+               if line.startswith("| rea"))
+    assert "| 0 (reused) |" in row, row
+
+
 def test_report_figures_for_a_paper(saved_runs, tmp_path):
     """Issue 22, item 5: PNG, PDF and SVG of each figure, a regret view, the metric's
     display name on the axes and in the table's heading, the table's best drawn."""

@@ -32,7 +32,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from catchjax.runs import compile_cache, numerics
 
-__all__ = ["Batched", "allgather", "barrier", "broadcast", "compiled"]
+__all__ = ["Batched", "allgather", "barrier", "broadcast", "compile_source", "compiled"]
 
 AXIS = "runs"
 
@@ -54,8 +54,10 @@ class Batched:
     replicated.
 
     ``Batched(fn, batched, shared)(batched, shared)`` returns ``fn``'s output for the
-    real runs only (on every process); ``compile_seconds`` says what compiling took and
-    ``compiled`` is XLA's executable (its cost and memory analyses).
+    real runs only (on every process); ``compile_seconds`` says what compiling took,
+    ``loaded`` whether JAX's persistent compilation cache gave the executable instead
+    (then the seconds are a load), and ``compiled`` is XLA's executable (its cost and
+    memory analyses).
     """
 
     def __init__(self, fn, batched, shared, devices=None, min_per_device: int = 1):
@@ -86,7 +88,7 @@ class Batched:
         else:
             jitted = numerics.jit(fn, self.devices[0].platform)
         t0 = time.perf_counter()
-        self.compiled = jitted.lower(*self._inputs(batched, shared)).compile()
+        self.compiled, self.loaded = _compile(jitted.lower(*self._inputs(batched, shared)))
         self.compile_seconds = time.perf_counter() - t0
 
     def _inputs(self, batched, shared):
@@ -109,6 +111,23 @@ class Batched:
         return out
 
 
+def _compile(lowered):
+    """``lowered.compile()`` and whether JAX loaded it from its persistent compilation
+    cache (the hit event JAX records for each executable it reads from the folder)."""
+    hits = []
+
+    def listen(event, **_):
+        if event == CACHE_HIT:
+            hits.append(event)
+
+    jax.monitoring.register_event_listener(listen)
+    try:
+        return lowered.compile(), bool(hits)
+    finally:
+        jax.monitoring.unregister_event_listener(listen)
+
+
+CACHE_HIT = "/jax/compilation_cache/cache_hits"
 _CACHE: dict = {}
 
 
@@ -117,7 +136,7 @@ def compiled(key, make_fn, batched, shared, devices=None,
     """The :class:`Batched` of ``make_fn()`` for ``key`` (what the function is: a method's
     config, a study's run, ...), compiled once per process for the shapes and structure
     of ``batched`` and ``shared`` and the ``devices``; returns it and the seconds this
-    call spent compiling (0 when it was cached)."""
+    call spent compiling (0 when it was cached; see :func:`compile_source`)."""
     devices = list(devices) if devices is not None else jax.devices()
     leaves = jax.tree.leaves((batched, shared))
     options = numerics.compiler_options(devices[0].platform) or {}
@@ -130,6 +149,22 @@ def compiled(key, make_fn, batched, shared, devices=None,
     batch = Batched(make_fn(), batched, shared, devices, min_per_device)
     _CACHE[full] = batch
     return batch, batch.compile_seconds
+
+
+def compile_source(batch: Batched, seconds: float) -> str:
+    """What :func:`compiled`'s seconds were: ``"compiled"`` (XLA compiled the program),
+    ``"loaded"`` (from the persistent compilation cache) or ``"reused"`` (compiled
+    earlier in this process, 0 s)."""
+    if seconds == 0:
+        return "reused"
+    return "loaded" if batch.loaded else "compiled"
+
+
+def compile_note(batch: Batched, seconds: float) -> str | None:
+    """The end of a "compiling ..." status line when nothing was compiled."""
+    return {"reused": "already compiled in this process",
+            "loaded": f"loaded from the compilation cache in {seconds:.1f} s"}.get(
+        compile_source(batch, seconds))
 
 
 def broadcast(tree):

@@ -35,6 +35,9 @@ class SweepResult:
     n_agents: int = 1
     # platform, devices, XLA flags and options it ran under (catchjax.store.provenance)
     computed_on: dict = dataclasses.field(default_factory=dict)
+    # what compile_seconds measured: "compiled", "loaded" from the persistent compilation
+    # cache, or "reused" from earlier in this process (catchjax.runs.batched.compile_source)
+    compile_source: str = "compiled"
 
     @property
     def trials(self) -> int:
@@ -101,6 +104,7 @@ class SweepResult:
             "mean_best_reward": float(self.best_reward[:, -1].mean()),
             "wall_seconds": self.wall_seconds,
             "compile_seconds": self.compile_seconds,
+            "compile_source": self.compile_source,
             "trials_run": self.n_run,
             "trials_per_second": self.n_run / self.wall_seconds if self.wall_seconds else None,
             "device": self.device,

@@ -240,8 +240,8 @@ def sweep(method, task: Task, trials: int = 500, budget: int | None = None, seed
     with status.working(f"compiling the {name} search ({chunk} trials per call)",
                         enabled=progress and me == 0) as shown:
         compiled, compile_seconds = _compiled(config, chunk, arrays, agent, devices, n_agents)
-        if compile_seconds == 0:
-            shown["done"] = "already compiled in this process"
+        if note := batched.compile_note(compiled, compile_seconds):
+            shown["done"] = note
 
     computed_on = provenance.computed_on(devices)  # summary and resume record
     n_chunks = math.ceil(trials / chunk)
@@ -280,7 +280,8 @@ def sweep(method, task: Task, trials: int = 500, budget: int | None = None, seed
     trace = jax.tree.map(lambda *xs: np.concatenate(xs), *chunks)
     return SweepResult(
         method=name, config=config, task=task, seed=seed, rows=trace.rows,
-        rewards=trace.rewards, compile_seconds=compile_seconds, wall_seconds=wall,
+        rewards=trace.rewards, compile_seconds=compile_seconds,
+        compile_source=batched.compile_source(compiled, compile_seconds), wall_seconds=wall,
         device=_device_text(devices, multi), metrics=dict(trace.metrics),
         trials_run=trials - min(done * chunk, trials), n_agents=max(n_agents, 1),
         computed_on=computed_on)

@@ -34,6 +34,11 @@ WRITE_CHUNK_ROWS = 65_536
 
 LARGE_OUTPUT_BYTES = 1 << 30  # a sweep that would write more says so before it runs
 
+# summary.json's compile_source, said after the compile seconds (a load from JAX's
+# persistent compilation cache is not a compile: catchjax.runs.batched.compile_source)
+COMPILE_NOTES = {"loaded": " (loaded from the compilation cache)",
+                 "reused": " (compiled earlier in this process)"}
+
 
 def output_estimate(task, rows: int) -> tuple[float, float]:
     """Bytes of results.csv and results.parquet for ``rows`` (trial, step) rows of
@@ -276,8 +281,9 @@ def format_summary(s: dict) -> str:
                      f"{u['fraction_found']:.0%} of the front, epsilon {u['epsilon']:.3f} "
                      f"(units: the true front spans 0..1 in each objective)")
     tps = s["trials_per_second"]
+    source = COMPILE_NOTES.get(str(s.get("compile_source")), "")
     lines.append(
-        f"  compile {s['compile_seconds']:.2f} s, run {s['wall_seconds']:.3f} s"
+        f"  compile {s['compile_seconds']:.2f} s{source}, run {s['wall_seconds']:.3f} s"
         + (f" ({tps:,.0f} trials/s)" if tps else "")
         + f" on {s['device']}"
     )

@@ -42,7 +42,9 @@ COMPARISON_NOTE = (
     "with the first: the difference of the means with its 95% interval (Welch's normal "
     "approximation) and p of the two-sided Mann-Whitney U test over the trials' final "
     "values (independent searches, not paired). The searched reward and the seed are the "
-    "run's own; a meta-trained method's trials are shared among its agents.")
+    "run's own; a meta-trained method's trials are shared among its agents. *compile s* "
+    "is the search's compile; *(loaded)* marks one read from JAX's persistent compilation "
+    "cache instead, *(reused)* one compiled earlier in the same process.")
 
 
 @dataclass
@@ -254,7 +256,7 @@ def _sweep_section(bench, task, metric, group, rows) -> list[str]:
             f"{s['budget']}{agents} | {s['mean']:.4g} ± "
             f"{s['std']:.3g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | {best} | "
             f"{_versus(group[0], r)} | "
-            f"{_fmt(s.get('compile_seconds'))} | {_fmt(s.get('wall_seconds'))} | "
+            f"{_fmt(s.get('compile_seconds'))}{_compile_mark(s)} | {_fmt(s.get('wall_seconds'))} | "
             f"{s.get('device', '')} |")
     # a summary written before ci_method existed: the rule analysis has always used
     # up to 100,000 trials (beyond that, older catchjax ran out of memory)
@@ -338,6 +340,11 @@ def _versus(first: SweepRun, r: SweepRun) -> str:
         return "(the first: the best by mean)"
     diff, lo, hi, p = compare(first.finals, r.finals)
     return f"{diff:+.3g} [{lo:+.3g}, {hi:+.3g}], p = {p:.2g}"
+
+
+def _compile_mark(s: dict) -> str:
+    """After the compile seconds of a search whose program it did not compile."""
+    return {"loaded": " (loaded)", "reused": " (reused)"}.get(str(s.get("compile_source")), "")
 
 
 def _fmt(x) -> str:
