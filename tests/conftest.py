@@ -39,7 +39,8 @@ from catchjax.runs import sweeps
 # session -- both xdist workers and every CLI subprocess -- shares one fresh folder instead:
 # the suite compiles the same small programs in many processes (8 ask/tell workers, CLI
 # calls), and a program compiled once loads in the others. The controller makes it before
-# the workers start (they inherit the variable) and removes it at exit.
+# the workers start (they inherit the variable) and removes it at exit. Where the variable
+# is set already (.ci/run sets it to a folder kept between CI runs), that folder is used.
 if "PYTEST_XDIST_WORKER" not in os.environ and "CATCHJAX_COMPILE_CACHE" not in os.environ:
     _SESSION_CACHE = tempfile.mkdtemp(prefix="catchjax-test-compile-cache-")
     os.environ["CATCHJAX_COMPILE_CACHE"] = _SESSION_CACHE
