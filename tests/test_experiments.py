@@ -357,3 +357,23 @@ def test_draws_are_compared_and_pooled_over_their_agents(tmp_path):
     assert "| catch-zero | 75% (agents" in text and "4 agents)" in text  # (0+1+1+1)/4
     with pytest.raises(SystemExit):
         compare_draws.main(["--draw", f"A={a}", "--pool", "C"])
+    # --versus: each row minus one (method, draw), in points, over both rows' agents; a
+    # draw holding only catch-meta (one KL weight, say) adds that row and no other
+    only_meta = json.loads(b.read_text())
+    only_meta["runs"] = {k: v for k, v in only_meta["runs"].items()
+                         if k.startswith("catch-meta/")}
+    (tmp_path / "m.json").write_text(json.dumps(only_meta))
+    assert compare_draws.main(["--draw", f"A={a}", "--draw", f"M={tmp_path / 'm.json'}",
+                               "--versus", "A:catch-meta", "--pool", "A", "M",
+                               "--out", str(out), "--plot", str(tmp_path / "d.png")]) == 0
+    assert (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"
+    text = out.read_text()
+    assert "| catch-zero | M |" not in text and "| catch-meta | M | 100%" in text
+    assert "| catch-meta | M | +50 [" in text  # 1.0 - mean(0, 1)
+    # the same agents' rates (0 and 1): 0, and both resampled apart
+    assert "| catch-zero | A | +0 [-100, +100]" in text
+    assert "| catch-meta | A | +" not in text.split("minus catch-meta (A)")[1]  # not itself
+    assert "| catch-zero | " not in text.split("pooled over A, M")[1]  # M lacks it
+    assert "| catch-meta | 75% (agents" in text
+    with pytest.raises(SystemExit):
+        compare_draws.main(["--draw", f"M={tmp_path / 'm.json'}", "--versus", "M:catch-zero"])
