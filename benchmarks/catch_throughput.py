@@ -53,7 +53,8 @@ def main(argv=None):
     runs = [sweep(args.method, task, trials=args.trials, budget=args.budget, seed=r, **settings)
             for r in range(max(1, args.repeats))]
     res = min(runs, key=lambda r: r.wall_seconds)
-    print(f"sweep: compile {runs[0].compile_seconds:.1f} s, run {res.wall_seconds:.3f} s "
+    print(f"sweep: compile {runs[0].compile_seconds:.1f} s ({runs[0].compile_source}), "
+          f"run {res.wall_seconds:.3f} s "
           f"(best of {len(runs)}: {', '.join(f'{r.wall_seconds:.3f}' for r in runs)}), "
           f"{args.trials / res.wall_seconds:.1f} trials/s")
     # where the time goes: XLA's count of one search epoch (a loop body), per trial
@@ -73,8 +74,8 @@ def main(argv=None):
         first = sweep(args.method, task, trials=n, budget=args.budget, seed=0, **settings)
         again = sweep(args.method, task, trials=n, budget=args.budget, seed=1, **settings)
         wall = min(first.wall_seconds, again.wall_seconds)
-        print(f"sweep of {n} trials: compile {first.compile_seconds:.1f} s, run {wall:.3f} s, "
-              f"{n / wall:.1f} trials/s")
+        print(f"sweep of {n} trials: compile {first.compile_seconds:.1f} s "
+              f"({first.compile_source}), run {wall:.3f} s, {n / wall:.1f} trials/s")
     run_trial(args.method, task, seed=0, trial=0, budget=args.budget, **settings)  # compile
     t0 = time.perf_counter()
     for i in range(args.loop_trials):

@@ -91,7 +91,8 @@ def main(argv=None):
             best = min(runs)
             mem = compiled_memory(method, task, n, args.budget, **settings)
             row = {"method": method, "trials": n, "budget": args.budget,
-                   "compile_seconds": first.compile_seconds, "run_seconds": best,
+                   "compile_seconds": first.compile_seconds,
+                   "compile_source": first.compile_source, "run_seconds": best,
                    "runs": runs, "trials_per_second": n / best,
                    "speedup_vs_sequential": per_trial * n / best,
                    "xla_bytes": mem, "device_peak_bytes": device_peak()}

@@ -161,6 +161,8 @@ def test_performance_suite_writes_its_figures(tmp_path):
         ("random", 1), ("random", 7), ("rea", 1), ("rea", 7)]
     for r in record["rows"]:
         assert r["run_seconds"] > 0 and r["xla_bytes"]["total"] > 0
+        # each row's first sweep is a new shape: compiled here, or loaded from the cache
+        assert r["compile_source"] in ("compiled", "loaded")
         seq = record["sequential"][r["method"]]["seconds_per_trial"]
         assert r["speedup_vs_sequential"] == seq * r["trials"] / r["run_seconds"]
     assert (tmp_path / "scaling.png").stat().st_size > 0
