@@ -100,8 +100,7 @@ def test_persistent_compile_cache_makes_the_second_call_compile_faster(tmp_path)
 
     env = dict(os.environ, CATCHJAX_COMPILE_CACHE=str(tmp_path / "cache"))
     # compiled as a user's would be: conftest's unoptimized backend and older emitters
-    # compile this sweep in under the cache's 0.5 s threshold (then nothing is kept), or
-    # so fast that loading it is no longer a fraction of compiling it
+    # compile this sweep so fast that loading it is no longer a fraction of compiling it
     from tests.conftest import users_xla_flags
 
     env["XLA_FLAGS"] = users_xla_flags()
@@ -153,6 +152,33 @@ def test_the_python_api_takes_the_default_compile_cache_unless_told_otherwise(tm
         compile_cache.use_default()
         compile_cache.use_default()  # decided once per process
         assert enabled == want
+
+
+def test_the_cache_keeps_compilations_above_a_threshold_the_user_can_set(tmp_path, capsys,
+                                                                         monkeypatch,
+                                                                         no_compile):
+    """CATCHJAX_COMPILE_CACHE_MIN_SECONDS: 0.5 s unless set; a value that is not a number
+    of seconds >= 0 is one line naming the variable, before anything compiles."""
+    from catchjax.errors import CatchjaxError
+    from catchjax.runs import compile_cache
+
+    monkeypatch.delenv("CATCHJAX_COMPILE_CACHE_MIN_SECONDS", raising=False)
+    assert compile_cache.min_seconds() == 0.5
+    for value, want in [("0", 0.0), (" 2.5 ", 2.5)]:
+        monkeypatch.setenv("CATCHJAX_COMPILE_CACHE_MIN_SECONDS", value)
+        assert compile_cache.min_seconds() == want
+    for value in ["soon", "-1", "inf", "nan"]:
+        monkeypatch.setenv("CATCHJAX_COMPILE_CACHE_MIN_SECONDS", value)
+        with pytest.raises(CatchjaxError, match="CATCHJAX_COMPILE_CACHE_MIN_SECONDS"):
+            compile_cache.min_seconds()
+    monkeypatch.setattr(compile_cache, "_DEFAULT_CHECKED", False)
+    monkeypatch.setenv("CATCHJAX_COMPILE_CACHE", str(tmp_path / "cache"))
+    assert _run("sweep", "--method", "rea", "--benchmark", "synthetic-nb201", "--task",
+                "cifar10", "--trials", "2", "--budget", "12", "--no-progress", "--out",
+                str(tmp_path / "o")) == 2
+    err = capsys.readouterr().err
+    assert "CATCHJAX_COMPILE_CACHE_MIN_SECONDS='nan' is not a number of seconds" in err
+    assert not (tmp_path / "o").exists() and not (tmp_path / "cache").exists()
 
 
 def test_data_list_validates_what_it_lists(tmp_path, capsys, monkeypatch):

@@ -21,6 +21,12 @@ from catchjax.errors import CatchjaxError
 
 ENV = "CATCHJAX_COMPILE_CACHE"
 OFF = ("off", "0", "no", "false", "none")
+# JAX keeps only compilations that took at least this long (its own default is 1 s): a
+# sweep's search compiles for seconds, the small helper programs around it in
+# milliseconds, where a load saves little and each would be a file. A test suite, which
+# compiles thousands of small programs in many processes, sets it to 0.
+MIN_ENV = "CATCHJAX_COMPILE_CACHE_MIN_SECONDS"
+DEFAULT_MIN_SECONDS = 0.5
 
 
 def default_dir() -> Path:
@@ -48,10 +54,29 @@ def _make(path) -> Path:
     return path
 
 
-def enable(path, min_compile_seconds: float = 0.5) -> Path:
-    """Keep every compilation that took at least ``min_compile_seconds`` in ``path``."""
+def min_seconds() -> float:
+    """The shortest compilation the cache keeps: :data:`MIN_ENV`, else 0.5 s."""
+    value = os.environ.get(MIN_ENV, "").strip()
+    if not value:
+        return DEFAULT_MIN_SECONDS
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = float("nan")
+    if not 0 <= seconds < float("inf"):
+        raise CatchjaxError(
+            f"{MIN_ENV}={value!r} is not a number of seconds: set it to the shortest "
+            f"compilation the cache should keep (e.g. 0 for all of them, 0.5 by default)")
+    return seconds
+
+
+def enable(path, min_compile_seconds: float | None = None) -> Path:
+    """Keep every compilation that took at least ``min_compile_seconds`` (by default
+    :func:`min_seconds`) in ``path``."""
     import jax
 
+    if min_compile_seconds is None:
+        min_compile_seconds = min_seconds()
     path = _make(path)
     jax.config.update("jax_compilation_cache_dir", str(path))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
@@ -70,11 +95,12 @@ def settle(where: Path | None) -> Path | None:
     _DEFAULT_CHECKED = True
     if where is None:
         return None
+    seconds = min_seconds()  # a malformed value is refused before anything is made
     if "jax" in sys.modules:
         return enable(where)
     where = _make(where)
     os.environ.update({"JAX_COMPILATION_CACHE_DIR": str(where),
-                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.5",
+                       "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": repr(seconds),
                        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"})
     return where
 
@@ -89,6 +115,7 @@ def use_default() -> Path | None:
     where = resolve()
     if where is None or _jax_cache_dir():
         return None
+    min_seconds()  # a malformed value is an error, not a silent default
     try:
         return enable(where)
     except CatchjaxError:
