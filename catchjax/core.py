@@ -303,6 +303,10 @@ class TrainedAgent:
     n_choices: int
     seconds: float = 0.0
     compile_seconds: float = 0.0
+    # what compile_seconds measured (catchjax.runs.batched.compile_source): "compiled",
+    # "loaded" from the persistent compilation cache, or "reused" (0 s, compiled earlier
+    # in the same process); "" for an agent restored or built without compiling a training
+    compile_source: str = ""
     method: str | None = None  # the registered method the agent is for (required)
     space: str = ""
     # the task protocol of the target it was trained for (NB201: "nats", "catch-fig3")

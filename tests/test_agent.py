@@ -1,6 +1,7 @@
 """Meta-training, Orbax checkpoints of agents, and resumable sweeps."""
 
 import json
+import re
 import shutil
 
 import jax
@@ -140,7 +141,11 @@ def test_cli_meta_train_then_adapt(tmp_path, capsys):
     ck = tmp_path / "agent"
     assert cli.main(["meta-train", "--benchmark", "synthetic-nb201", "--task", "cifar100",
                      "--out", str(ck), "--agents", "3", *sets]) == 0
-    assert "trained 3 catch-meta agents" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "trained 3 catch-meta agents" in printed
+    # and whether the training's seconds before it were a compile or a cache load
+    assert re.search(r"after (a \d+\.\d s compile|loading its compiled program from the "
+                     r"compilation cache in \d+\.\d s); saved", printed), printed
     out = tmp_path / "adapt"
     assert cli.main(["sweep", "--method", "catch-meta", "--benchmark", "synthetic-nb201",
                      "--task", "cifar100", "--trials", "4", "--budget", "10", "--init", str(ck),

@@ -50,6 +50,17 @@ def test_train_many_matches_training_one_by_one(syn_nb201, zero_agents):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
 
 
+def test_trained_agents_say_what_their_compile_seconds_were(syn_nb201, zero_agents):
+    """A training compiled earlier in the process is reused (0 s, said so), with the same
+    agents; a first compile is "compiled", or "loaded" from the compilation cache."""
+    assert {a.compile_source for a in zero_agents} <= {"compiled", "loaded"}
+    assert zero_agents[0].compile_seconds > 0
+    again = agents.train_many("catch-zero", syn_nb201, zero_agents[0].config, seeds=(0, 1))
+    assert [(a.compile_source, a.compile_seconds) for a in again] == [("reused", 0.0)] * 2
+    for a, b in zip(jax.tree.leaves(again[1].agent), jax.tree.leaves(zero_agents[1].agent)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_checkpoint_records_context_and_pool_and_refuses_another(zero_agents, syn_nb201,
                                                                  tmp_path, capsys):
     ck = agents.save_agent(tmp_path / "zero", zero_agents[0])

@@ -114,11 +114,13 @@ def training_columns(method: str, task: Task, pool: list[str] | str | None = Non
     return leave_out_pool(task, pool) if pool is None or isinstance(pool, str) else list(pool)
 
 
-def _trained(m, config, task: Task, pool, seed, state, seconds, compile_seconds):
+def _trained(m, config, task: Task, pool, seed, state, seconds, compile_seconds,
+             compile_source):
     L, _, K = task.arrays.prefix_mask.shape
     protocol = tables.benchmark_info(task.spec.benchmark).protocol_name(task.spec.protocol)
     return TrainedAgent(state, config, task.spec.benchmark, task.spec.task, list(pool), seed,
-                        L, K, seconds=seconds, compile_seconds=compile_seconds, method=m.name,
+                        L, K, seconds=seconds, compile_seconds=compile_seconds,
+                        compile_source=compile_source, method=m.name,
                         space=task.space.name, protocol=protocol)
 
 
@@ -132,18 +134,21 @@ def train(method: str, task: Task, config=None, seed: int = 0,
     DQN) the task's own shaped reward. ``progress``: status lines with elapsed seconds
     while compiling and training (:mod:`catchjax.runs.status`).
     """
+    from catchjax.runs import batched
+
     m, config, pool, rewards = _prepare(method, task, config, [seed], pool)
     fn = numerics.jit(lambda key, t, r: m.learner.train(config, key, t, r))
     compile_cache.use_default()
     key = jax.random.key(seed)
     t0 = time.perf_counter()
     with status.working(f"compiling {m.name}'s training", enabled=progress):
-        compiled = fn.lower(key, task.arrays, rewards).compile()
+        compiled, loaded = batched.compile_lowered(fn.lower(key, task.arrays, rewards))
     t1 = time.perf_counter()
     with status.working(f"training the {m.name} agent (seed {seed})", enabled=progress):
         agent, _ = compiled(key, task.arrays, rewards)
         agent = jax.block_until_ready(agent)
-    return _trained(m, config, task, pool, seed, agent, time.perf_counter() - t1, t1 - t0)
+    return _trained(m, config, task, pool, seed, agent, time.perf_counter() - t1, t1 - t0,
+                    "loaded" if loaded else "compiled")
 
 
 def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
@@ -170,13 +175,14 @@ def train_many(method: str, task: Task, config=None, seeds=(0, 1, 2, 3, 4),
     m, config, pool, rewards = _prepare(method, task, config, seeds, pool)
     keys = jax.vmap(jax.random.key)(jax.numpy.asarray(seeds, jax.numpy.int32))
     fn = jax.vmap(lambda key, tr: m.learner.train(config, key, *tr)[0], in_axes=(0, None))
-    batch, _ = batched.compiled(("train_many", m.name, config), lambda: fn, keys,
-                                (task.arrays, rewards), devices)
+    batch, compile_seconds = batched.compiled(("train_many", m.name, config), lambda: fn, keys,
+                                              (task.arrays, rewards), devices)
+    source = batched.compile_source(batch, compile_seconds)
     t1 = time.perf_counter()
     states = jax.block_until_ready(batch(keys, (task.arrays, rewards)))
     seconds = (time.perf_counter() - t1) / len(seeds)
     return [_trained(m, config, task, pool, seed, jax.tree.map(lambda x, a=a: x[a], states),
-                     seconds, batch.compile_seconds)
+                     seconds, compile_seconds, source)
             for a, seed in enumerate(seeds)]
 
 

@@ -88,7 +88,7 @@ class Batched:
         else:
             jitted = numerics.jit(fn, self.devices[0].platform)
         t0 = time.perf_counter()
-        self.compiled, self.loaded = _compile(jitted.lower(*self._inputs(batched, shared)))
+        self.compiled, self.loaded = compile_lowered(jitted.lower(*self._inputs(batched, shared)))
         self.compile_seconds = time.perf_counter() - t0
 
     def _inputs(self, batched, shared):
@@ -111,7 +111,7 @@ class Batched:
         return out
 
 
-def _compile(lowered):
+def compile_lowered(lowered):
     """``lowered.compile()`` and whether JAX loaded it from its persistent compilation
     cache (the hit event JAX records for each executable it reads from the folder)."""
     hits = []
