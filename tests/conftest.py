@@ -43,13 +43,20 @@ from catchjax.runs import sweeps
 # is set already (.ci/run sets it to a folder kept between CI runs), that folder is used.
 # The cache keeps every compilation, not only those over the 0.5 s a user's cache keeps: the
 # suite's programs compile with the unoptimized backend above, nearly all of them in under
-# 0.5 s, and loading them is still faster (test_catch_parts.py + test_local_search.py, one
-# process, cache filled by an earlier run: 96 s with the 0.5 s threshold, 57 s with 0).
+# 0.5 s, and loading them is still faster (test_catch_parts.py in one process, cache filled
+# by an earlier run, 2-core AMD EPYC: CPU 41-50 s with the 0.5 s threshold, 35-36 s with 0;
+# backend compile 13-20 s -> 8 s; tracing and lowering, ~20 s, no cache saves).
 os.environ.setdefault("CATCHJAX_COMPILE_CACHE_MIN_SECONDS", "0")
 if "PYTEST_XDIST_WORKER" not in os.environ and "CATCHJAX_COMPILE_CACHE" not in os.environ:
     _SESSION_CACHE = tempfile.mkdtemp(prefix="catchjax-test-compile-cache-")
     os.environ["CATCHJAX_COMPILE_CACHE"] = _SESSION_CACHE
     atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
+# ... from each test process's first compile on: the Python API turns the cache on before
+# its first sweep or training, but tests call jitted functions directly long before that
+# (test_catch_parts.py: 282 of its programs compiled before, none of them cached).
+from catchjax.runs import compile_cache  # noqa: E402
+
+compile_cache.use_default()
 
 HERE = Path(__file__).resolve().parent
 # CI sets CATCHJAX_DATA=../shared/data; a developer checkout has ../shared beside it too.
