@@ -326,9 +326,9 @@ def cmd_train(args) -> int:
                                         pool=args.pool)
     path = checkpoints.save_agents(args.out, trained, overwrite=args.overwrite)
     t = trained[0]
-    compile_words = {"loaded": f"loading its compiled program from the compilation cache "
-                               f"in {t.compile_seconds:.1f} s"}.get(
-        t.compile_source, f"a {t.compile_seconds:.1f} s compile")
+    compile_words = (f"loading its compiled program from the compilation cache in "
+                     f"{t.compile_seconds:.1f} s" if t.compile_source == "loaded"
+                     else f"a {t.compile_seconds:.1f} s compile")
     print(f"trained {len(trained)} {method.name} agent{'s' if len(trained) > 1 else ''} on "
           f"{', '.join(t.pool)} in {sum(x.seconds for x in trained):.1f} s after "
           f"{compile_words}; saved {path}")
