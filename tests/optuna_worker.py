@@ -21,8 +21,8 @@ from catchjax.integrations.optuna import CatchjaxSampler
 def main(storage, name, method, budget, trials, kill_at=None):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     task = make_task("synthetic-nb201", "cifar10")
-    table = {task.table.arch_str[r]: float(task.arrays.reward[r])
-             for r in np.flatnonzero(task.searchable)}
+    reward = np.asarray(task.arrays.reward)  # one transfer, not one per row
+    table = {task.table.arch_str[r]: float(reward[r]) for r in np.flatnonzero(task.searchable)}
     sampler = CatchjaxSampler(method, "nb201", budget=budget, seed=0)
     if storage.startswith("journal:"):  # optuna's journal file storage
         storage = optuna.storages.JournalStorage(

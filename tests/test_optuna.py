@@ -30,8 +30,8 @@ WORKER = Path(__file__).resolve().parent / "optuna_worker.py"
 @pytest.fixture(scope="module")
 def table():
     task = make_task("synthetic-nb201", "cifar10")
-    return {task.table.arch_str[r]: float(task.arrays.reward[r])
-            for r in np.flatnonzero(task.searchable)}
+    reward = np.asarray(task.arrays.reward)  # one transfer, not one per row
+    return {task.table.arch_str[r]: float(reward[r]) for r in np.flatnonzero(task.searchable)}
 
 
 def _objective(sampler, table, fail=(), sign=1.0):
