@@ -40,17 +40,25 @@ def set_compiler_options(fn) -> None:
 
 
 def versions() -> dict:
-    """Python's and the computing libraries' versions."""
+    """Python's and the computing libraries' versions (those of the modules this process
+    has loaded: a package upgraded while it runs is still the old one here)."""
+    return dict(_read_versions())
+
+
+@functools.cache
+def _read_versions() -> tuple:
+    # read once per process: each lookup parses a package's metadata file, and ask/tell
+    # records provenance at every save (20 ms per save, half an ask/tell worker's calls)
     import importlib.metadata as md
     import platform
 
-    out = {"python": platform.python_version()}
+    out = [("python", platform.python_version())]
     for pkg in _PACKAGES:
         try:
-            out[pkg] = md.version(pkg)
+            out.append((pkg, md.version(pkg)))
         except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
+            out.append((pkg, None))
+    return tuple(out)
 
 
 def parse_cpuinfo(text: str) -> tuple[str | None, list[str]]:
