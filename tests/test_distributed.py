@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -23,8 +24,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _cli(*args):
-    env = dict(os.environ, CATCHJAX_COMPILE_CACHE="off")
+def _cli(*args, tmp=None):
+    """A CLI process (with the suite's compilation cache, as a user's CLI calls have
+    theirs); ``tmp``: its temporary folder, where a supervisor keeps JAX's log of a run
+    that failed."""
+    env = None if tmp is None else {**os.environ, "TMPDIR": str(tmp)}
     return subprocess.Popen([sys.executable, "-m", "catchjax.cli", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -95,9 +99,11 @@ def test_failures_of_the_runtime_end_in_one_line_within_the_timeout(tmp_path):
     # The three scenarios run at once (each mostly waits on a timeout), each into its own
     # output folder.
     out = ["--out", str(tmp_path / "o")]
+    logs = tmp_path / "logs"  # not the machine's /tmp: a failed run's JAX log stays there
+    logs.mkdir()
     alone = _cli(*SWEEP, "--out", str(tmp_path / "alone"), "--coordinator",
                  f"127.0.0.1:{_free_port()}", "--num-processes", "2", "--process-id", "0",
-                 "--init-timeout", "2")
+                 "--init-timeout", "2", tmp=logs)
 
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -112,16 +118,18 @@ def test_failures_of_the_runtime_end_in_one_line_within_the_timeout(tmp_path):
     threading.Thread(target=answer_like_a_web_server, daemon=True).start()
     other = _cli(*SWEEP, "--out", str(tmp_path / "other"), "--coordinator",
                  f"127.0.0.1:{server.getsockname()[1]}", "--num-processes", "2",
-                 "--process-id", "1", "--init-timeout", "5")
+                 "--process-id", "1", "--init-timeout", "5", tmp=logs)
 
     long = [*SWEEP[:7], "--trials", "20000", "--budget", "300", "--no-progress"]
     hosts = ["--coordinator", f"127.0.0.1:{_free_port()}", "--num-processes", "2",
              "--init-timeout", "10", *out]
-    procs = [_cli(*long, *hosts, "--process-id", str(i)) for i in (0, 1)]
+    procs = [_cli(*long, *hosts, "--process-id", str(i), tmp=logs) for i in (0, 1)]
 
     _, err = alone.communicate(timeout=120)
     assert alone.returncode == 2 and "did not all join within --init-timeout 2 s" in err
     assert err.count("\n") == 1
+    log = err.split("(JAX's log: ")[1].rstrip(")\n")  # kept, and named
+    assert Path(log).parent == logs and Path(log).exists(), err
     _, err = other.communicate(timeout=120)
     assert other.returncode == 2 and "not as a JAX coordinator" in err
     server.close()
@@ -167,12 +175,11 @@ def test_two_processes_resume_the_progress_of_process_0(tmp_path):
                     progress_dir=r"{tmp_path / 'progress'}")
         np.save(r"{tmp_path}/full.npy", res.rows)
     """)
-    env = dict(os.environ, CATCHJAX_COMPILE_CACHE="off")
-    done = subprocess.run([sys.executable, "-c", prep], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-c", prep], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     (tmp_path / "progress" / "chunks" / "000002.npz").unlink()  # as if killed in chunk 2
-    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)], env=env,
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(i)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in (0, 1)]
     outs = [p.communicate(timeout=300) for p in procs]
