@@ -26,8 +26,9 @@ SPEC = transfer.StudySpec("dqn", "synthetic-transnas-micro", ("class_object", "r
 
 def test_spread_sweep_finds_the_analytic_optimum_for_uniform_rewards():
     # u ~ U(0, 1): Var(u^g) = 1/(2g+1) - 1/(g+1)^2; its maximum on a fine grid against
-    # the sweep over a dense, evenly spaced sample
-    u = (np.arange(200_000) + 0.5) / 200_000
+    # the sweep over a dense, evenly spaced sample (20,000 midpoints: the spread within
+    # 1e-4 of the analytic one, the same best gamma as 200,000 at a tenth of the 15 s)
+    u = (np.arange(20_000) + 0.5) / 20_000
     g = np.linspace(0.05, 3, 2951)
     var = 1 / (2 * g + 1) - 1 / (g + 1) ** 2
     want = g[np.argmax(var)]
