@@ -216,8 +216,9 @@ _SHAPES: dict = {}
 def _state_shapes(method: Method, config, domain: Domain):
     """The shapes and dtypes of a search state (what a restore fills), traced once per
     method, config and domain: a worker that catches up before every step does not
-    re-trace or initialize an agent for it."""
-    key = (method.name, config, domain)
+    re-trace or initialize an agent for it. The domain is keyed by its name and
+    architectures, not the object: a table domain is built anew at every load."""
+    key = (method.name, config, domain.name, domain.fingerprint)
     if key not in _SHAPES:
         L, K = domain.space.n_decisions, domain.space.n_choices
 
