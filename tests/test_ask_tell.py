@@ -106,6 +106,24 @@ def test_a_tell_after_a_crash_continues_identically(micro, tmp_path):
             np.testing.assert_array_equal(raw(x), raw(y))
 
 
+def test_loading_a_table_search_again_does_not_trace_its_start_again(micro, tmp_path,
+                                                                     monkeypatch):
+    """A worker that reloads before every step (as above) learns the state's shapes once:
+    a table domain is built anew at each load, and the shapes are kept by its name and
+    architectures, not by the object (each miss traced the method's start, an agent too)."""
+    AskTell.start("reinforce", task_domain(micro), budget=BUDGET, seed=0,
+                  state_dir=tmp_path / "s")
+    first = AskTell.load(tmp_path / "s")
+    traced = []  # what the load traces for shapes (JAX traces other small things too)
+    real = jax.eval_shape
+    monkeypatch.setattr(jax, "eval_shape",
+                        lambda f, *a: traced.append(getattr(f, "__qualname__", "")) or
+                        real(f, *a))
+    again = AskTell.load(tmp_path / "s")
+    assert again.domain is not first.domain
+    assert not [q for q in traced if "_state_shapes" in q], traced
+
+
 def test_a_parallel_ask_of_a_collapsed_catch_agent_proposes_different_networks(micro):
     """A near-deterministic controller (every candidate the same cell, as after the
     paper's meta-training) still gives k different networks to k workers: the first is

@@ -48,7 +48,8 @@ def versions() -> dict:
 @functools.cache
 def _read_versions() -> tuple:
     # read once per process: each lookup parses a package's metadata file, and ask/tell
-    # records provenance at every save (20 ms per save, half an ask/tell worker's calls)
+    # records provenance at every save (20 ms a save: a fifth of an ask/tell step's time
+    # for the random method)
     import importlib.metadata as md
     import platform
 
