@@ -136,22 +136,25 @@ def no_compile(monkeypatch):
     monkeypatch.setattr(agents, "train", refuse)
 
 
-# Heaviest test files first (seconds summed from --durations, setup included, on the 2-core
-# AMD EPYC CI machine, 2026-12-07): the two xdist workers take whole files in collection
-# order, so starting with the long ones keeps one worker from finishing a long file alone
-# at the end. Order inside a file and which tests run are unchanged; a file not listed
-# goes last.
-FILE_SECONDS = {"test_context_family.py": 117, "test_transfer.py": 105,
-                "test_baselines.py": 102, "test_ask_tell.py": 102, "test_optuna.py": 101,
-                "test_dqn.py": 100, "test_catch.py": 90, "test_experiments.py": 74,
-                "test_distributed.py": 65, "test_agent.py": 61, "test_several_agents.py": 53,
-                "test_catch_parts.py": 52, "test_batched.py": 51, "test_catch_meta.py": 51,
-                "test_ask_tell_workers.py": 45, "test_meta_ask_tell.py": 39,
-                "test_objectives.py": 37, "test_cli.py": 36, "test_categorical.py": 33,
-                "test_bananas.py": 26, "test_report.py": 15, "test_data_get.py": 13,
-                "test_local_search.py": 12, "test_networks.py": 10, "test_methods.py": 6,
-                "test_notebook.py": 5, "test_replay.py": 4, "test_provenance.py": 3,
-                "test_tables.py": 3}
+# Heaviest test files first: the two xdist workers take whole files in this order
+# (pyproject's --no-loadscope-reorder; xdist's default hands files out by their number of
+# tests, which left one worker running the last long files alone for a minute), so
+# starting with the long ones keeps one worker from finishing a long file alone at the
+# end. Seconds per file, setup included, from one run of the suite on the 2-core AMD EPYC
+# CI machine, 2026-12-07 (fifteenth session). Order inside a file and which tests run are
+# unchanged; a file not listed goes last.
+FILE_SECONDS = {"test_catch.py": 95, "test_transfer.py": 84, "test_context_family.py": 84,
+                "test_optuna.py": 72, "test_dqn.py": 69, "test_experiments.py": 68,
+                "test_baselines.py": 65, "test_ask_tell.py": 64,
+                "test_ask_tell_workers.py": 58, "test_distributed.py": 55,
+                "test_agent.py": 44, "test_meta_ask_tell.py": 44, "test_batched.py": 43,
+                "test_several_agents.py": 38, "test_cli.py": 34, "test_objectives.py": 31,
+                "test_catch_parts.py": 28, "test_catch_meta.py": 28, "test_report.py": 25,
+                "test_categorical.py": 23, "test_bananas.py": 22, "test_data_get.py": 17,
+                "test_networks.py": 10, "test_local_search.py": 9, "test_replay.py": 9,
+                "test_layout.py": 5, "test_methods.py": 4, "test_notebook.py": 4,
+                "test_tables.py": 3, "test_provenance.py": 3, "test_stepping.py": 3,
+                "test_analysis.py": 3, "test_spaces.py": 2, "test_optimizers.py": 2}
 
 
 def pytest_collection_modifyitems(session, config, items):
