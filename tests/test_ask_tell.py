@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 from catchjax import cli, methods
+from catchjax.asktell import saved
 from catchjax.asktell.search import AskTell, space_domain, task_domain
 from catchjax.benchmarks import tasks
 from catchjax.core import TrainedAgent
 from catchjax.errors import CatchjaxError
 from catchjax.methods import catch, dqn
 from catchjax.runs import sweeps
+from catchjax.store import folder
 
 BUDGET = 8
 SETTINGS = {
@@ -104,6 +106,34 @@ def test_a_tell_after_a_crash_continues_identically(micro, tmp_path):
         for x, y in zip(jax.tree.leaves(a.state),
                         jax.tree.leaves(AskTell.load(b.state_dir).state)):
             np.testing.assert_array_equal(raw(x), raw(y))
+
+
+def test_a_folder_saved_leaf_by_leaf_continues_identically_and_is_packed_from_then_on(
+        micro, tmp_path, monkeypatch):
+    """A CATCH search folder of the second format (its state one Orbax array per leaf, as
+    catchjax wrote it before the state was packed) loads and continues as a search kept in
+    memory; its next write is the current format, one array per dtype."""
+    reward, name = np.asarray(micro.arrays.reward), "catch-sfs"
+    a = AskTell.start(name, task_domain(micro), budget=BUDGET, seed=5, **SETTINGS[name])
+    rows_a, a = drive(a, reward, k=2)
+    path = tmp_path / "old"
+    monkeypatch.setattr(saved, "FORMAT", 2)
+    b = AskTell.start(name, task_domain(micro), budget=BUDGET, seed=5, state_dir=path,
+                      **SETTINGS[name])
+    first = b.ask(2)
+    rows_b = [int(b.domain.arrays.code_to_row[int(b.domain.space.encode(
+        np.asarray(p["actions"])))]) for p in first]
+    b.tell([p["id"] for p in first], [float(reward[r]) for r in rows_b])
+    meta = saved.read_manifest(path)
+    assert meta["format"] == 2
+    leaves = folder.restore_state(path / meta["state_dir"], folder.abstract_of(b.state), "x")
+    assert len(jax.tree.leaves(leaves)) == len(jax.tree.leaves(b.state)) > 20
+    monkeypatch.undo()
+    rest, b = drive(AskTell.load(path), reward, k=2, reload=lambda s: AskTell.load(s.state_dir))
+    assert rows_b + rest == rows_a
+    assert saved.read_manifest(path)["format"] == saved.FORMAT == 3
+    for x, y in zip(jax.tree.leaves(a.state), jax.tree.leaves(AskTell.load(path).state)):
+        np.testing.assert_array_equal(raw(x), raw(y))
 
 
 def test_loading_a_table_search_again_does_not_trace_its_start_again(micro, tmp_path,

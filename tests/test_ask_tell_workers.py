@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from catchjax import cli, safe_io
+from catchjax.asktell import saved
 from catchjax.asktell.search import LOCK, MANIFEST, AskTell, read_manifest
 from catchjax.errors import CatchjaxError
 from catchjax.store import folder, locking
@@ -175,11 +176,14 @@ def test_an_interrupted_write_leaves_the_last_complete_state(tmp_path, monkeypat
     assert len([e for e in state.iterdir() if e.name.startswith("state")]) == 1
 
 
-def test_a_first_format_folder_loads_and_is_converted_on_its_next_write(tmp_path):
+def test_a_first_format_folder_loads_and_is_converted_on_its_next_write(tmp_path,
+                                                                        monkeypatch):
 
     state = tmp_path / "search"
+    monkeypatch.setattr(saved, "FORMAT", 2)  # its state leaf by leaf, as format 1 saved it
     search = AskTell.start("random", "nb201", budget=10, seed=0, state_dir=state)
     search.tell([p["id"] for p in search.ask(2)], [0.5, 0.6])
+    monkeypatch.undo()
     meta = json.loads((state / MANIFEST).read_text())  # rewrite it as format 1 wrote it
     (state / meta.pop("state_dir")).rename(state / "state")
     meta.pop("generation")
@@ -190,7 +194,7 @@ def test_a_first_format_folder_loads_and_is_converted_on_its_next_write(tmp_path
     old = AskTell.load(state)
     assert [p["reward"] for p in old.log] == [0.5, 0.6]
     old.ask(1)
-    assert read_manifest(state)["format"] == 2 and not (state / "state").exists()
+    assert read_manifest(state)["format"] == saved.FORMAT and not (state / "state").exists()
     assert AskTell.load(state).n_asked == 3
 
 

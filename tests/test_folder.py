@@ -5,6 +5,7 @@ import json
 import pathlib
 import re
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -50,6 +51,37 @@ def test_a_damaged_state_says_which_folder_and_what_to_do(tmp_path):
     with pytest.raises(CatchjaxError, match=r"cannot restore .*/s .*; the thing is damaged"):
         folder.restore_state(tmp_path / "s", abstract, "the thing is damaged")
 
+
+
+def test_a_packed_state_holds_one_array_per_dtype_and_restores_bit_for_bit(tmp_path):
+    """What ask/tell folders save: every leaf, a PRNG key array, booleans, a scalar and an
+    empty leaf included, comes back with the same bits, dtype and shape; a state of another
+    shape is refused, not filled with the wrong numbers."""
+    keys = jax.random.split(jax.random.key(3), 4)
+    state = {"w": jnp.linspace(-1.0, 1.0, 6, dtype=jnp.float32).reshape(2, 3),
+             "b": jnp.float32(np.nan), "n": jnp.int32(-7), "ids": jnp.arange(5),
+             "seen": jnp.array([True, False, True]), "none": jnp.zeros((0, 4)),
+             "keys": keys, "key": jax.random.key(9)}
+    flat = folder.pack(state)
+    assert sorted(flat) == ["bool", "float32", "int32", "uint32"]  # zero-size: nothing
+    assert flat["float32"].shape == (7,) and flat["uint32"].shape == (10,)
+    folder.save_state(tmp_path / "s", state, packed=True)
+    shapes = folder.abstract_of(jax.eval_shape(lambda: state))  # as ask/tell restores
+    back = folder.restore_state(tmp_path / "s", shapes, "x", packed=True)
+    assert jax.tree.structure(back) == jax.tree.structure(state)
+    for name in state:
+        a, b = state[name], back[name]
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), name
+        if jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+            a, b = jax.random.key_data(a), jax.random.key_data(b)
+        assert np.asarray(a).tobytes() == np.asarray(b).tobytes(), name
+    assert np.array_equal(jax.random.uniform(back["keys"][2], (3,)),
+                          jax.random.uniform(keys[2], (3,)))  # keys that still draw the same
+    other = folder.abstract_of(jax.eval_shape(lambda: {**state, "ids": jnp.arange(6)}))
+    with pytest.raises(CatchjaxError, match=r"cannot restore .*/s .*; damaged"):
+        folder.restore_state(tmp_path / "s", other, "damaged", packed=True)
+    with pytest.raises(CatchjaxError, match="cannot restore"):  # read as leaf by leaf
+        folder.restore_state(tmp_path / "s", shapes, "damaged")
 
 def test_a_folder_created_whole_never_replaces_one_created_meanwhile(tmp_path):
     path = tmp_path / "search"

@@ -12,8 +12,10 @@ The folder itself is never moved. A write puts the new state (Orbax) in
 config, domain, seed, every proposal with its reward, the name and SHA-256 of the current
 state folder), and only then deletes older generations; a crash at any moment leaves a
 manifest that names a complete state (:mod:`catchjax.store.folder` does the writing).
-Folders of the first format (one ``state/`` folder, replaced as a whole) still load and
-are converted on their next write.
+The state is saved packed, one array per dtype (:func:`catchjax.store.folder.pack`: one
+Orbax array per leaf made saving and restoring most of a CATCH step's time). Folders of the
+earlier formats (one ``state/`` folder replaced as a whole; generations saved leaf by leaf)
+still load and are converted on their next write.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from catchjax.core import Method
 from catchjax.errors import CatchjaxError
 from catchjax.store import folder, provenance
 
-FORMAT = 2
-READABLE_FORMATS = (1, 2)  # 1: one state/ folder, replaced with the whole search folder
+FORMAT = 3
+# 1: one state/ folder, replaced with the whole search folder; 2: generations, each state
+# saved leaf by leaf; 3: each state saved packed, one array per dtype (folder.pack)
+READABLE_FORMATS = (1, 2, 3)
 MANIFEST = "catchjax-search.json"
 LOCK = "catchjax-search.lock"
 KIND = "catchjax ask/tell search"
@@ -85,8 +89,8 @@ class SearchFolder:
 
         def fill(tmp: Path) -> dict:
             (tmp / LOCK).touch()
-            return folder.write_generation(tmp, MANIFEST, state, manifest, 1, indent=1,
-                                           allow_nan=False)
+            return folder.write_generation(tmp, MANIFEST, state, manifest, 1,
+                                           packed=FORMAT >= 3, indent=1, allow_nan=False)
 
         self._written(folder.create_whole(
             path, fill, f"{path} already exists (another worker started it meanwhile); "
@@ -96,7 +100,8 @@ class SearchFolder:
     def write(self, manifest: dict, state) -> None:
         """The next generation (the caller holds the lock), then older ones removed."""
         meta = folder.write_generation(self.path, MANIFEST, state, manifest,
-                                       self.generation + 1, indent=1, allow_nan=False)
+                                       self.generation + 1, packed=FORMAT >= 3,
+                                       indent=1, allow_nan=False)
         self._written(meta)
         folder.remove_stale(self.path, meta["state_dir"], STALE)  # only now
 
@@ -118,7 +123,8 @@ class SearchFolder:
         if folder.state_digest(self.path / state_name) != meta.get(folder.STATE_DIGEST):
             raise CatchjaxError(f"{self.path}: the files under {state_name}/ do not "
                                 f"match their checksum; the search folder is damaged")
-        state = restore_state(self.path / state_name, method, config, domain)
+        state = restore_state(self.path / state_name, method, config, domain,
+                              packed=is_packed(meta))
         log = list(meta["proposals"])
         if int(state.ledger.n_asked) != len(log):
             raise CatchjaxError(f"{self.path}: the state and the proposal list "
@@ -192,7 +198,8 @@ def load(state_dir, *, method: str | None, space: str | None, lock_timeout,
             f"{path}: the architectures of {domain_name} differ from those the search was "
             f"started on (another table or catchjax version); start a new search"
         )
-    state = restore_state(path / meta.get("state_dir", "state"), m, config, domain)
+    state = restore_state(path / meta.get("state_dir", "state"), m, config, domain,
+                          packed=is_packed(meta))
     if int(state.ledger.n_asked) != len(log):
         raise CatchjaxError(f"{path}: the state and the proposal list disagree; damaged")
     fields = dict(method=m.name, config=config, domain=domain, seed=seed, state=state,
@@ -233,9 +240,15 @@ def _state_shapes(method: Method, config, domain: Domain):
     return _SHAPES[key]
 
 
-def restore_state(state_path: Path, method: Method, config, domain: Domain):
+def is_packed(meta: dict) -> bool:
+    """Whether the manifest's state was saved packed (format 3 on)."""
+    return int(meta.get("format", 1)) >= 3
+
+
+def restore_state(state_path: Path, method: Method, config, domain: Domain, *,
+                  packed: bool):
     return folder.restore_state(state_path, _state_shapes(method, config, domain),
-                                "the search folder is damaged")
+                                "the search folder is damaged", packed=packed)
 
 
 def read_manifest(path: Path, *, check_state: bool = True) -> dict:
