@@ -206,8 +206,9 @@ def unpack(flat: dict, abstract):
     import jax.numpy as jnp
     import numpy as np
 
+    flat = {name: np.asarray(a) for name, a in flat.items()}  # to the host once, not per leaf
     sizes = _packed_sizes(abstract)
-    got = {name: int(np.size(a)) for name, a in flat.items()}
+    got = {name: a.size for name, a in flat.items()}
     if got != sizes:
         raise ValueError(f"the packed state holds {got} elements per dtype, the state it is "
                          f"restored into {sizes}")
@@ -218,7 +219,7 @@ def unpack(flat: dict, abstract):
         name, shape = _stored(leaf)
         n = math.prod(shape)
         if n:
-            value = np.asarray(flat[name])[at[name]:at[name] + n].reshape(shape)
+            value = flat[name][at[name]:at[name] + n].reshape(shape)
             at[name] += n
         else:
             value = np.zeros(shape, name)
