@@ -33,17 +33,19 @@ def default_sized_sweep(syn_nb201, users_compiler):
 def test_a_catch_trial_does_not_depend_on_how_many_trials_share_its_call(default_sized_sweep,
                                                                           syn_nb201,
                                                                           users_compiler):
-    """At the default network sizes, 24 trials as one call and as 24 calls of one trial
-    (chunk_size=1) search the same networks bit for bit. Before catchjax.runs.numerics turned
+    """At the default network sizes, 24 trials as one call and as 12 calls of two trials
+    (chunk_size=2) search the same networks bit for bit. Before catchjax.runs.numerics turned
     XLA's YNNPACK fusions off, larger batches summed in another order (11 of these 24
     trials differed); before sweeps kept two trials per call, a batch of one compiled to
-    other arithmetic (10 differed)."""
+    other arithmetic (10 differed). A call of one trial (chunk_size=1) runs this same
+    two-trial program on the trial and a copy of it, as run_trial does (next test); these
+    calls are of two different trials, at half the cost of 24 calls of one."""
     whole = default_sized_sweep
     with users_compiler():
-        one_by_one = sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0,
-                                  chunk_size=1)
-    np.testing.assert_array_equal(whole.rows, one_by_one.rows)
-    np.testing.assert_array_equal(whole.rewards, one_by_one.rewards)
+        in_pairs = sweeps.sweep("catch-sfs", syn_nb201, trials=24, budget=40, seed=0,
+                                chunk_size=2)
+    np.testing.assert_array_equal(whole.rows, in_pairs.rows)
+    np.testing.assert_array_equal(whole.rewards, in_pairs.rewards)
 
 
 def test_a_catch_trial_run_alone_equals_the_sweeps_at_default_sizes(default_sized_sweep,
