@@ -150,20 +150,20 @@ def no_compile(monkeypatch):
 # tests, which left one worker running the last long files alone for a minute), so
 # starting with the long ones keeps one worker from finishing a long file alone at the
 # end. Seconds per file, setup included, from one run of the suite on the 2-core AMD EPYC
-# CI machine, 2026-12-07 (fifteenth session). Order inside a file and which tests run are
+# CI machine, 2026-12-07 (sixteenth session). Order inside a file and which tests run are
 # unchanged; a file not listed goes last.
-FILE_SECONDS = {"test_catch.py": 95, "test_transfer.py": 84, "test_context_family.py": 84,
-                "test_optuna.py": 72, "test_dqn.py": 69, "test_experiments.py": 68,
-                "test_baselines.py": 65, "test_ask_tell.py": 64,
-                "test_ask_tell_workers.py": 58, "test_distributed.py": 55,
-                "test_agent.py": 44, "test_meta_ask_tell.py": 44, "test_batched.py": 43,
-                "test_several_agents.py": 38, "test_cli.py": 34, "test_objectives.py": 31,
-                "test_catch_parts.py": 28, "test_catch_meta.py": 28, "test_report.py": 25,
-                "test_categorical.py": 23, "test_bananas.py": 22, "test_data_get.py": 17,
-                "test_networks.py": 10, "test_local_search.py": 9, "test_replay.py": 9,
-                "test_layout.py": 5, "test_methods.py": 4, "test_notebook.py": 4,
-                "test_tables.py": 3, "test_provenance.py": 3, "test_stepping.py": 3,
-                "test_analysis.py": 3, "test_spaces.py": 2, "test_optimizers.py": 2}
+FILE_SECONDS = {"test_transfer.py": 75, "test_context_family.py": 67, "test_catch.py": 64,
+                "test_baselines.py": 63, "test_dqn.py": 60, "test_experiments.py": 57,
+                "test_ask_tell.py": 56, "test_distributed.py": 49, "test_optuna.py": 49,
+                "test_ask_tell_workers.py": 47, "test_batched.py": 37,
+                "test_several_agents.py": 34, "test_cli.py": 31, "test_catch_parts.py": 31,
+                "test_catch_meta.py": 24, "test_agent.py": 23, "test_report.py": 22,
+                "test_objectives.py": 21, "test_bananas.py": 20, "test_meta_ask_tell.py": 20,
+                "test_categorical.py": 16, "test_data_get.py": 14, "test_networks.py": 9,
+                "test_local_search.py": 8, "test_notebook.py": 4, "test_methods.py": 4,
+                "test_layout.py": 3, "test_replay.py": 3, "test_analysis.py": 3,
+                "test_tables.py": 2, "test_provenance.py": 2, "test_stepping.py": 2,
+                "test_optimizers.py": 2}
 
 
 def pytest_collection_modifyitems(session, config, items):
