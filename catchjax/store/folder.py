@@ -143,7 +143,7 @@ def restore_state(state_path: Path, abstract, damaged: str, *, packed: bool = Fa
         sizes = _packed_sizes(abstract)
         flat = checkpointer().restore(
             state_path, {name: jax.ShapeDtypeStruct((n,), name) for name, n in sizes.items()})
-        return unpack(flat, abstract)
+        return unpack(flat, abstract, sizes=sizes)
     except Exception as exc:  # orbax raises many types for damaged files
         raise CatchjaxError(f"cannot restore {state_path} ({type(exc).__name__}: "
                             f"{str(exc)[:200]}); {damaged}") from None
@@ -197,9 +197,10 @@ def pack(tree) -> dict:
     return {name: np.concatenate(p) for name, p in parts.items() if sum(a.size for a in p)}
 
 
-def unpack(flat: dict, abstract):
+def unpack(flat: dict, abstract, *, sizes: dict | None = None):
     """The tree shaped as ``abstract`` whose leaves :func:`pack` stored in ``flat``; a
-    ValueError when the sizes do not add up (a state of another shape)."""
+    ValueError when the sizes do not add up (a state of another shape). ``sizes``:
+    :func:`_packed_sizes` of ``abstract``, where the caller has it already."""
     import math
 
     import jax
@@ -207,7 +208,7 @@ def unpack(flat: dict, abstract):
     import numpy as np
 
     flat = {name: np.asarray(a) for name, a in flat.items()}  # to the host once, not per leaf
-    sizes = _packed_sizes(abstract)
+    sizes = _packed_sizes(abstract) if sizes is None else sizes
     got = {name: a.size for name, a in flat.items()}
     if got != sizes:
         raise ValueError(f"the packed state holds {got} elements per dtype, the state it is "
