@@ -52,7 +52,6 @@ def test_a_damaged_state_says_which_folder_and_what_to_do(tmp_path):
         folder.restore_state(tmp_path / "s", abstract, "the thing is damaged")
 
 
-
 def test_a_packed_state_holds_one_array_per_dtype_and_restores_bit_for_bit(tmp_path):
     """What ask/tell folders save: every leaf, a PRNG key array, booleans, a scalar and an
     empty leaf included, comes back with the same bits, dtype and shape; a state of another
@@ -82,6 +81,7 @@ def test_a_packed_state_holds_one_array_per_dtype_and_restores_bit_for_bit(tmp_p
         folder.restore_state(tmp_path / "s", other, "damaged", packed=True)
     with pytest.raises(CatchjaxError, match="cannot restore"):  # read as leaf by leaf
         folder.restore_state(tmp_path / "s", shapes, "damaged")
+
 
 def test_a_folder_created_whole_never_replaces_one_created_meanwhile(tmp_path):
     path = tmp_path / "search"
